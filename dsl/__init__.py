@@ -1,0 +1,3 @@
+"""The Ownly rule language: parse, check, compile and format rule files."""
+
+from __future__ import annotations

@@ -1,0 +1,178 @@
+"""The Lark parser for `ownly.lark`, and syntax errors translated into plain words."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
+
+from dsl.ast import Span
+from dsl.diagnostics import Diagnostic
+
+__all__ = ["lark_parser", "syntax_diagnostic"]
+
+_OPENERS = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
+_CLOSERS = {"RPAR", "RSQB", "RBRACE"}
+
+# When most expression-starting (or operator) terminals are expected, the
+# message says "an expression" ("an operator") instead of listing a dozen tokens.
+_EXPR_START = frozenset(
+    {"NAME", "STRING", "INT", "DECIMAL", "DURATION"}
+    | {"'['", "'('", "'{'", "'-'", "'not'", "'exists'", "'true'", "'false'", "'null'", "'*'"}
+)
+_OPERATORS = frozenset(
+    {"'=='", "'!='", "'<'", "'<='", "'>'", "'>='", "'in'", "'matches'", "'starts_with'"}
+    | {"'ends_with'", "'like'", "'+'", "'-'", "'*'", "'/'", "'%'", "'and'", "'or'", "'.'"}
+    | {"'['", "'??'", "'not'"}
+)
+_NAMED = {
+    "NAME": "a name",
+    "STRING": 'a string ("...")',
+    "INT": "a whole number",
+    "DECIMAL": "a decimal number",
+    "DURATION": "a duration such as 30s, 5m, 2h or 7d",
+    "_NL": "a new line",
+    "$END": "the end of the file",
+    "OPTIONAL": "'?'",
+    "_TIMES": "'times'",
+}
+
+
+class _BracketNewlines:
+    """Drop newlines inside ( ) and [ ] so lists and arguments may span lines."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        stack: list[str] = []
+        for token in stream:
+            kind = token.type
+            if kind == "_NL" and stack and stack[-1] != "{":
+                continue
+            if kind in _OPENERS:
+                stack.append(_OPENERS[kind])
+            elif kind in _CLOSERS and stack:
+                stack.pop()
+            yield token
+
+
+@functools.cache
+def lark_parser() -> Lark:
+    """The LALR parser, built once per process (and cached on disk by Lark)."""
+    grammar = (Path(__file__).parent / "ownly.lark").read_text(encoding="utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        start=["start", "expression"],
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=_BracketNewlines(),
+        cache=True,
+    )
+
+
+@functools.cache
+def _terminal_words() -> dict[str, str]:
+    words = dict(_NAMED)
+    for terminal in lark_parser().terminals:
+        if terminal.name in words:
+            continue
+        pattern = terminal.pattern
+        if isinstance(pattern, PatternStr):
+            words[terminal.name] = f"'{pattern.value}'"
+    return words
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words = _terminal_words()
+    names = {n if n in _NAMED else words.get(n, n) for n in expected}
+    parts: list[str] = []
+    if len(names & _EXPR_START) >= 4:
+        names -= _EXPR_START
+        parts.append("an expression")
+    if len(names & _OPERATORS) >= 4:
+        names -= _OPERATORS
+        parts.append("an operator")
+    parts.extend(sorted(words.get(n, n) for n in names))
+    if not parts:
+        return "something else"
+    if len(parts) > 8:
+        parts = [*parts[:8], "..."]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "_NL":
+        return "end of line"
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "STRING":
+        return f"string {token.value}"
+    text = str(token.value)
+    return f"'{text[:40]}'"
+
+
+def syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnostic:
+    """Translate a Lark error into a diagnostic that names what was expected."""
+    if isinstance(error, UnexpectedToken):
+        expected = _accepted(error)
+        token = error.token
+        line, column = token.line or 1, token.column or 1
+        if token.type == "$END":
+            message = "unexpected end of file, expected " + _describe_expected(expected)
+            return _at(file, text, None, "E003", message)
+        width = max(len(str(token.value)), 1) if token.type != "_NL" else 1
+        if token.type == "_NL":
+            line, column = _end_of_line(text, token.start_pos or 0)
+        span = Span(file, line, column, line, column + width)
+        message = f"unexpected {_describe_token(token)}, expected " + _describe_expected(expected)
+        hint = None
+        readable = {_terminal_words().get(n, n) for n in expected}
+        if token.type == "EQUAL" and "'=='" in readable:
+            hint = "use '==' to compare"
+        elif token.type == "RBRACE" and expected == {"_NL"}:
+            hint = "one statement per line: put '}' on a line of its own"
+        return Diagnostic("E001", message, span, hint)
+    if isinstance(error, UnexpectedCharacters):
+        pos = error.pos_in_stream or 0
+        char = text[pos] if pos < len(text) else "?"
+        span = Span(file, error.line, error.column, error.line, error.column + 1)
+        hint = "strings use double quotes" if char == "'" else None
+        return Diagnostic("E002", f"unexpected character {char!r}", span, hint)
+    if isinstance(error, UnexpectedEOF):
+        return _at(
+            file,
+            text,
+            None,
+            "E003",
+            "unexpected end of file, expected " + _describe_expected(set(error.expected)),
+        )
+    return _at(file, text, None, "E001", "syntax error")  # pragma: no cover - other lark errors
+
+
+def _accepted(error: UnexpectedToken) -> set[str]:
+    """The terminals the parser would really accept here (LALR lookaheads overstate it)."""
+    parser = error.interactive_parser
+    if parser is not None:
+        try:
+            return set(parser.accepts())  # type: ignore[no-untyped-call]
+        except UnexpectedInput:  # pragma: no cover - accepts() only feeds known terminals
+            pass
+    return set(error.expected)
+
+
+def _end_of_line(text: str, pos: int) -> tuple[int, int]:
+    line = text.count("\n", 0, pos) + 1
+    start = text.rfind("\n", 0, pos) + 1
+    return line, pos - start + 1
+
+
+def _at(file: str, text: str, pos: int | None, code: str, message: str) -> Diagnostic:
+    body = text.rstrip("\n")
+    where = len(body) if pos is None else pos
+    line, column = _end_of_line(text, where)
+    return Diagnostic(code, message, Span(file, line, column, line, column + 1))
