@@ -1,0 +1,60 @@
+"""API keys: which key a request carries, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from engine.config import SCOPES, ApiKey
+from engine.errors import ConfigError
+
+__all__ = ["DEV_KEY_FILE", "Keyring", "development_key"]
+
+DEV_KEY_FILE = "dev-key"
+
+
+class Keyring:
+    """The keys the engine accepts."""
+
+    def __init__(self, keys: tuple[ApiKey, ...]) -> None:
+        self.keys = keys
+
+    def identify(self, authorization: str | None) -> ApiKey | None:
+        """The key named by an ``Authorization: Bearer <key>`` header, or None."""
+        if not authorization:
+            return None
+        scheme, _, presented = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return None
+        offered = presented.strip().encode()
+        found = None
+        # Compare against every key, so timing does not reveal which one matched.
+        for key in self.keys:
+            if hmac.compare_digest(offered, key.secret.get_secret_value().encode()):
+                found = key
+        return found
+
+
+def development_key(state_dir: Path) -> ApiKey:
+    """A local key with every scope, kept in ``state_dir`` (created once, mode 0600)."""
+    path = state_dir / DEV_KEY_FILE
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        value = ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read the development key {path}: {exc.strerror}") from exc
+    if not value:
+        value = "ownly_dev_" + secrets.token_urlsafe(24)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as file:
+                file.write(value + "\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the development key {path}: {exc.strerror}") from exc
+    return ApiKey(name="development", scopes=frozenset(SCOPES), secret=SecretStr(value))

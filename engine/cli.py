@@ -1,0 +1,142 @@
+"""The ``ownly`` command line.
+
+Exit codes: 0 success, 1 failure (one readable line; ``--debug`` adds the
+traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from engine.app import Engine
+from engine.config import Settings, load_settings
+from engine.errors import OwnlyError
+from engine.migrate import migrate as apply_migrations
+from engine.server import serve
+from engine.storage import Database
+from engine.version import VERSION
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+
+class _Group(click.Group):
+    """Turns an ``OwnlyError`` into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OwnlyError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            console = Console(stderr=True, highlight=False, soft_wrap=True)
+            for line in exc.message.splitlines() or [type(exc).__name__]:
+                console.print(f"[bold red]error:[/] {escape(line)}")
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="OWNLY_CONFIG",
+    default="ownly.toml",
+    show_default=True,
+    help="The engine configuration file.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(VERSION, "--version", prog_name="ownly")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
+    """Ownly: integrations and automation as code."""
+    ctx.obj = config_path
+
+
+def _settings(ctx: click.Context) -> Settings:
+    path = ctx.find_root().obj
+    assert isinstance(path, Path)
+    return load_settings(path, os.environ)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Start the engine: migrate a new database, load the rules, serve until SIGTERM."""
+    settings = _settings(ctx)
+    engine = Engine.from_settings(settings, log_stream=sys.stderr)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def listening(addresses: list[str]) -> None:
+        if settings.production:
+            return
+        key = engine.keyring.keys[0] if engine.keyring.keys else None
+        if key is not None and key.name == "development":
+            console.print(
+                f"development API key: {key.secret.get_secret_value()} "
+                f"(kept in {settings.state_dir / 'dev-key'}; not used in production mode)"
+            )
+
+    async def main_task() -> None:
+        await engine.start()
+        try:
+            await serve(engine, on_listening=listening)
+        finally:
+            await engine.stop()
+
+    _run(main_task())
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Apply pending database migrations."""
+    settings = _settings(ctx)
+
+    async def upgrade() -> tuple[str | None, str | None]:
+        database = Database(settings.database_url, settings.config.database)
+        await database.open()
+        try:
+            before, after = await apply_migrations(database)
+        finally:
+            await database.close()
+        return before.current, after.current
+
+    before, after = _run(upgrade())
+    if before == after:
+        click.echo(f"database is up to date at {after}")
+    else:
+        click.echo(f"migrated database from {before or 'empty'} to {after}")
+
+
+@main.command()
+@click.pass_context
+def config(ctx: click.Context) -> None:
+    """Print the effective configuration as JSON, with secrets redacted."""
+    settings = _settings(ctx)
+    click.echo(json.dumps(settings.redacted(), indent=2))
+
+
+@main.command()
+def version() -> None:
+    """Print the version of Ownly."""
+    click.echo(f"ownly {VERSION}")

@@ -1,0 +1,372 @@
+"""The engine's configuration: ``ownly.toml``, validated, with ``OWNLY_*`` overrides.
+
+Every error names where the bad value came from (``ownly.toml:7`` or the
+environment variable) and the key, and suggests the closest valid key for a
+typo. Secrets never appear in the file: an API key is the *name* of an
+environment variable, resolved once here, held as a ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from engine.errors import ConfigError
+
+__all__ = [
+    "ApiConfig",
+    "ApiKey",
+    "ApiKeyConfig",
+    "Config",
+    "DatabaseConfig",
+    "RulesConfig",
+    "ServerConfig",
+    "Settings",
+    "TemplatesConfig",
+    "load_settings",
+    "parse_duration",
+]
+
+ENV_PREFIX = "OWNLY_"
+Scope = Literal[
+    "admin",
+    "events:read",
+    "events:write",
+    "rules:read",
+    "webhooks:read",
+    "webhooks:write",
+]
+SCOPES: tuple[str, ...] = get_args(Scope)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> object:
+    """Read ``10``, ``2.5``, ``"500ms"``, ``"30s"``, ``"5m"`` or ``"1h"`` as seconds."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError("expected a duration such as 30s, 500ms, 5m or 1h")
+        return float(match[1]) * _UNIT_SECONDS[match[2]]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=86_400)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    mode: Literal["development", "production"] = "development"
+    state_dir: Path = Path("var")
+    shutdown_grace: Seconds = 10.0
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class DatabaseConfig(_Section):
+    url: str = Field(default="sqlite:///var/ownly.db", repr=False)  # may hold a password
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    busy_timeout: Seconds = 5.0
+
+
+class RulesConfig(_Section):
+    paths: list[Path] = Field(default_factory=lambda: [Path("rules")], min_length=1)
+
+
+class TemplatesConfig(_Section):
+    path: Path = Path("templates")
+
+
+class ApiKeyConfig(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    scopes: list[Scope] = Field(min_length=1)
+    key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ApiConfig(_Section):
+    keys: list[ApiKeyConfig] = Field(default_factory=list)
+
+
+class Config(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key resolved from its environment variable."""
+
+    name: str
+    scopes: frozenset[str]
+    secret: SecretStr
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration, with paths resolved and secrets read."""
+
+    config: Config
+    source: Path | None
+    base_dir: Path
+    api_keys: tuple[ApiKey, ...]
+
+    @property
+    def production(self) -> bool:
+        return self.config.server.mode == "production"
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the configuration, relative to the file that named it."""
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.resolve(self.config.server.state_dir)
+
+    @property
+    def rule_paths(self) -> list[Path]:
+        return [self.resolve(path) for path in self.config.rules.paths]
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.resolve(self.config.templates.path)
+
+    @property
+    def database_url(self) -> URL:
+        """The URL with SQLite's async driver and an absolute file path."""
+        return _database_url(self.config.database.url, self.base_dir)
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective configuration as data, with every secret hidden."""
+        data = self.config.model_dump(mode="json")
+        data["database"]["url"] = self.database_url.render_as_string(hide_password=True)
+        for key in data["api"]["keys"]:
+            key["key"] = "<redacted>"
+        return data
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Read ``path`` (or only defaults when None), apply ``OWNLY_*`` overrides, validate."""
+    text = ""
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from exc
+    label = str(path) if path is not None else "defaults"
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label}: not valid TOML: {exc}") from exc
+
+    origins = _Origins(label, text)
+    _apply_environment(raw, environ, origins)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origins)) from None
+
+    base_dir = path.parent.resolve() if path is not None else Path.cwd()
+    _database_url(config.database.url, base_dir, origin=origins.where(("database", "url")))
+    api_keys = tuple(
+        _resolve_key(config, index, environ, origins) for index in range(len(config.api.keys))
+    )
+    return Settings(config=config, source=path, base_dir=base_dir, api_keys=api_keys)
+
+
+def _resolve_key(
+    config: Config, index: int, environ: Mapping[str, str], origins: _Origins
+) -> ApiKey:
+    key = config.api.keys[index]
+    value = environ.get(key.key_env, "")
+    if not value:
+        where = origins.where(("api", "keys", index, "key_env"))
+        raise ConfigError(
+            f"{where}: [api.keys] {key.name}: environment variable {key.key_env} is not set"
+        )
+    return ApiKey(name=key.name, scopes=frozenset(key.scopes), secret=SecretStr(value))
+
+
+def _database_url(text: str, base_dir: Path, origin: str = "") -> URL:
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise ConfigError(f"{origin}: [database] url: not a database URL: {text!r}") from None
+    if url.get_backend_name() != "sqlite":
+        return url
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        database = str(base_dir / database) if not Path(database).is_absolute() else database
+    return url.set(drivername="sqlite+aiosqlite", database=database)
+
+
+class _Origins:
+    """Where each value came from: a line of the file, or an environment variable."""
+
+    def __init__(self, label: str, text: str) -> None:
+        self._label = label
+        self._lines = _key_lines(text)
+        self._env: dict[tuple[Any, ...], str] = {}
+
+    def from_env(self, loc: tuple[Any, ...], variable: str) -> None:
+        self._env[loc] = variable
+
+    def line(self, loc: tuple[Any, ...]) -> int:
+        """The line that holds ``loc`` or its closest enclosing table; 0 when unknown."""
+        for length in range(len(loc), 0, -1):
+            line = self._lines.get(loc[:length])
+            if line is not None:
+                return line
+        return 0
+
+    def where(self, loc: tuple[Any, ...]) -> str:
+        if loc in self._env:
+            return self._env[loc]
+        line = self.line(loc)
+        return f"{self._label}:{line}" if line else self._label
+
+
+def _key_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """Map each key path (``("server", "port")``, ``("api", "keys", 0, "name")``) to its line."""
+    lines: dict[tuple[Any, ...], int] = {}
+    table: tuple[Any, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := re.match(r"\s*\[\[\s*([\w.-]+)\s*\]\]", line):
+            name = tuple(match[1].split("."))
+            counts[name] = counts.get(name, -1) + 1
+            table = (*name, counts[name])
+            lines.setdefault(table, number)
+        elif match := re.match(r"\s*\[\s*([\w.-]+)\s*\]", line):
+            table = tuple(match[1].split("."))
+            lines.setdefault(table, number)
+        elif match := re.match(r"\s*([\w-]+)\s*=", line):
+            lines.setdefault((*table, match[1]), number)
+    return lines
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str], origins: _Origins) -> None:
+    """Fold ``OWNLY_<SECTION>_<KEY>`` variables into the raw configuration."""
+    key_envs = {
+        key.get("key_env") for key in raw.get("api", {}).get("keys", []) if isinstance(key, dict)
+    }
+    sections = Config.model_fields
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable in key_envs:
+            continue
+        rest = variable[len(ENV_PREFIX) :].lower()
+        section = next((name for name in sections if rest.startswith(name + "_")), None)
+        if section is None:
+            continue
+        key = rest[len(section) + 1 :]
+        model = sections[section].annotation
+        assert isinstance(model, type) and issubclass(model, _Section)
+        loc = (section, key)
+        origins.from_env(loc, variable)
+        if key not in model.model_fields:
+            hint = _did_you_mean(key, model.model_fields)
+            raise ConfigError(f"{variable}: [{section}] {key}: unknown key{hint}")
+        value: Any = environ[variable]
+        if _is_list(model, key):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        elif _is_nested(model, key):
+            raise ConfigError(f"{variable}: [{section}] {key}: can only be set in the file")
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{origins.where((section,))}: [{section}] must be a table")
+        target[key] = value
+
+
+def _is_list(model: type[_Section], key: str) -> bool:
+    annotation = model.model_fields[key].annotation
+    return getattr(annotation, "__origin__", None) is list and not _is_nested(model, key)
+
+
+def _is_nested(model: type[_Section], key: str) -> bool:
+    return _nested_model(model.model_fields[key].annotation) is not None
+
+
+def _describe(exc: ValidationError, origins: _Origins) -> str:
+    """One line per problem; the first names the file and line."""
+    problems: list[tuple[int, str]] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        dotted = _dotted(loc)
+        where = origins.where(loc)
+        if error["type"] == "extra_forbidden":
+            hint = _did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
+            problem = f"{where}: {dotted}: unknown key{hint}"
+        elif error["type"] == "missing":
+            problem = f"{where}: {dotted}: required key is missing"
+        else:
+            got = error.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            problem = f"{where}: {dotted}: {error['msg']}{shown}"
+        problems.append((origins.line(loc), problem))
+    return "\n".join(problem for _, problem in sorted(problems, key=lambda item: item[0]))
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """``("api", "keys", 1, "scopes", 0)`` -> ``[api.keys][1] scopes.0``."""
+    table: list[str] = []
+    index = ""
+    model: Any = Config
+    rest = list(loc)
+    while rest and model is not None and isinstance(rest[0], str) and rest[0] in model.model_fields:
+        nested = _nested_model(model.model_fields[rest[0]].annotation)
+        if nested is None:
+            break
+        table.append(rest.pop(0))
+        if rest and isinstance(rest[0], int):
+            index += f"[{rest.pop(0)}]"
+        model = nested
+    key = ".".join(str(part) for part in rest)
+    if not table:
+        return f"[{key}]"
+    return f"[{'.'.join(table)}]{index}" + (f" {key}" if key else "")
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        model = _nested_model(field.annotation) if field is not None else None
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _did_you_mean(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,113 @@
+"""The engine's tables, in portable SQLAlchemy types (SQLite now, PostgreSQL later).
+
+Migrations in ``engine/migrations`` create these; this module is the
+description queries are written against, and the target Alembic compares to.
+Times are stored as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+__all__ = ["UTCDateTime", "events", "jobs", "metadata", "rule_sets"]
+
+# Constraint names that are stable across databases, so later migrations can name them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# An auto-incrementing 64-bit key; SQLite only auto-increments a column typed INTEGER.
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out timezone-aware in UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; pass an aware UTC time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("version", String(64), primary_key=True),  # hash of the compiled rule set
+    Column("applied_at", UTCDateTime(), nullable=False),
+    Column("git_commit", String(40)),
+    Column("files", JSON, nullable=False),
+    Column("ir", JSON, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),  # commit order
+    Column("id", String(200), nullable=False, unique=True),  # the deduplication key
+    Column("type", String(200), nullable=False),
+    Column("source", String(500)),
+    Column("subject", String(500)),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("rule_set", String(64), ForeignKey("rule_sets.version")),
+    Index(None, "type", "seq"),
+    Index(None, "received_at"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("kind", String(50), nullable=False),  # webhook, email, workflow, ...
+    Column("payload", JSON, nullable=False),
+    Column("state", String(20), nullable=False),  # pending running succeeded failed cancelled
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("idempotency_key", String(300), nullable=False, unique=True),
+    Column("event_seq", Serial, ForeignKey("events.seq")),
+    Column("rule_set", String(64), ForeignKey("rule_sets.version")),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "state", "due_at"),
+    Index(None, "event_seq"),
+)

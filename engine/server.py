@@ -1,0 +1,138 @@
+"""The HTTP server: health, readiness, metrics, and one log line per request."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from engine.app import Engine
+from engine.errors import ServeError, StorageError
+from engine.metrics import CONTENT_TYPE
+
+__all__ = ["ENGINE", "build_app", "serve"]
+
+ENGINE = web.AppKey("engine", Engine)
+REQUEST_ID = web.RequestKey("request_id", str)
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(engine: Engine) -> web.Application:
+    """The aiohttp application for ``engine``; later capabilities add their routes."""
+    app = web.Application(middlewares=[_observe])
+    app[ENGINE] = engine
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers and a rule set is loaded; 503 with reasons if not."""
+    engine = request.app[ENGINE]
+    reasons = []
+    try:
+        await engine.database.ping()
+    except StorageError as exc:
+        reasons.append(exc.message)
+    if not engine.rules.ready:
+        reasons.append(f"rules not loaded: {engine.rules.last_error or 'not yet loaded'}")
+    engine.metrics.ready.set(0 if reasons else 1)
+    if reasons:
+        return web.json_response({"status": "unready", "reasons": reasons}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    body = request.app[ENGINE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id, log it once, and count it."""
+    engine = request.app[ENGINE]
+    offered = request.headers.get("X-Request-Id", "")
+    request_id = offered if _SAFE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        engine.metrics.http_requests.labels(request.method, route, str(status)).inc()
+        engine.metrics.http_duration.labels(route).observe(elapsed)
+        engine.logger.info(
+            "http.request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            request_id=request_id,
+        )
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+async def serve(engine: Engine, *, on_listening: Callable[[list[str]], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain in-flight requests within the grace period."""
+    server = engine.settings.config.server
+    runner = web.AppRunner(
+        build_app(engine),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=server.shutdown_grace,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, server.host, server.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ServeError(f"cannot listen on {server.host}:{server.port}: {reason}") from exc
+        addresses = [f"http://{_host(addr)}:{addr[1]}" for addr in runner.addresses]
+        engine.logger.info("server.listening", addresses=addresses)
+        if on_listening is not None:
+            on_listening(addresses)
+
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        try:
+            await stopping.wait()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        engine.logger.info("server.stopping", grace_seconds=server.shutdown_grace)
+    finally:
+        await runner.cleanup()
+    engine.logger.info("server.stopped")
+
+
+def _host(address: object) -> str:
+    host = str(address[0]) if isinstance(address, tuple) else str(address)
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,138 @@
+"""The database: one async SQLAlchemy engine, configured for durability.
+
+SQLite connections get WAL, the configured ``synchronous`` level, a busy
+timeout and foreign keys on every connect, and transactions that really begin
+where SQLAlchemy says they do (pysqlite's own implicit BEGIN is switched off, as
+SQLAlchemy's documentation recommends), so migrations are transactional too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from engine.config import DatabaseConfig
+from engine.errors import StorageError
+
+__all__ = ["Database", "table_names"]
+
+
+class Database:
+    """The engine's database; ``open()`` before use, ``close()`` after."""
+
+    def __init__(self, url: URL, config: DatabaseConfig) -> None:
+        self.url = url
+        self._config = config
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, when there is one."""
+        database = self.url.database
+        if not self.is_sqlite or not database or database == ":memory:":
+            return None
+        return Path(database.removeprefix("file:").split("?", 1)[0])
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path else self.url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StorageError("the database is not open")
+        return self._engine
+
+    async def open(self) -> None:
+        """Create the engine and prove the database can be reached and written."""
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create the database directory {self.path.parent}: {exc.strerror}"
+                ) from exc
+        self._engine = create_async_engine(self.url)
+        if self.is_sqlite:
+            self._configure_sqlite(self._engine)
+        async with self.translate_errors(), self._engine.begin() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def ping(self) -> None:
+        """Raise ``StorageError`` unless the database answers."""
+        async with self.translate_errors(), self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    def connect(self) -> Any:
+        return self.engine.connect()
+
+    def begin(self) -> Any:
+        return self.engine.begin()
+
+    def translate_errors(self) -> _Translate:
+        """A context that turns driver errors into one readable ``StorageError``."""
+        return _Translate(self.label)
+
+    def _configure_sqlite(self, engine: AsyncEngine) -> None:
+        pragmas = (
+            "PRAGMA journal_mode = WAL",
+            f"PRAGMA synchronous = {self._config.synchronous}",
+            f"PRAGMA busy_timeout = {int(self._config.busy_timeout * 1000)}",
+            "PRAGMA foreign_keys = ON",
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                for pragma in pragmas:
+                    cursor.execute(pragma)
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+
+class _Translate:
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None or isinstance(exc, StorageError):
+            return
+        if isinstance(exc, DBAPIError | sqlite3.Error | OSError):
+            original = getattr(exc, "orig", None) or exc
+            reason = str(original).splitlines()[0] if str(original) else type(original).__name__
+            if "readonly" in reason or "read-only" in reason:
+                reason = "the database is read-only"
+            raise StorageError(f"database {self._label}: {reason}") from exc
+
+
+async def table_names(conn: AsyncConnection) -> set[str]:
+    """The tables that exist, for migrations and tests."""
+
+    def names(sync_conn: Any) -> set[str]:
+        return set(inspect(sync_conn).get_table_names())
+
+    return await conn.run_sync(names)

@@ -1,0 +1,152 @@
+"""`ownly run` as a user starts it: ready, healthy, measured, and stopped cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.process import EngineProcess, ownly, write_project
+
+pytestmark = pytest.mark.acceptance
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write_project(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_serves_health_readiness_metrics_and_stops_on_signal(
+    project: Path, signum: int
+) -> None:
+    engine = EngineProcess(project)
+    try:
+        ready = engine.wait_ready()
+        assert ready.json() == {"status": "ready"}
+
+        health = httpx.get(engine.url + "/healthz", headers={"X-Request-Id": "req-42"})
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok"}
+        assert health.headers["X-Request-Id"] == "req-42"
+
+        metrics = httpx.get(engine.url + "/metrics")
+        assert metrics.status_code == 200
+        assert metrics.headers["Content-Type"].startswith("text/plain")
+        assert 'ownly_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in (
+            metrics.text
+        )
+        assert "ownly_ready 1.0" in metrics.text
+
+        started = time.monotonic()
+        assert engine.stop(signum, timeout=5) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        engine.kill()
+
+    log = engine.output()
+    assert '"event":"http.request"' in log
+    assert '"request_id":"req-42"' in log
+    assert '"path":"/healthz"' in log
+    assert "server.stopped" in log
+    key = (project / "var" / "dev-key").read_text().strip()
+    assert f"development API key: {key}" in log
+    assert log.count(key) == 1, "the key is printed once for the operator, never logged"
+
+
+def test_run_creates_and_migrates_a_new_database(project: Path) -> None:
+    engine = EngineProcess(project)
+    try:
+        engine.wait_ready()
+    finally:
+        assert engine.stop() == 0
+    with sqlite3.connect(project / "var" / "ownly.db") as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert {"events", "jobs", "rule_sets", "alembic_version"} <= tables
+    assert journal == "wal"
+
+
+def test_production_mode_needs_a_key_and_creates_none(project: Path) -> None:
+    result = ownly("run", cwd=project, env={"OWNLY_SERVER_MODE": "production"})
+    assert result.returncode == 1
+    assert "production mode needs at least one API key" in result.stderr
+    assert not (project / "var" / "dev-key").exists()
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error:`` line; everything else on stderr must be a structured log line."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    for line in lines:
+        if line not in errors:
+            assert isinstance(json.loads(line), dict), line
+    return errors[0]
+
+
+def test_port_in_use_is_one_line_and_exit_1(project: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = ownly("run", cwd=project, env={"OWNLY_SERVER_PORT": str(port)}, timeout=30)
+    assert result.returncode == 1
+    line = _one_error_line(result)
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert "address already in use" in line.lower()
+
+
+def test_missing_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = ownly("run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert _one_error_line(result) == "error: ownly.toml: configuration file not found"
+
+
+def test_malformed_config_is_one_line_and_exit_1(project: Path) -> None:
+    (project / "ownly.toml").write_text("[server\nport = 1\n")
+    result = ownly("run", cwd=project)
+    assert result.returncode == 1
+    line = _one_error_line(result)
+    assert line.startswith("error: ownly.toml: not valid TOML")
+    assert "line 1" in line
+
+
+def test_unreachable_database_path_is_one_line_and_exit_1(project: Path) -> None:
+    (project / "blocker").write_text("a file, not a directory")
+    result = ownly("run", cwd=project, env={"OWNLY_DATABASE_URL": "sqlite:///blocker/ownly.db"})
+    assert result.returncode == 1
+    line = _one_error_line(result)
+    assert "cannot create the database directory" in line
+    assert "blocker" in line
+
+
+def test_read_only_database_is_one_line_and_exit_1(project: Path) -> None:
+    database = project / "ro.db"
+    sqlite3.connect(database).close()
+    url = f"sqlite:///file:{database}?mode=ro&uri=true"
+    result = ownly("run", cwd=project, env={"OWNLY_DATABASE_URL": url})
+    assert result.returncode == 1
+    line = _one_error_line(result)
+    assert "read-only" in line
+    assert str(database) in line
+
+
+def test_database_from_a_newer_version_is_refused(project: Path) -> None:
+    assert ownly("migrate", cwd=project).returncode == 0
+    with sqlite3.connect(project / "var" / "ownly.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    for command in ("run", "migrate"):
+        result = ownly(command, cwd=project)
+        assert result.returncode == 1
+        line = _one_error_line(result)
+        assert "'9999_future'" in line
+        assert "upgrade Ownly" in line

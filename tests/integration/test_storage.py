@@ -1,0 +1,158 @@
+"""The database on a real SQLite file: pragmas, migrations, refusals."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from engine.config import DatabaseConfig
+from engine.errors import SchemaTooNewError, StorageError
+from engine.migrate import head_revision, migrate, migration_status
+from engine.schema import events, metadata, rule_sets
+from engine.storage import Database, table_names
+
+
+def sqlite_database(path: Path, **config: Any) -> Database:
+    return Database(make_url(f"sqlite+aiosqlite:///{path}"), DatabaseConfig(**config))
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    db = sqlite_database(tmp_path / "var" / "ownly.db", synchronous="NORMAL", busy_timeout=2.5)
+    await db.open()
+    yield db
+    await db.close()
+
+
+async def test_every_connection_gets_the_pragmas(database: Database) -> None:
+    async with database.connect() as first, database.connect() as second:
+        for conn in (first, second):
+            values = [
+                (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            ]
+            assert values == ["wal", 1, 2500, 1]  # synchronous NORMAL is 1
+
+
+async def test_synchronous_defaults_to_full(tmp_path: Path) -> None:
+    db = sqlite_database(tmp_path / "full.db")
+    await db.open()
+    try:
+        async with db.connect() as conn:
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 2
+    finally:
+        await db.close()
+
+
+async def test_migrate_creates_the_core_tables_once(database: Database) -> None:
+    status = await migration_status(database)
+    assert status.is_new
+    before, after = await migrate(database)
+    assert (before.current, after.current) == (None, head_revision())
+    async with database.connect() as conn:
+        assert {"events", "jobs", "rule_sets", "alembic_version"} <= await table_names(conn)
+    again = await migrate(database)
+    assert again[0] == again[1] == after
+
+
+async def test_migrations_match_the_schema_module(database: Database) -> None:
+    await migrate(database)
+    async with database.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+        )
+    assert diff == []
+
+
+async def test_timestamps_come_back_aware_in_utc(database: Database) -> None:
+    await migrate(database)
+    at = datetime(2026, 11, 26, 13, 0, tzinfo=timezone(timedelta(hours=2)))
+    async with database.begin() as conn:
+        await conn.execute(insert(rule_sets).values(version="v1", applied_at=at, files=[], ir={}))
+        await conn.execute(
+            insert(events).values(
+                id="evt_1", type="deal.created", occurred_at=at, received_at=at, data={"a": 1}
+            )
+        )
+    async with database.connect() as conn:
+        row = (await conn.execute(select(events.c.occurred_at, events.c.data))).one()
+    assert row.occurred_at == at
+    assert row.occurred_at.tzinfo is UTC
+    assert row.data == {"a": 1}
+
+
+async def test_naive_timestamps_are_refused(database: Database) -> None:
+    await migrate(database)
+    with pytest.raises(StatementError, match="naive datetime"):
+        async with database.begin() as conn:
+            await conn.execute(
+                insert(rule_sets).values(
+                    version="v", applied_at=datetime(2026, 1, 1), files=[], ir={}
+                )
+            )
+
+
+async def test_foreign_keys_are_enforced(database: Database) -> None:
+    await migrate(database)
+    now = datetime.now(UTC)
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        async with database.begin() as conn:
+            await conn.execute(
+                insert(events).values(
+                    id="e", type="t", occurred_at=now, received_at=now, data={}, rule_set="nope"
+                )
+            )
+
+
+async def test_a_failed_transaction_writes_nothing(database: Database) -> None:
+    await migrate(database)
+    now = datetime.now(UTC)
+    row = {"type": "t", "occurred_at": now, "received_at": now, "data": {}}
+    with pytest.raises(IntegrityError, match="UNIQUE"):
+        async with database.begin() as conn:
+            await conn.execute(insert(events).values(id="same", **row))
+            await conn.execute(insert(events).values(id="same", **row))
+    async with database.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM events"))).scalar() == 0
+
+
+async def test_a_newer_database_is_refused(database: Database) -> None:
+    await migrate(database)
+    async with database.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    with pytest.raises(SchemaTooNewError, match=r"'0099_future'.*upgrade Ownly"):
+        await migration_status(database)
+    with pytest.raises(SchemaTooNewError):
+        await migrate(database)
+
+
+async def test_a_read_only_database_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "ro.db"
+    sqlite3.connect(path).close()
+    db = Database(make_url(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true"), DatabaseConfig())
+    with pytest.raises(StorageError, match="read-only"):
+        await db.open()
+    await db.close()
+
+
+async def test_an_unreachable_directory_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    db = sqlite_database(tmp_path / "file" / "ownly.db")
+    with pytest.raises(StorageError, match="cannot create the database directory"):
+        await db.open()
+
+
+async def test_using_a_closed_database_is_a_storage_error(tmp_path: Path) -> None:
+    db = sqlite_database(tmp_path / "x.db")
+    with pytest.raises(StorageError, match="not open"):
+        await db.ping()

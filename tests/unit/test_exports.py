@@ -1,0 +1,23 @@
+"""Each package says what it offers: ``__all__`` lists every public name, and only those."""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+import pytest
+
+
+@pytest.mark.parametrize("package", ["engine", "dsl", "connectors"])
+def test_all_lists_every_public_member(package: str) -> None:
+    module = importlib.import_module(package)
+    public = {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    exported = list(module.__all__)
+    assert len(exported) == len(set(exported)), "no name is listed twice"
+    assert set(exported) == public
+    for name in exported:
+        assert getattr(module, name) is not None
