@@ -1,6 +1,7 @@
 """Each package says what it offers: ``__all__`` lists every public name, and only those."""
 
 from __future__ import annotations
+import __future__
 
 import importlib
 import types
@@ -14,7 +15,8 @@ def test_all_lists_every_public_member(package: str) -> None:
     public = {
         name
         for name, value in vars(module).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType | __future__._Feature)
     }
     exported = list(module.__all__)
     assert len(exported) == len(set(exported)), "no name is listed twice"
