@@ -96,11 +96,16 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
-async def serve(engine: Engine, *, on_listening: Callable[[list[str]], None] | None = None) -> None:
+async def serve(
+    engine: Engine,
+    *,
+    app: web.Application | None = None,
+    on_listening: Callable[[list[str]], None] | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight requests within the grace period."""
     server = engine.settings.config.server
     runner = web.AppRunner(
-        build_app(engine),
+        app if app is not None else build_app(engine),
         access_log=None,
         handle_signals=False,
         shutdown_timeout=server.shutdown_grace,
