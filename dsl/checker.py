@@ -1,0 +1,188 @@
+"""The checker: parse rule files, check every definition, and build the compiled rule set."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dsl import ast, ir
+from dsl.blocks import lower_hook, lower_template, lower_webhook
+from dsl.catalog import build_catalog
+from dsl.diagnostics import Diagnostic, Severity, render_json, render_text, sort_diagnostics
+from dsl.errors import RuleSyntaxError
+from dsl.expr import FUNCTIONS
+from dsl.lowering import Definitions, Lowering
+from dsl.parser import parse_file
+from dsl.ruleset import RuleSet
+from dsl.workflows import lower_workflow
+
+__all__ = ["Compilation", "compile_rules", "rule_files"]
+
+_T = TypeVar("_T")
+_RESERVED_CONSTS = ("event", "incoming", "true", "false", "null", *FUNCTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Compilation:
+    """The outcome of compiling rule files: a rule set when there are no errors."""
+
+    rule_set: RuleSet | None
+    diagnostics: tuple[Diagnostic, ...]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when there are no errors (warnings allowed)."""
+        return not self.errors
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
+
+    def render(self, fmt: str = "text") -> str:
+        """The diagnostics as compiler-style text or as JSON."""
+        if fmt == "json":
+            return render_json(self.diagnostics)
+        return render_text(self.diagnostics, self.sources)
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    """The `.ownly` files named by `paths` (directories are searched recursively)."""
+    found: dict[Path, None] = {}
+    for path in paths:
+        if path.is_dir():
+            found.update(dict.fromkeys(sorted(path.rglob("*.ownly"))))
+        else:
+            found[path] = None
+    return list(found)
+
+
+def _display(path: Path) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def compile_rules(
+    paths: Sequence[Path], *, templates_dir: Path, env: Mapping[str, str] | None = None
+) -> Compilation:
+    """Parse, check and compile rule files.
+
+    Args:
+        paths: rule files or directories of them.
+        templates_dir: where template files named by `template` blocks live.
+        env: when given, env() variables without a default must be set in it.
+
+    Returns:
+        A `Compilation`; its `rule_set` is None when there is any error.
+    """
+    modules: list[ast.Module] = []
+    sources: dict[str, str] = {}
+    diagnostics: list[Diagnostic] = []
+    for path in rule_files(paths):
+        try:
+            module, text = parse_file(path, _display(path))
+        except RuleSyntaxError as exc:
+            diagnostics.append(exc.diagnostic)
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                sources[exc.diagnostic.span.file] = path.read_text(encoding="utf-8")
+            continue
+        modules.append(module)
+        sources[module.file] = text
+    if diagnostics:
+        # Later checks would report every reference into the broken file.
+        return Compilation(None, sort_diagnostics(diagnostics), sources)
+    low = _check(modules, templates_dir)
+    if env is not None:
+        _check_env(low, env)
+    result = sort_diagnostics(low.diagnostics)
+    if any(d.severity is Severity.ERROR for d in result):
+        return Compilation(None, result, sources)
+    return Compilation(_build(low), result, sources)
+
+
+def _collect(modules: Sequence[ast.Module], low_report: list[Diagnostic]) -> Definitions:
+    defs = Definitions()
+    tables: dict[type, tuple[str, dict[str, Any]]] = {
+        ast.EventDef: ("event", defs.events),
+        ast.WebhookDef: ("webhook", defs.webhooks),
+        ast.TemplateDef: ("template", defs.templates),
+        ast.HookDef: ("hook", defs.hooks),
+        ast.WorkflowDef: ("workflow", defs.workflows),
+        ast.ConstDef: ("const", defs.consts),
+    }
+    for module in modules:
+        for definition in module.definitions:
+            kind, table = tables[type(definition)]
+            first = table.get(definition.name)
+            if first is not None:
+                where = f"{first.span.file}:{first.span.line}"
+                message = f"{kind} '{definition.name}' is already defined at {where}"
+                low_report.append(Diagnostic("E010", message, definition.name_span))
+            elif isinstance(definition, ast.ConstDef) and definition.name in _RESERVED_CONSTS:
+                message = f"'{definition.name}' is a reserved name"
+                low_report.append(Diagnostic("E010", message, definition.name_span))
+            else:
+                table[definition.name] = definition
+    return defs
+
+
+def _check(modules: Sequence[ast.Module], templates_dir: Path) -> Lowering:
+    early: list[Diagnostic] = []
+    defs = _collect(modules, early)
+
+    def report(code: str, message: str, span: ast.Span, hint: str | None) -> None:
+        early.append(Diagnostic(code, message, span, hint))
+
+    catalog = build_catalog(defs.events.values(), report)
+    low = Lowering(defs, catalog)
+    low.diagnostics.extend(early)
+    for template in defs.templates.values():
+        _keep(low.templates, lower_template(low, template, templates_dir))
+    for hook in defs.hooks.values():
+        _keep(low.hooks, lower_hook(low, hook))
+    for webhook in defs.webhooks.values():
+        _keep(low.webhooks, lower_webhook(low, webhook))
+    for workflow in defs.workflows.values():
+        _keep(low.workflows, lower_workflow(low, workflow))
+    for name, const in defs.consts.items():
+        if name not in low.used_consts:
+            low.report("W102", f"const '{name}' is never used", const.name_span, None)
+    return low
+
+
+def _keep(into: list[_T], item: _T | None) -> None:
+    if item is not None:
+        into.append(item)
+
+
+def _check_env(low: Lowering, env: Mapping[str, str]) -> None:
+    for name, has_default in sorted(low.env.items()):
+        if not has_default and name not in env:
+            span = low.env_spans[name]
+            low.report("E056", f"environment variable {name} is not set", span, None)
+
+
+def _build(low: Lowering) -> RuleSet:
+    rules = ir.RuleSetIR(
+        events=tuple(sorted((e.spec for e in low.catalog.events.values()), key=lambda e: e.type)),
+        webhooks=tuple(sorted(low.webhooks, key=lambda w: w.name)),
+        templates=tuple(sorted(low.templates, key=lambda t: t.name)),
+        hooks=tuple(sorted(low.hooks, key=lambda h: h.name)),
+        workflows=tuple(sorted(low.workflows, key=lambda w: w.name)),
+        env=tuple(
+            ir.EnvRequirement(name=name, has_default=has) for name, has in sorted(low.env.items())
+        ),
+        files=tuple(ir.TemplateFile(path=p, sha256=d) for p, d in sorted(low.files.items())),
+    )
+    return RuleSet(rules, low.expressions)

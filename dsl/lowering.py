@@ -1,0 +1,273 @@
+"""Shared machinery for checking blocks and lowering them to the IR.
+
+`Lowering` holds what every block checker needs: the diagnostics sink, the
+catalog, the definitions by name, const inlining, literal helpers with range
+checks, secret detection, and the table of compiled expressions.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from dsl import ast, ir
+from dsl.catalog import Catalog
+from dsl.diagnostics import Diagnostic
+from dsl.expr import Scope, check_expr, did_you_mean, env_refs, walk
+from dsl.printer import canonical
+from dsl.types import BOOL, ERROR, Type
+
+__all__ = ["Definitions", "Lowering"]
+
+_SECRETS = (
+    ("a Stripe key", re.compile(r"\b[sr]k_(live|test)_[A-Za-z0-9]{8,}")),
+    ("a webhook signing secret", re.compile(r"\bwhsec_[A-Za-z0-9+/=]{8,}")),
+    ("a SendGrid key", re.compile(r"\bSG\.[A-Za-z0-9_-]{10,}")),
+    ("a Mailgun key", re.compile(r"\bkey-[0-9a-f]{32}\b")),
+    ("an AWS access key", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
+    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}")),
+    ("a Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
+    ("a bearer token", re.compile(r"\bBearer\s+[A-Za-z0-9._~+/-]{16,}")),
+    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY")),
+)
+_SECRET_QUERY = re.compile(r"(^|&)(token|key|api_key|apikey|secret|signature|password)=", re.I)
+
+
+@dataclass(slots=True)
+class Definitions:
+    """Top-level definitions by name (first definition wins on duplicates)."""
+
+    consts: dict[str, ast.ConstDef] = field(default_factory=dict)
+    webhooks: dict[str, ast.WebhookDef] = field(default_factory=dict)
+    templates: dict[str, ast.TemplateDef] = field(default_factory=dict)
+    hooks: dict[str, ast.HookDef] = field(default_factory=dict)
+    workflows: dict[str, ast.WorkflowDef] = field(default_factory=dict)
+    events: dict[str, ast.EventDef] = field(default_factory=dict)
+
+
+class Lowering:
+    """The state of one compilation: diagnostics, definitions and compiled expressions."""
+
+    def __init__(self, definitions: Definitions, catalog: Catalog) -> None:
+        self.defs = definitions
+        self.catalog = catalog
+        self.diagnostics: list[Diagnostic] = []
+        self.expressions: dict[str, ast.Expr] = {}
+        self.env: dict[str, bool] = {}
+        self.used_consts: set[str] = set()
+        self.template_variables: dict[str, tuple[str, ...] | None] = {}
+        self.files: dict[str, str] = {}
+        self.env_spans: dict[str, ast.Span] = {}
+        self.webhooks: list[ir.Webhook] = []
+        self.templates: list[ir.Template] = []
+        self.hooks: list[ir.Hook] = []
+        self.workflows: list[ir.Workflow] = []
+
+    def report(self, code: str, message: str, span: ast.Span, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, hint))
+
+    # ---- expressions
+
+    def inline(self, expr: ast.Expr, local: frozenset[str] = frozenset()) -> ast.Expr:
+        """Replace const names by their values (consts are macros, checked where used)."""
+        result = self._inline(expr, local, ())
+        self.scan_secrets(result)
+        return result
+
+    def _inline(self, expr: ast.Expr, local: frozenset[str], stack: tuple[str, ...]) -> ast.Expr:
+        if isinstance(expr, ast.Path):
+            root = expr.parts[0]
+            const = self.defs.consts.get(root)
+            if const is None or root in local:
+                return expr
+            self.used_consts.add(root)
+            if root in stack:
+                chain = " -> ".join([*stack, root])
+                self.report("E052", f"const '{root}' refers to itself ({chain})", expr.span)
+                return ast.Literal(expr.span, None, "null")
+            value = self._inline(const.value, frozenset(), (*stack, root))
+            for part in expr.parts[1:]:
+                value = ast.Member(expr.span, value, part)
+            return value
+        return _map_children(expr, lambda e: self._inline(e, local, stack))
+
+    def typed(
+        self, expr: ast.Expr, scope: Scope, want: Type | None = None, what: str = "value"
+    ) -> tuple[str, Type]:
+        """Inline, type-check and register an expression; returns its canonical text."""
+        inlined = self.inline(expr, frozenset(scope.names))
+        t = check_expr(inlined, scope, self.report)
+        if want is BOOL and t.kind not in ("bool", "any", "error"):
+            hint = "there is no truthiness: compare explicitly, e.g. x != null"
+            message = f"{what} must be true or false, got {t.describe()}"
+            self.report("E020", message, expr.span, hint)
+            t = ERROR
+        text = canonical(inlined)
+        self.expressions.setdefault(text, inlined)
+        for name, default in env_refs(inlined):
+            self.env[name] = self.env.get(name, False) or default is not None
+            self.env_spans.setdefault(name, expr.span)
+        return text, t
+
+    # ---- literal values
+
+    def literal(self, expr: ast.Expr) -> ast.Expr:
+        """The expression with consts replaced, for attributes that take literals."""
+        return self._inline(expr, frozenset(), ())
+
+    def string(self, expr: ast.Expr, what: str) -> str | None:
+        value = self.literal(expr)
+        if isinstance(value, ast.Literal) and isinstance(value.value, str):
+            self.scan_secrets(value)
+            return value.value
+        self.report("E022", f"{what} must be a string literal", expr.span)
+        return None
+
+    def boolean(self, expr: ast.Expr, what: str) -> bool:
+        value = self.literal(expr)
+        if isinstance(value, ast.Literal) and isinstance(value.value, bool):
+            return value.value
+        self.report("E022", f"{what} must be true or false", expr.span)
+        return False
+
+    def integer(self, expr: ast.Expr, what: str, low: int, high: int) -> int | None:
+        value = self.literal(expr)
+        if not (isinstance(value, ast.Literal) and type(value.value) is int):
+            self.report("E022", f"{what} must be a whole number", expr.span)
+            return None
+        number = value.value
+        if not low <= number <= high:
+            self.report("E043", f"{what} {number} is out of range ({low} to {high})", expr.span)
+            return None
+        return number
+
+    def duration(self, expr: ast.Expr, what: str, low: str, high: str) -> float | None:
+        value = self.literal(expr)
+        if not isinstance(value, ast.DurationLit):
+            self.report("E022", f"{what} must be a duration such as 30s, 5m, 2h or 7d", expr.span)
+            return None
+        lo, hi = _seconds(low), _seconds(high)
+        if not lo <= value.seconds <= hi:
+            message = f"{what} {value.raw} is out of range ({low} to {high})"
+            self.report("E043", message, expr.span, None)
+            return None
+        return float(value.seconds)
+
+    def value(self, expr: ast.Expr, what: str, *, secret: bool = False) -> ir.Value | None:
+        """A string literal or `env("NAME"[, "default"])`; secrets must use env()."""
+        value = self.literal(expr)
+        if isinstance(value, ast.Call) and value.func == "env":
+            _, t = self.typed(value, Scope({}))
+            if t.kind == "error":
+                return None
+            args = [a.value for a in value.args]
+            name = args[0]
+            default = args[1] if len(args) > 1 else None
+            assert isinstance(name, ast.Literal) and isinstance(name.value, str)
+            text = default.value if isinstance(default, ast.Literal) else None
+            return ir.EnvRef(env=name.value, default=text if isinstance(text, str) else None)
+        if isinstance(value, ast.Literal) and isinstance(value.value, str):
+            if secret:
+                hint = 'secrets come from the environment: env("NAME")'
+                self.report("E044", f"{what} must not be written in the rule file", expr.span, hint)
+                return None
+            self.scan_secrets(value)
+            return value.value
+        self.report("E022", f'{what} must be a string or env("NAME")', expr.span)
+        return None
+
+    def url(self, expr: ast.Expr, what: str) -> ir.Value | None:
+        value = self.value(expr, what)
+        if not isinstance(value, str):
+            return value
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            hint = 'an absolute http(s) URL, or env("NAME") for one that differs per deployment'
+            self.report("E054", f"{what} is not a valid URL: {value!r}", expr.span, hint)
+            return None
+        if parts.username or parts.password or _SECRET_QUERY.search(parts.query):
+            hint = 'put the whole URL in the environment: env("NAME")'
+            self.report("E044", f"{what} carries a credential", expr.span, hint)
+            return None
+        return value
+
+    def scan_secrets(self, expr: ast.Expr) -> None:
+        for node in walk(expr):
+            if isinstance(node, ast.Literal) and isinstance(node.value, str):
+                for kind, pattern in _SECRETS:
+                    if pattern.search(node.value):
+                        hint = 'secrets come from the environment: env("NAME")'
+                        message = f"this string looks like {kind}"
+                        self.report("E044", message, node.span, hint)
+                        break
+
+    # ---- event patterns
+
+    def patterns(self, expr: ast.Expr) -> list[tuple[str, ast.Span]]:
+        """The event patterns in `expr` (a pattern, a list, or a const of those)."""
+        found: list[tuple[str, ast.Span]] = []
+        for node in _flatten(self.inline(expr)):
+            if not isinstance(node, ast.Path):
+                self.report(
+                    "E045",
+                    "expected an event pattern",
+                    node.span,
+                    "a pattern is an event type such as deal.funded, or investment.*",
+                )
+                continue
+            pattern = ".".join(node.parts)
+            if "*" not in pattern and pattern not in self.catalog.events:
+                hint = did_you_mean(pattern, self.catalog.names())
+                self.report("E011", f"unknown event type '{pattern}'", node.span, hint)
+                continue
+            if "*" in pattern and not self.catalog.matching(pattern):
+                message = f"pattern '{pattern}' matches no event in the catalog"
+                self.report("W101", message, node.span, None)
+            found.append((pattern, node.span))
+        return found
+
+    def event_types(self, patterns: list[tuple[str, ast.Span]]) -> list[str]:
+        names: dict[str, None] = {}
+        for pattern, _ in patterns:
+            names.update(dict.fromkeys(self.catalog.matching(pattern)))
+        return list(names)
+
+
+def _seconds(text: str) -> Decimal:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return Decimal(text[:-1]) * units[text[-1]]
+
+
+def _flatten(expr: ast.Expr) -> Iterator[ast.Expr]:
+    while isinstance(expr, ast.Group):
+        expr = expr.expr
+    if isinstance(expr, ast.ListExpr):
+        for item in expr.items:
+            yield from _flatten(item)
+    else:
+        yield expr
+
+
+def _map_children(expr: ast.Expr, f: Callable[[ast.Expr], ast.Expr]) -> ast.Expr:
+    if isinstance(expr, ast.Binary):
+        return ast.Binary(expr.span, expr.op, f(expr.left), f(expr.right))
+    if isinstance(expr, ast.Unary):
+        return ast.Unary(expr.span, expr.op, f(expr.operand))
+    if isinstance(expr, ast.Group):
+        return ast.Group(expr.span, f(expr.expr))
+    if isinstance(expr, ast.Member):
+        return ast.Member(expr.span, f(expr.obj), expr.name)
+    if isinstance(expr, ast.Index):
+        return ast.Index(expr.span, f(expr.obj), f(expr.key))
+    if isinstance(expr, ast.ListExpr):
+        return ast.ListExpr(expr.span, tuple(f(i) for i in expr.items))
+    if isinstance(expr, ast.MapExpr):
+        entries = tuple(ast.MapEntry(e.span, e.key, e.quoted, f(e.value)) for e in expr.entries)
+        return ast.MapExpr(expr.span, entries)
+    if isinstance(expr, ast.Call):
+        args = tuple(ast.Arg(a.span, a.name, f(a.value)) for a in expr.args)
+        return ast.Call(expr.span, expr.func, args)
+    return expr

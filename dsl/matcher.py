@@ -1,0 +1,94 @@
+"""The subscription index: event type -> subscriptions, exact by dict, wildcards by trie.
+
+Matching cost depends on the number of segments of the event type and on the
+number of subscriptions that match, not on the number of rules. Results for
+event types already seen are memoised per index, which is immutable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Matcher", "Subscription"]
+
+
+class Subscription(BaseModel):
+    """Something that reacts to an event: a webhook or a workflow trigger.
+
+    `order` is the position in the rule set, which fixes the order of results.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["webhook", "workflow"]
+    name: str
+    pattern: str
+    when: str | None = None
+    order: int
+
+
+@dataclass(slots=True)
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    star: _Node | None = None
+    subscriptions: list[Subscription] = field(default_factory=list)
+
+
+class Matcher:
+    """An immutable index from event types to the subscriptions whose pattern matches."""
+
+    def __init__(self, subscriptions: Iterable[Subscription]) -> None:
+        self._exact: dict[str, list[Subscription]] = {}
+        self._root = _Node()
+        self._has_wildcards = False
+        self._memo: dict[str, tuple[Subscription, ...]] = {}
+        for sub in subscriptions:
+            if "*" in sub.pattern:
+                self._insert(sub)
+            else:
+                self._exact.setdefault(sub.pattern, []).append(sub)
+
+    def _insert(self, sub: Subscription) -> None:
+        self._has_wildcards = True
+        node = self._root
+        for segment in sub.pattern.split("."):
+            if segment == "*":
+                if node.star is None:
+                    node.star = _Node()
+                node = node.star
+            else:
+                node = node.children.setdefault(segment, _Node())
+        node.subscriptions.append(sub)
+
+    def match(self, event_type: str) -> tuple[Subscription, ...]:
+        """Subscriptions whose pattern matches `event_type`, in rule-set order, each once."""
+        found = self._memo.get(event_type)
+        if found is None:
+            found = self._lookup(event_type)
+            if len(self._memo) < 100_000:  # bound memory for unknown, ever-new types
+                self._memo[event_type] = found
+        return found
+
+    def _lookup(self, event_type: str) -> tuple[Subscription, ...]:
+        hits = list(self._exact.get(event_type, ()))
+        if self._has_wildcards:
+            nodes = [self._root]
+            for segment in event_type.split("."):
+                following: list[_Node] = []
+                for node in nodes:
+                    child = node.children.get(segment)
+                    if child is not None:
+                        following.append(child)
+                    if node.star is not None:
+                        following.append(node.star)
+                nodes = following
+                if not nodes:
+                    break
+            for node in nodes:
+                hits.extend(node.subscriptions)
+        unique = {(s.kind, s.name, s.order): s for s in hits}
+        return tuple(sorted(unique.values(), key=lambda s: s.order))

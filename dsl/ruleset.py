@@ -1,0 +1,115 @@
+"""The compiled rule set: the IR, its version, compiled predicates and the matcher."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from dsl import ast, ir
+from dsl.evaluate import Context, Evaluator, compile_expr, truthy
+from dsl.matcher import Matcher, Subscription
+
+__all__ = ["RuleSet", "version_of"]
+
+
+def _strip_sources(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_sources(v) for k, v in value.items() if k != "source"}
+    if isinstance(value, list):
+        return [_strip_sources(v) for v in value]
+    return value
+
+
+def version_of(rules: ir.RuleSetIR) -> str:
+    """sha256 of the canonical JSON of the IR (template file digests included, sources not)."""
+    data = _strip_sources(rules.model_dump(mode="json"))
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _subscriptions(rules: ir.RuleSetIR) -> list[Subscription]:
+    subs: list[Subscription] = []
+    for webhook in rules.webhooks:
+        order = len(subs)
+        for pattern in webhook.events:
+            subs.append(
+                Subscription(
+                    kind="webhook",
+                    name=webhook.name,
+                    pattern=pattern,
+                    when=webhook.when,
+                    order=order,
+                )
+            )
+    for workflow in rules.workflows:
+        for trigger in workflow.triggers:
+            if trigger.kind != "event":
+                continue
+            order = len(subs)
+            for pattern in trigger.events:
+                subs.append(
+                    Subscription(
+                        kind="workflow",
+                        name=workflow.name,
+                        pattern=pattern,
+                        when=trigger.when,
+                        order=order,
+                    )
+                )
+    return subs
+
+
+class RuleSet:
+    """An immutable compiled rule set, as the engine uses it.
+
+    Attributes:
+        ir: the rule set as plain data (`RuleSetIR`), what the engine stores.
+        version: stable sha256 of the IR and the template files it uses.
+    """
+
+    def __init__(self, rules: ir.RuleSetIR, expressions: Mapping[str, ast.Expr]) -> None:
+        self.ir = rules
+        self.version = version_of(rules)
+        self._evaluators: Mapping[str, Evaluator] = MappingProxyType(
+            {text: compile_expr(expr) for text, expr in expressions.items()}
+        )
+        self._matcher = Matcher(_subscriptions(rules))
+        self.events = MappingProxyType({e.type: e for e in rules.events})
+        self.webhooks = MappingProxyType({w.name: w for w in rules.webhooks})
+        self.templates = MappingProxyType({t.name: t for t in rules.templates})
+        self.hooks = MappingProxyType({h.name: h for h in rules.hooks})
+        self.workflows = MappingProxyType({w.name: w for w in rules.workflows})
+
+    def match(self, event_type: str) -> tuple[Subscription, ...]:
+        """Subscriptions whose event pattern matches, before their `when` is evaluated."""
+        return self._matcher.match(event_type)
+
+    def evaluator(self, expression: str) -> Evaluator:
+        """The compiled closure for an expression text found in the IR.
+
+        Raises:
+            KeyError: the text is not an expression of this rule set.
+        """
+        return self._evaluators[expression]
+
+    def evaluate(self, expression: str, context: Context) -> object:
+        """Evaluate an expression of this rule set (total: never raises on data)."""
+        return self._evaluators[expression](context)
+
+    def accepts(self, subscription: Subscription, context: Context) -> bool:
+        """Whether a matched subscription's `when` holds (true when it has none)."""
+        if subscription.when is None:
+            return True
+        return truthy(self._evaluators[subscription.when](context))
+
+    def missing_env(self, env: Mapping[str, str]) -> list[str]:
+        """Names of env() variables without a default that `env` does not set."""
+        return sorted(r.name for r in self.ir.env if not r.has_default and r.name not in env)
+
+    def to_json(self) -> str:
+        """The IR with its version, as JSON (what the engine stores per version)."""
+        body = self.ir.model_dump(mode="json")
+        return json.dumps({"version": self.version, **body}, sort_keys=True, indent=2)

@@ -1,0 +1,141 @@
+"""Email template files: Jinja2 (sandboxed) parsing, variable checks and rendering."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import jinja2
+import markupsafe
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from dsl import ir
+
+__all__ = [
+    "LAYOUT_VARIABLES",
+    "RenderedEmail",
+    "TemplateFileProblem",
+    "TemplateSource",
+    "load_template_file",
+    "render_email",
+    "safe_relative",
+    "string_variables",
+]
+
+# A layout sees the template's variables plus these two.
+LAYOUT_VARIABLES = ("content", "subject")
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateFileProblem:
+    """Why a template file cannot be used: code, message and line in the file."""
+
+    code: str
+    message: str
+    line: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSource:
+    """A template file that parsed: its text, digest and free variables."""
+
+    path: str
+    text: str
+    sha256: str
+    variables: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    """An email rendered from a template: subject, HTML body and optional text body."""
+
+    subject: str
+    html: str
+    text: str | None
+
+
+@functools.cache
+def _environment() -> SandboxedEnvironment:
+    # For parsing only; rendering builds its own environment with a loader.
+    return SandboxedEnvironment(autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def safe_relative(name: str) -> bool:
+    """Whether `name` is a relative path that stays inside its directory."""
+    path = PurePosixPath(name)
+    return bool(name) and not path.is_absolute() and ".." not in path.parts and "\\" not in name
+
+
+def string_variables(text: str) -> frozenset[str] | TemplateFileProblem:
+    """The free variables of a Jinja2 string (a subject line), or why it does not parse."""
+    try:
+        parsed = _environment().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return TemplateFileProblem("E033", f"not valid Jinja2: {exc.message}", exc.lineno)
+    return frozenset(meta.find_undeclared_variables(parsed))
+
+
+def load_template_file(directory: Path, name: str) -> TemplateSource | TemplateFileProblem:
+    """Read and parse one template file under `directory`."""
+    if not safe_relative(name):
+        return TemplateFileProblem("E022", f"'{name}' must be a relative path inside templates/")
+    path = directory / name
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except FileNotFoundError:
+        return TemplateFileProblem("E032", f"template file '{name}' not found in {directory}")
+    except (OSError, UnicodeDecodeError) as exc:
+        return TemplateFileProblem("E032", f"cannot read template file '{name}': {exc}")
+    variables = string_variables(text)
+    if isinstance(variables, TemplateFileProblem):
+        return variables
+    digest = hashlib.sha256(data).hexdigest()
+    return TemplateSource(name, text, digest, variables)
+
+
+def load_sample(directory: Path, name: str) -> tuple[dict[str, object], str] | TemplateFileProblem:
+    """Read a sample-data JSON object; returns it with its digest."""
+    if not safe_relative(name):
+        return TemplateFileProblem("E022", f"'{name}' must be a relative path inside templates/")
+    try:
+        data = (directory / name).read_bytes()
+        value = json.loads(data)
+    except FileNotFoundError:
+        return TemplateFileProblem("E034", f"sample data '{name}' not found in {directory}")
+    except (OSError, ValueError) as exc:
+        return TemplateFileProblem("E034", f"sample data '{name}' is not valid JSON: {exc}")
+    if not isinstance(value, dict):
+        return TemplateFileProblem("E034", f"sample data '{name}' must be a JSON object")
+    return value, hashlib.sha256(data).hexdigest()
+
+
+def render_email(
+    template: ir.Template, variables: Mapping[str, object], directory: Path
+) -> RenderedEmail:
+    """Render a template with its variables (sandboxed; an undefined variable is an error).
+
+    Raises:
+        jinja2.TemplateError: the template or its data cannot be rendered.
+    """
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(directory),
+        autoescape=jinja2.select_autoescape(["html", "htm"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    data = dict(variables)
+    subject = env.from_string(template.subject).render(data)
+    content = env.get_template(template.html).render(data)
+    if template.layout:
+        # The body was rendered with autoescape, so it is safe to embed as HTML.
+        layout_data = {**data, "content": markupsafe.Markup(content)}  # noqa: S704
+        html = env.get_template(template.layout).render({**layout_data, "subject": subject})
+    else:
+        html = content
+    text = env.get_template(template.text).render(data) if template.text else None
+    return RenderedEmail(subject, html, text)

@@ -1,0 +1,287 @@
+"""Checking and lowering of `workflow` blocks: triggers, options and steps."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Sequence
+
+from croniter import croniter
+
+from dsl import ast, ir
+from dsl.expr import did_you_mean
+from dsl.lowering import Lowering
+from dsl.steps import RESERVED, Names, lower_action
+from dsl.types import ANY, BOOL, Type, join, object_of
+
+__all__ = ["lower_workflow"]
+
+
+class _Workflow:
+    def __init__(self, low: Lowering, node: ast.WorkflowDef) -> None:
+        self.low = low
+        self.node = node
+        self.step_names: dict[str, int] = {}
+
+    # ---- triggers and options
+
+    def lower(self) -> ir.Workflow | None:
+        low, node = self.low, self.node
+        triggers: list[ir.Trigger] = []
+        data: list[Type] = []
+        timeout = None
+        concurrency = debounce = dedup = None
+        description = None
+        cancel: list[ast.CancelOn] = []
+        steps: list[ast.Step] = []
+        seen: dict[type, ast.Span] = {}
+        for stmt in node.body:
+            once = isinstance(
+                stmt,
+                ast.TimeoutClause | ast.Concurrency | ast.Debounce | ast.Dedup | ast.Description,
+            )
+            if once and type(stmt) in seen:
+                low.report("E010", "this option is given twice in the workflow", stmt.span)
+                continue
+            seen[type(stmt)] = stmt.span
+            if isinstance(stmt, ast.OnEvent | ast.OnSchedule | ast.OnManual | ast.OnHook):
+                trigger, t = self.trigger(stmt)
+                if trigger is not None:
+                    triggers.append(trigger)
+                data.append(t)
+            elif isinstance(stmt, ast.TimeoutClause):
+                timeout = low.duration(stmt.duration, "workflow timeout", "1m", "365d")
+            elif isinstance(stmt, ast.Description):
+                description = low.string(stmt.value, "description")
+            elif isinstance(stmt, ast.CancelOn):
+                cancel.append(stmt)
+            elif isinstance(stmt, ast.Concurrency | ast.Debounce | ast.Dedup):
+                continue
+            else:
+                steps.append(stmt)
+        if not any(
+            isinstance(s, ast.OnEvent | ast.OnSchedule | ast.OnManual | ast.OnHook)
+            for s in node.body
+        ):
+            hint = 'add a trigger: on <event>, on schedule "...", on manual or on hook <name>'
+            low.report("E053", f"workflow {node.name} has no trigger", node.name_span, hint)
+        event = self.event_type(data)
+        names = Names({"event": event})
+        for stmt in node.body:
+            if isinstance(stmt, ast.Concurrency):
+                concurrency = self.concurrency(stmt, names)
+            elif isinstance(stmt, ast.Debounce):
+                debounce = self.debounce(stmt, names)
+            elif isinstance(stmt, ast.Dedup):
+                dedup = self.dedup(stmt, names)
+        cancel_on = [self.cancel_on(c, event) for c in cancel]
+        lowered = self.block(steps, names)
+        if any(t is None for t in cancel_on) or not triggers:
+            return None
+        return ir.Workflow(
+            name=node.name,
+            description=description,
+            triggers=tuple(triggers),
+            timeout_seconds=timeout,
+            concurrency=concurrency,
+            debounce=debounce,
+            dedup=dedup,
+            cancel_on=tuple(t for t in cancel_on if t is not None),
+            steps=lowered,
+            source=ir.Source(file=node.span.file, line=node.span.line),
+        )
+
+    def event_type(self, data: list[Type]) -> Type:
+        merged: Type | None = None
+        for t in data:
+            if t.kind == "any":
+                merged = object_of((), open=True)
+                break
+            merged = t if merged is None else _join_data(merged, t)
+        return self.low.catalog.envelope([], merged or object_of((), open=True))
+
+    def trigger(self, stmt: ast.WorkflowStmt) -> tuple[ir.Trigger | None, Type]:
+        low = self.low
+        if isinstance(stmt, ast.OnManual):
+            return ir.Trigger(kind="manual"), ANY
+        if isinstance(stmt, ast.OnSchedule):
+            cron = low.string(stmt.cron, "cron expression")
+            if cron is not None and not croniter.is_valid(cron):
+                hint = 'five fields: minute hour day month weekday, e.g. "0 9 * * 1"'
+                low.report("E041", f"invalid cron expression {cron!r}", stmt.cron.span, hint)
+                cron = None
+            zone = None
+            if stmt.timezone is not None:
+                zone = low.string(stmt.timezone, "time zone")
+                if zone is not None and not _valid_zone(zone):
+                    near = did_you_mean(zone, zoneinfo.available_timezones())
+                    low.report("E042", f"unknown time zone {zone!r}", stmt.timezone.span, near)
+                    zone = None
+            empty = object_of((), label="a scheduled run")
+            if cron is None:
+                return None, empty
+            return ir.Trigger(kind="schedule", cron=cron, timezone=zone), empty
+        if isinstance(stmt, ast.OnHook):
+            if stmt.hook not in low.defs.hooks:
+                near = did_you_mean(stmt.hook, low.defs.hooks)
+                low.report("E015", f"unknown hook '{stmt.hook}'", stmt.hook_span, near)
+                return None, ANY
+            when = self.condition(stmt.when, Names({"event": low.catalog.envelope([], ANY)}))
+            return ir.Trigger(kind="hook", hook=stmt.hook, when=when), ANY
+        assert isinstance(stmt, ast.OnEvent)
+        patterns = low.patterns(stmt.patterns)
+        types = low.event_types(patterns)
+        data = low.catalog.data_type(types, "events " + ", ".join(p for p, _ in patterns))
+        if len(patterns) == 1 and "*" not in patterns[0][0]:
+            data = low.catalog.data_type(types, f"event {patterns[0][0]}")
+        when = self.condition(stmt.when, Names({"event": low.catalog.envelope(types, data)}))
+        if not patterns:
+            return None, ANY
+        return ir.Trigger(kind="event", events=tuple(p for p, _ in patterns), when=when), data
+
+    def condition(self, expr: ast.Expr | None, names: Names) -> str | None:
+        if expr is None:
+            return None
+        text, _ = self.low.typed(expr, names.scope(), BOOL, "the condition")
+        return text
+
+    def concurrency(self, stmt: ast.Concurrency, names: Names) -> ir.Concurrency | None:
+        limit = self.low.integer(stmt.limit, "concurrency limit", 1, 10_000)
+        key = self.low.typed(stmt.key, names.scope())[0] if stmt.key else None
+        return None if limit is None else ir.Concurrency(limit=limit, key=key)
+
+    def debounce(self, stmt: ast.Debounce, names: Names) -> ir.Debounce | None:
+        seconds = self.low.duration(stmt.window, "debounce window", "1s", "1d")
+        key = self.low.typed(stmt.key, names.scope())[0] if stmt.key else None
+        return None if seconds is None else ir.Debounce(seconds=seconds, key=key)
+
+    def dedup(self, stmt: ast.Dedup, names: Names) -> ir.Dedup:
+        key, _ = self.low.typed(stmt.key, names.scope())
+        window = None
+        if stmt.window is not None:
+            window = self.low.duration(stmt.window, "dedup window", "1m", "365d")
+        return ir.Dedup(key=key, window_seconds=window)
+
+    def cancel_on(self, stmt: ast.CancelOn, event: Type) -> ir.Trigger | None:
+        patterns = self.low.patterns(stmt.patterns)
+        types = self.low.event_types(patterns)
+        incoming = self.low.catalog.envelope(
+            types, self.low.catalog.data_type(types, "the cancelling event")
+        )
+        when = self.condition(stmt.when, Names({"event": event, "incoming": incoming}))
+        if not patterns:
+            return None
+        return ir.Trigger(kind="event", events=tuple(p for p, _ in patterns), when=when)
+
+    # ---- steps
+
+    def block(self, steps: Sequence[ast.Step], names: Names) -> tuple[ir.Step, ...]:
+        lowered: list[ir.Step] = []
+        ended: ast.Span | None = None
+        for step in steps:
+            if ended is not None:
+                message = f"unreachable: the workflow stops at line {ended.line}"
+                self.low.report("E040", message, step.span, "remove it, or move it before the stop")
+                break
+            result = self.step(step, names)
+            if result is not None:
+                lowered.append(result)
+            if isinstance(step, ast.FailStep | ast.RetryFrom):
+                ended = step.span
+        return tuple(lowered)
+
+    def name(self, name: str, span: ast.Span, names: Names) -> bool:
+        if name in RESERVED:
+            self.low.report("E010", f"'{name}' is a reserved name", span)
+            return False
+        if name in self.step_names:
+            first = self.step_names[name]
+            self.low.report("E010", f"step name '{name}' is already used on line {first}", span)
+            return False
+        self.step_names[name] = span.line
+        return True
+
+    def step(self, step: ast.Step, names: Names) -> ir.Step | None:
+        low = self.low
+        if isinstance(step, ast.NamedStep):
+            fresh = self.name(step.name, step.span, names)
+            lowered, result = lower_action(self.low, step.action, names, self.block, step.name)
+            if fresh:
+                names.values[step.name] = result
+                names.actions.add(step.name)
+            return lowered.model_copy(update={"name": step.name}) if lowered else None
+        if isinstance(
+            step, ast.SendEmail | ast.SendWebhook | ast.Emit | ast.CallStep | ast.WaitFor
+        ):
+            return lower_action(self.low, step, names, self.block, None)[0]
+        if isinstance(step, ast.IfStep):
+            branches = [(step.condition, step.body)] + [(e.condition, e.body) for e in step.elifs]
+            out = [
+                ir.Branch(
+                    condition=self.condition(cond, names),
+                    steps=self.block(body.steps, names.copy()),
+                )
+                for cond, body in branches
+            ]
+            if step.orelse is not None:
+                out.append(
+                    ir.Branch(condition=None, steps=self.block(step.orelse.steps, names.copy()))
+                )
+            return ir.IfStep(branches=tuple(out))
+        if isinstance(step, ast.Parallel):
+            return ir.ParallelStep(steps=self.block(step.body.steps, names))
+        if isinstance(step, ast.WaitDuration):
+            text, t = low.typed(step.duration, names.scope())
+            if t.kind not in ("duration", "any", "error"):
+                low.report("E020", f"wait needs a duration, got {t.describe()}", step.duration.span)
+            inlined = low.literal(step.duration)
+            if isinstance(inlined, ast.DurationLit):
+                low.duration(step.duration, "wait", "1s", "365d")
+            return ir.WaitStep(duration=text)
+        if isinstance(step, ast.WaitUntil):
+            text, t = low.typed(step.time, names.scope())
+            if t.kind not in ("timestamp", "any", "error"):
+                low.report(
+                    "E020", f"wait until needs a timestamp, got {t.describe()}", step.time.span
+                )
+            return ir.WaitStep(until=text)
+        if isinstance(step, ast.SetStep):
+            text, t = low.typed(step.value, names.scope())
+            if step.name in RESERVED or step.name in names.actions:
+                low.report("E010", f"'{step.name}' is already a step result", step.span)
+            names.values[step.name] = t
+            return ir.SetStep(name=step.name, value=text)
+        if isinstance(step, ast.FailStep):
+            message = None
+            if step.message is not None:
+                message, t = low.typed(step.message, names.scope())
+                if t.kind not in ("string", "any", "error"):
+                    low.report(
+                        "E020",
+                        f"fail takes a message string, got {t.describe()}",
+                        step.message.span,
+                    )
+            return ir.FailStep(message=message)
+        assert isinstance(step, ast.RetryFrom)
+        if step.step not in names.actions:
+            hint = did_you_mean(step.step, names.actions) or "name the step: payment = charge(...)"
+            low.report("E050", f"retry_from '{step.step}' names no earlier step", step.span, hint)
+            return None
+        return ir.RetryFromStep(step=step.step)
+
+
+def _valid_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _join_data(a: Type, b: Type) -> Type:
+    merged = join(a, b)
+    return merged if merged.kind == "object" else object_of((), open=True)
+
+
+def lower_workflow(low: Lowering, node: ast.WorkflowDef) -> ir.Workflow | None:
+    """Check a workflow and lower it to the IR (None when it has errors)."""
+    return _Workflow(low, node).lower()
