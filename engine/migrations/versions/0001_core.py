@@ -61,12 +61,13 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(100)),
         sa.Column("lease_expires_at", UTCDateTime()),
         sa.Column("idempotency_key", sa.String(300), nullable=False),
-        sa.Column("event_seq", serial),
+        sa.Column("event_id", sa.String(200)),
         sa.Column("rule_set", sa.String(64)),
         sa.Column("last_error", sa.Text()),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["event_seq"], ["events.seq"], name="fk_jobs_event_seq_events"),
+        sa.Column("finished_at", UTCDateTime()),
+        sa.ForeignKeyConstraint(["event_id"], ["events.id"], name="fk_jobs_event_id_events"),
         sa.ForeignKeyConstraint(
             ["rule_set"], ["rule_sets.version"], name="fk_jobs_rule_set_rule_sets"
         ),
@@ -74,7 +75,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
     )
     op.create_index("ix_jobs_state_due_at", "jobs", ["state", "due_at"])
-    op.create_index("ix_jobs_event_seq", "jobs", ["event_seq"])
+    op.create_index("ix_jobs_event_id", "jobs", ["event_id"])
 
 
 def downgrade() -> None:

@@ -1,0 +1,214 @@
+"""Workers: lease due jobs, run them with bounded concurrency, record the outcome.
+
+The worker naps until the next job is due, the poll interval passes, or it is
+woken (a commit created a job, or a slot freed up), so an idle engine costs one
+cheap read per interval. On stop, running jobs get the grace period to finish;
+the rest are released back to ``pending`` without counting the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from engine.clock import Clock
+from engine.logs import Logger
+from engine.queue import FinishJob, Job, LeaseJobs, next_due
+from engine.storage import Database
+from engine.writer import Writer
+
+__all__ = ["Failed", "Handler", "Result", "Retry", "Succeeded", "Waker", "Worker"]
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """The job is done."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try again after ``delay`` seconds (unless the attempts are used up)."""
+
+    delay: float
+    error: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Give up now: retrying cannot help."""
+
+    error: str
+
+
+Result = Succeeded | Retry | Failed
+
+
+class Handler(Protocol):
+    """Carries out one kind of job."""
+
+    async def run(self, job: Job) -> Result: ...
+
+
+class Waker:
+    """An in-process signal: something is due sooner than the next poll."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def nap(self, clock: Clock, seconds: float) -> None:
+        """Return after ``seconds`` on ``clock`` or as soon as woken."""
+        if self._event.is_set():
+            self._event.clear()
+            return
+        woken = asyncio.ensure_future(self._event.wait())
+        slept = asyncio.ensure_future(clock.sleep(seconds))
+        try:
+            await asyncio.wait({woken, slept}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (woken, slept):
+                task.cancel()
+            self._event.clear()
+
+
+class Worker:
+    """Runs due jobs through their kind's handler."""
+
+    def __init__(
+        self,
+        database: Database,
+        writer: Writer,
+        handlers: Mapping[str, Handler],
+        *,
+        clock: Clock,
+        waker: Waker,
+        logger: Logger,
+        concurrency: int = 64,
+        batch: int = 64,
+        lease: timedelta = timedelta(seconds=60),
+        poll_interval: float = 1.0,
+        retry_unexpected: float = 60.0,
+    ) -> None:
+        self.owner = f"worker-{secrets.token_hex(6)}"
+        self._database = database
+        self._writer = writer
+        self._handlers = dict(handlers)
+        self._clock = clock
+        self._waker = waker
+        self._logger = logger.bind(worker=self.owner)
+        self._concurrency = concurrency
+        self._batch = batch
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._retry_unexpected = retry_unexpected
+        self._running: dict[asyncio.Task[None], Job] = {}
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name=self.owner)
+
+    async def stop(self, grace: float) -> None:
+        """Stop leasing; give running jobs ``grace`` seconds; release what is left."""
+        self._stopping = True
+        self._waker.wake()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=grace)
+        unfinished = dict(self._running)
+        for task in unfinished:
+            task.cancel()
+        for task, job in unfinished.items():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self._writer.submit(FinishJob(job.id, self.owner, "released", self._clock.now()))
+        if unfinished:
+            self._logger.info("worker.released", jobs=len(unfinished))
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                leased = await self._lease_due()
+            except Exception as exc:  # the database is unwell: keep trying, do not die
+                self._logger.error("worker.lease_failed", error=str(exc))
+                await self._waker.nap(self._clock, self._poll_interval)
+                continue
+            if leased:
+                continue
+            await self._waker.nap(self._clock, await self._nap_seconds())
+
+    async def _lease_due(self) -> int:
+        room = min(self._concurrency - len(self._running), self._batch)
+        if room <= 0:
+            return 0
+        now = self._clock.now()
+        due = await next_due(self._database, now)
+        if due is None or due > now:
+            return 0
+        jobs = await self._writer.submit(LeaseJobs(self.owner, room, now, self._lease))
+        for job in jobs:
+            task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+            self._running[task] = job
+            task.add_done_callback(self._finished)
+        return len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        if not self._stopping:
+            self._waker.wake()
+
+    async def _nap_seconds(self) -> float:
+        if len(self._running) >= self._concurrency:
+            return self._poll_interval
+        due = await next_due(self._database, self._clock.now())
+        if due is None:
+            return self._poll_interval
+        return max(0.0, min(self._poll_interval, (due - self._clock.now()).total_seconds()))
+
+    async def _execute(self, job: Job) -> None:
+        handler = self._handlers.get(job.kind)
+        result: Result
+        if handler is None:
+            result = Failed(f"no handler for jobs of kind {job.kind!r}")
+        else:
+            try:
+                result = await handler.run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a handler bug must not lose the job
+                self._logger.exception("worker.handler_crashed", job=job.id, kind=job.kind)
+                result = Retry(self._retry_unexpected, f"{type(exc).__name__}: {exc}")
+        await self._record(job, result)
+
+    async def _record(self, job: Job, result: Result) -> None:
+        now = self._clock.now()
+        if isinstance(result, Succeeded):
+            finish = FinishJob(job.id, self.owner, "succeeded", now)
+        elif isinstance(result, Retry) and job.attempts < job.max_attempts:
+            due = now + timedelta(seconds=max(0.0, result.delay))
+            finish = FinishJob(job.id, self.owner, "retry", now, due_at=due, error=result.error)
+        else:
+            finish = FinishJob(job.id, self.owner, "failed", now, error=result.error)
+        try:
+            kept = await self._writer.submit(finish)
+        except Exception as exc:  # the lease will run out and the job run again
+            self._logger.error("worker.record_failed", job=job.id, error=str(exc))
+            return
+        if not kept:
+            self._logger.warning("worker.lease_lost", job=job.id)
+        if finish.outcome == "retry":
+            self._waker.wake()

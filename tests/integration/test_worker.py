@@ -1,0 +1,251 @@
+"""Queue and workers on a real SQLite file, with a manual clock: no sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from engine.clock import ManualClock
+from engine.config import DatabaseConfig
+from engine.logs import make_logger
+from engine.migrate import migrate
+from engine.queue import FinishJob, Job, LeaseJobs, NewJob, insert_jobs, load_job
+from engine.storage import Database
+from engine.worker import Failed, Result, Retry, Succeeded, Waker, Worker
+from engine.writer import Writer
+
+
+@dataclass
+class Harness:
+    database: Database
+    writer: Writer
+    clock: ManualClock
+    waker: Waker
+
+    async def add(self, *keys: str, max_attempts: int = 5, kind: str = "test") -> None:
+        now = self.clock.now()
+        async with self.database.begin() as conn:
+            await insert_jobs(
+                conn, [NewJob(kind, {"key": k}, k, max_attempts, now) for k in keys], now
+            )
+        self.waker.wake()
+
+    def worker(self, handler: object, **options: object) -> Worker:
+        return Worker(
+            self.database,
+            self.writer,
+            {"test": handler},  # type: ignore[dict-item]
+            clock=self.clock,
+            waker=self.waker,
+            logger=make_logger(io.StringIO()),
+            **options,  # type: ignore[arg-type]
+        )
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    database = Database(make_url(f"sqlite+aiosqlite:///{tmp_path}/q.db"), DatabaseConfig())
+    await database.open()
+    await migrate(database)
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    yield Harness(database, writer, ManualClock(), Waker())
+    await writer.stop()
+    await database.close()
+
+
+@dataclass
+class Scripted:
+    """Answers each run of a key from a script; records every run with its time."""
+
+    clock: ManualClock
+    script: Callable[[str, int], Result]
+    runs: list[tuple[str, int, float]] = field(default_factory=list)
+    start: float | None = None
+
+    async def run(self, job: Job) -> Result:
+        key = job.payload["key"]
+        at = self.clock.now().timestamp()
+        self.start = self.start if self.start is not None else at
+        self.runs.append((key, job.attempts, at - self.start))
+        return self.script(key, job.attempts)
+
+
+async def until(
+    condition: Callable[[], bool], clock: ManualClock, worker: Worker | None = None
+) -> None:
+    """Run the engine until ``condition`` holds; when it is idle, jump the clock to its
+    next wake-up, so time moves only while nothing is in flight."""
+    idle_checks = 0
+    for _ in range(4000):
+        if condition():
+            return
+        await asyncio.sleep(0.002)
+        idle = worker is not None and worker.busy == 0 and clock.sleepers > 0
+        idle_checks = idle_checks + 1 if idle else 0
+        wakeup = clock.next_wakeup()
+        if idle_checks >= 3 and wakeup is not None:
+            clock.advance((wakeup - clock.now()).total_seconds())
+            idle_checks = 0
+    raise AssertionError("condition not reached")
+
+
+async def test_retries_follow_the_delays_then_succeed(harness: Harness) -> None:
+    def script(key: str, attempt: int) -> Result:
+        return Succeeded() if attempt == 4 else Retry(delay=5.0 * attempt, error=f"boom {attempt}")
+
+    handler = Scripted(harness.clock, script)
+    worker = harness.worker(handler)
+    worker.start()
+    await harness.add("a")
+    await until(lambda: len(handler.runs) == 4, harness.clock, worker)
+    await worker.stop(grace=1)
+    assert [attempt for _, attempt, _ in handler.runs] == [1, 2, 3, 4]
+    gaps = [b[2] - a[2] for a, b in zip(handler.runs, handler.runs[1:], strict=False)]
+    assert gaps == [5.0, 10.0, 15.0]
+    job = await load_job(harness.database, 1)
+    assert job is not None
+    assert (job.state, job.attempts, job.last_error) == ("succeeded", 4, None)
+
+
+async def test_attempts_run_out_and_the_job_stays_failed(harness: Harness) -> None:
+    handler = Scripted(harness.clock, lambda key, attempt: Retry(1.0, f"down {attempt}"))
+    worker = harness.worker(handler)
+    worker.start()
+    await harness.add("a", max_attempts=3)
+    await until(lambda: len(handler.runs) == 3, harness.clock, worker)
+    finished_at = harness.clock.now()
+    await asyncio.sleep(0.05)
+    harness.clock.advance(3600)
+    await asyncio.sleep(0.05)
+    await worker.stop(grace=1)
+    assert len(handler.runs) == 3
+    job = await load_job(harness.database, 1)
+    assert job is not None
+    assert (job.state, job.attempts, job.last_error) == ("failed", 3, "down 3")
+    assert job.finished_at == finished_at
+
+
+async def test_failed_is_final(harness: Harness) -> None:
+    handler = Scripted(harness.clock, lambda key, attempt: Failed("gone"))
+    worker = harness.worker(handler)
+    worker.start()
+    await harness.add("a")
+    await until(lambda: len(handler.runs) == 1, harness.clock, worker)
+    await asyncio.sleep(0.05)
+    await worker.stop(grace=1)
+    job = await load_job(harness.database, 1)
+    assert job is not None
+    assert (job.state, job.attempts) == ("failed", 1)
+
+
+async def test_a_crashing_handler_is_retried_not_lost(harness: Harness) -> None:
+    def script(key: str, attempt: int) -> Result:
+        if attempt == 1:
+            raise RuntimeError("handler bug")
+        return Succeeded()
+
+    handler = Scripted(harness.clock, script)
+    worker = harness.worker(handler, retry_unexpected=30.0)
+    worker.start()
+    await harness.add("a")
+    await until(lambda: len(handler.runs) == 2, harness.clock, worker)
+    await worker.stop(grace=1)
+    assert handler.runs[1][2] - handler.runs[0][2] == 30.0
+    job = await load_job(harness.database, 1)
+    assert job is not None and job.state == "succeeded"
+
+
+async def test_concurrency_is_bounded_and_every_job_runs_once(harness: Harness) -> None:
+    running = 0
+    peak = 0
+    seen: list[str] = []
+    full = asyncio.Event()
+
+    class Slow:
+        async def run(self, job: Job) -> Result:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            if running == 4:
+                full.set()
+            with contextlib.suppress(TimeoutError):  # hold the slot until all 4 are busy
+                await asyncio.wait_for(full.wait(), 1)
+            await asyncio.sleep(0.001)
+            running -= 1
+            seen.append(job.payload["key"])
+            return Succeeded()
+
+    worker = harness.worker(Slow(), concurrency=4, batch=3)
+    worker.start()
+    await harness.add(*(f"k{i}" for i in range(40)))
+    await until(lambda: len(seen) == 40, harness.clock, worker)
+    await worker.stop(grace=1)
+    assert sorted(seen) == sorted(f"k{i}" for i in range(40))
+    assert peak == 4
+
+
+async def test_stop_releases_unfinished_jobs_without_counting_the_attempt(
+    harness: Harness,
+) -> None:
+    started = asyncio.Event()
+
+    class Hangs:
+        async def run(self, job: Job) -> Result:
+            started.set()
+            await asyncio.sleep(3600)
+            return Succeeded()
+
+    worker = harness.worker(Hangs())
+    worker.start()
+    await harness.add("a")
+    await asyncio.wait_for(started.wait(), 5)
+    await worker.stop(grace=0.05)
+    job = await load_job(harness.database, 1)
+    assert job is not None
+    assert (job.state, job.attempts, job.lease_owner) == ("pending", 0, None)
+
+
+async def test_an_expired_lease_returns_the_job_and_fences_the_old_owner(
+    harness: Harness,
+) -> None:
+    await harness.add("a")
+    now = harness.clock.now()
+    (first,) = await harness.writer.submit(LeaseJobs("dead", 10, now, timedelta(seconds=30)))
+    assert await harness.writer.submit(LeaseJobs("other", 10, now, timedelta(seconds=30))) == []
+    harness.clock.advance(31)
+    later = harness.clock.now()
+    (again,) = await harness.writer.submit(LeaseJobs("alive", 10, later, timedelta(seconds=30)))
+    assert (again.id, again.attempts, again.lease_owner) == (first.id, 2, "alive")
+    assert not await harness.writer.submit(FinishJob(first.id, "dead", "succeeded", later))
+    assert await harness.writer.submit(FinishJob(first.id, "alive", "succeeded", later))
+    job = await load_job(harness.database, first.id)
+    assert job is not None and job.state == "succeeded"
+
+
+async def test_an_unknown_kind_fails_with_a_reason(harness: Harness) -> None:
+    worker = harness.worker(Scripted(harness.clock, lambda k, a: Succeeded()))
+    worker.start()
+    await harness.add("a", kind="mystery")
+    job: Job | None = None
+
+    async def failed() -> bool:
+        nonlocal job
+        job = await load_job(harness.database, 1)
+        return job is not None and job.state == "failed"
+
+    for _ in range(400):
+        if await failed():
+            break
+        await asyncio.sleep(0.005)
+    await worker.stop(grace=1)
+    assert job is not None
+    assert job.last_error == "no handler for jobs of kind 'mystery'"

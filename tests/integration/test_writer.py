@@ -1,0 +1,136 @@
+"""Group commit: concurrent writes share one transaction; each caller hears after its commit."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import pytest
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from engine.config import DatabaseConfig
+from engine.errors import StorageError
+from engine.logs import make_logger
+from engine.migrate import migrate
+from engine.schema import rule_sets
+from engine.storage import Database
+from engine.writer import BatchWrite, Writer
+from tests.support.clock import utc
+
+
+@dataclass(frozen=True)
+class AddVersion(BatchWrite[str]):
+    version: str
+
+    @classmethod
+    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[str]:
+        await conn.execute(
+            insert(rule_sets),
+            [{"version": w.version, "applied_at": utc(), "files": [], "ir": {}} for w in writes],
+        )
+        return [w.version for w in writes]
+
+
+@dataclass(frozen=True)
+class Explode(BatchWrite[None]):
+    @classmethod
+    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[None]:
+        await conn.execute(
+            text(
+                "INSERT INTO rule_sets (version, applied_at, files, ir) "
+                "VALUES ('half-written', '2026-01-01 00:00:00', '[]', '{}')"
+            )
+        )
+        raise RuntimeError("this kind always fails")
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(make_url(f"sqlite+aiosqlite:///{tmp_path}/w.db"), DatabaseConfig())
+    await db.open()
+    await migrate(db)
+    yield db
+    await db.close()
+
+
+async def versions(database: Database) -> list[str]:
+    async with database.connect() as conn:
+        return list((await conn.scalars(select(rule_sets.c.version))).all())
+
+
+async def test_concurrent_writes_share_commits(database: Database) -> None:
+    commits = 0
+
+    def count(conn: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(database.engine.sync_engine, "commit", count)
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    results = await asyncio.gather(*(writer.submit(AddVersion(f"v{i}")) for i in range(200)))
+    await writer.stop()
+    assert results == [f"v{i}" for i in range(200)]
+    assert sorted(await versions(database)) == sorted(f"v{i}" for i in range(200))
+    assert commits < 20, f"200 concurrent writes took {commits} commits"
+
+
+async def test_the_caller_hears_only_after_its_write_is_visible(database: Database) -> None:
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    seen_committed = []
+
+    async def write_then_look(version: str) -> None:
+        await writer.submit(AddVersion(version))
+        seen_committed.append(version in await versions(database))
+
+    await asyncio.gather(*(write_then_look(f"v{i}") for i in range(50)))
+    await writer.stop()
+    assert seen_committed == [True] * 50
+
+
+async def test_a_failing_kind_fails_only_its_callers(database: Database) -> None:
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    outcomes = await asyncio.gather(
+        writer.submit(AddVersion("kept")),
+        writer.submit(Explode()),
+        writer.submit(AddVersion("also-kept")),
+        return_exceptions=True,
+    )
+    await writer.stop()
+    assert outcomes[0] == "kept"
+    assert isinstance(outcomes[1], RuntimeError)
+    assert outcomes[2] == "also-kept"
+    assert sorted(await versions(database)) == ["also-kept", "kept"]
+
+
+async def test_a_failing_kind_writes_nothing_of_that_kind(database: Database) -> None:
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    await writer.submit(AddVersion("dup"))
+    outcomes = await asyncio.gather(
+        writer.submit(AddVersion("fresh")),
+        writer.submit(AddVersion("dup")),  # same kind: the whole kind fails
+        return_exceptions=True,
+    )
+    await writer.stop()
+    assert all(isinstance(outcome, Exception) for outcome in outcomes)
+    assert await versions(database) == ["dup"]
+
+
+async def test_stop_commits_what_was_submitted(database: Database) -> None:
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    pending = [asyncio.ensure_future(writer.submit(AddVersion(f"v{i}"))) for i in range(10)]
+    await asyncio.sleep(0)
+    await writer.stop()
+    assert [await p for p in pending] == [f"v{i}" for i in range(10)]
+    with pytest.raises(StorageError, match="not running"):
+        await writer.submit(AddVersion("late"))
