@@ -10,6 +10,16 @@ from connectors.errors import (
     PolicyError,
     SecretError,
 )
+from connectors.retry import (
+    JITTER,
+    STANDARD_WEBHOOKS_SCHEDULE,
+    ExponentialPolicy,
+    RetryPolicy,
+    SchedulePolicy,
+    TokenBucket,
+    default_policy,
+    next_delay,
+)
 from connectors.signing import (
     SECRET_PREFIX,
     SIGNATURE_HEADERS,
@@ -21,16 +31,24 @@ from connectors.signing import (
 )
 
 __all__ = [
+    "JITTER",
     "SECRET_PREFIX",
     "SIGNATURE_HEADERS",
+    "STANDARD_WEBHOOKS_SCHEDULE",
     "BlockedAddress",
     "BlockedRequest",
     "BlockedUrl",
     "ConnectorError",
+    "ExponentialPolicy",
     "PolicyError",
+    "RetryPolicy",
+    "SchedulePolicy",
     "SecretError",
+    "TokenBucket",
     "WebhookSecret",
+    "default_policy",
     "generate_secret",
+    "next_delay",
     "parse_secret",
     "sign",
     "signed_headers",
