@@ -5,6 +5,7 @@ The tree::
     ConnectorError          root: something the outside world, or our view of it, refused
     ├── SecretError         a webhook secret is not ``whsec_<base64>`` of 24 to 64 bytes
     ├── PolicyError         a retry policy or an allowed network is not valid
+    ├── RequestError        a webhook request is not valid (no secret, no id, bad timeout)
     └── BlockedRequest      the outbound guard refused a request; retrying cannot help
         ├── BlockedUrl      refused before any lookup: the scheme or a named metadata host
         └── BlockedAddress  refused an address: an IP literal, a resolved address or the peer
@@ -23,6 +24,7 @@ __all__ = [
     "BlockedUrl",
     "ConnectorError",
     "PolicyError",
+    "RequestError",
     "SecretError",
 ]
 
@@ -44,6 +46,10 @@ class SecretError(ConnectorError):
 
 class PolicyError(ConnectorError):
     """The policy is not valid."""
+
+
+class RequestError(ConnectorError):
+    """The webhook request is not valid."""
 
 
 class BlockedRequest(ConnectorError):
