@@ -1,0 +1,94 @@
+"""Parsing: spans on nodes, comments, and only the language's own errors on any input."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dsl import DslError, ast, parse, parse_expression
+from dsl.grammar import lark_parser
+
+
+def test_nodes_carry_spans() -> None:
+    module = parse("webhook w {\n  when event.data.amount >= 10_000\n}\n", "r.ownly")
+    (webhook,) = module.definitions
+    assert isinstance(webhook, ast.WebhookDef)
+    assert webhook.span == ast.Span("r.ownly", 1, 1, 3, 2)
+    assert webhook.name_span == ast.Span("r.ownly", 1, 9, 1, 10)
+    (clause,) = webhook.body
+    assert isinstance(clause, ast.WhenClause)
+    expr = clause.expr
+    assert isinstance(expr, ast.Binary)
+    assert expr.span == ast.Span("r.ownly", 2, 8, 2, 35)
+    assert isinstance(expr.left, ast.Path)
+    assert expr.left.parts == ("event", "data", "amount")
+    assert expr.left.span == ast.Span("r.ownly", 2, 8, 2, 25)
+
+
+def test_comments_are_kept_with_positions_and_strings_are_not_comments() -> None:
+    module = parse('# top\nconst a = "# not a comment"  # real\n')
+    assert [(c.line, c.column, c.text) for c in module.comments] == [
+        (1, 1, "# top"),
+        (2, 30, "# real"),
+    ]
+
+
+def test_keywords_are_names_where_a_name_is_expected() -> None:
+    module = parse('event webhook.test {\n  description = "d"\n  on: string\n  timeout: int\n}\n')
+    (event,) = module.definitions
+    assert isinstance(event, ast.EventDef)
+    assert event.name == "webhook.test"
+    assert [s.name for s in event.body] == ["description", "on", "timeout"]
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical_op"),
+    [
+        ("a or b and c", "or"),
+        ("not a == b", "not"),
+        ("a ?? b > c", ">"),
+        ("a + b * c", "+"),
+        ("a not in b", "not in"),
+    ],
+)
+def test_precedence(text: str, canonical_op: str) -> None:
+    expr = parse_expression(text)
+    assert isinstance(expr, ast.Binary | ast.Unary)
+    assert expr.op == canonical_op
+
+
+def test_the_parser_is_built_once() -> None:
+    assert lark_parser() is lark_parser()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_only_raise_dsl_errors(data: bytes) -> None:
+    text = data.decode("utf-8", errors="replace")
+    with contextlib.suppress(DslError):
+        parse(text)
+
+
+TOKENS = [
+    "webhook", "event", "workflow", "template", "hook", "const", "on", "when", "retry", "times",
+    "timeout", "wait", "for", "until", "where", "else", "if", "parallel", "send_email", "to",
+    "emit", "fail", "set", "retry_from", "exponential", "..", "every", "schedule", "{", "}", "(",
+    ")", "[", "]", ",", ":", "=", "==", "!=", "<", ">=", "?", "??", "|", "+", "-", "*", "/", "%",
+    ".", "and", "or", "not", "in", "exists", "matches", "x", "event", "data", "amount", "10_000",
+    "1.5", "5m", "7d", '"s"', '"{{ a }}"', "true", "null", "list", "\n", "\n\n", "# c\n", "  ",
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=40))
+def test_random_token_sequences_only_raise_dsl_errors(tokens: list[str]) -> None:
+    with contextlib.suppress(DslError):
+        parse(" ".join(tokens))
+
+
+def test_deep_nesting_is_a_syntax_error_not_a_crash() -> None:
+    with pytest.raises(DslError):
+        parse("const x = " + "(" * 5000 + "1" + ")" * 5000 + "\n")

@@ -1,0 +1,116 @@
+"""The compiled rule set: version hash, IR as JSON, environment, predicates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from dsl import Context, RuleSet, compile_rules, ir
+from tests.unit.dsl.conftest import Rules
+
+WEBHOOK = """\
+# CRM gets the large ones
+webhook crm {
+  url    = env("CRM_URL")
+  secret = env("CRM_SECRET", "dev-secret")
+  events = [investment.*]
+  when     event.data.amount >= 10_000   # large
+  retry    8 times, exponential 5s .. 10h
+  timeout  15s
+}
+"""
+
+
+def compiled(rules: Rules, text: str) -> RuleSet:
+    compilation = rules.compile(text)
+    assert compilation.ok, compilation.render()
+    assert compilation.rule_set is not None
+    return compilation.rule_set
+
+
+def test_layout_and_comments_do_not_change_the_version(rules: Rules) -> None:
+    first = compiled(rules, WEBHOOK)
+    relaid = (
+        "webhook crm {\n"
+        'url = env("CRM_URL")\n\n\n'
+        'secret = env("CRM_SECRET", "dev-secret") # rotated yearly\n'
+        "events = [\n  investment.*,\n]\n"
+        "when (event.data.amount >= 10000)\n"
+        "retry 8 times, exponential 5s .. 600m\n"
+        "timeout 15s\n}\n"
+    )
+    assert compiled(rules, relaid).version == first.version
+
+
+def test_meaning_changes_the_version(rules: Rules) -> None:
+    first = compiled(rules, WEBHOOK)
+    changed = compiled(rules, WEBHOOK.replace("10_000", "10_001"))
+    assert changed.version != first.version
+
+
+def test_template_files_are_part_of_the_version(rules: Rules) -> None:
+    text = (
+        WEBHOOK
+        + "workflow w {\n  on deal.funded\n"
+        + '  send_email receipt to "a@b.c" { name: "x", amount: 1 }\n}\n'
+    )
+    first = compiled(rules, text)
+    (rules.templates / "receipt.html").write_text("<p>{{ name }} paid {{ amount }}!</p>")
+    assert compiled(rules, text).version != first.version
+
+
+def test_env_values_are_references_not_values(rules: Rules) -> None:
+    rule_set = compiled(rules, WEBHOOK)
+    webhook = rule_set.webhooks["crm"]
+    assert webhook.url == ir.EnvRef(env="CRM_URL")
+    assert webhook.secrets == (ir.EnvRef(env="CRM_SECRET", default="dev-secret"),)
+    assert rule_set.missing_env({}) == ["CRM_URL", "DOCUSIGN_SECRET", "OPS_SECRET"]
+    assert rule_set.missing_env({"CRM_URL": "x", "OPS_SECRET": "s", "DOCUSIGN_SECRET": "d"}) == []
+    assert "dev-secret" in rule_set.to_json()  # a default is configuration, kept as written
+
+
+def test_compile_with_env_reports_each_missing_variable(rules: Rules, tmp_path: Path) -> None:
+    (tmp_path / "case.ownly").write_text(WEBHOOK)
+    compilation = compile_rules(
+        [tmp_path / "base.ownly", tmp_path / "case.ownly"],
+        templates_dir=rules.templates,
+        env={"OPS_SECRET": "s"},
+    )
+    missing = sorted(d.message for d in compilation.diagnostics if d.code == "E056")
+    assert missing == [
+        "environment variable CRM_URL is not set",
+        "environment variable DOCUSIGN_SECRET is not set",
+    ]
+    assert compilation.rule_set is None
+
+
+def test_ir_round_trips_through_json(rules: Rules) -> None:
+    rule_set = compiled(rules, WEBHOOK)
+    restored = ir.RuleSetIR.model_validate_json(rule_set.ir.model_dump_json())
+    assert restored == rule_set.ir
+    assert RuleSet(restored, {}).version == rule_set.version
+
+
+def test_match_and_accepts(rules: Rules) -> None:
+    rule_set = compiled(rules, WEBHOOK)
+    (subscription,) = rule_set.match("investment.created")
+    assert subscription.when == "event.data.amount >= 10000"
+    large = Context({"event": {"data": {"amount": 20_000}}})
+    small = Context({"event": {"data": {"amount": 5}}})
+    broken = Context({"event": {"data": "not an object"}})
+    assert rule_set.accepts(subscription, large)
+    assert not rule_set.accepts(subscription, small)
+    assert not rule_set.accepts(subscription, broken)
+    assert [s.name for s in rule_set.match("deal.funded")] == ["ops"]
+    assert rule_set.match("nothing.here") == ()
+
+
+def test_models_are_immutable(rules: Rules) -> None:
+    rule_set = compiled(rules, WEBHOOK)
+    webhook = rule_set.webhooks["crm"]
+    with pytest.raises(ValidationError, match="frozen"):
+        webhook.timeout_seconds = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        rule_set.webhooks["other"] = webhook  # type: ignore[index]
