@@ -2,10 +2,11 @@
 
 Posts ~500-byte signed JSON to a local aiohttp receiver answering 200, which
 runs in its own process on 127.0.0.1, at concurrency 1, 10 and 100. Each case
-is bounded in requests and in seconds; the figures are requests per second.
+is bounded in requests and in seconds; rounds interleave the two clients and
+the table reports the median of requests per second.
 
-    .venv/bin/python bench/sender.py            # print the table
-    .venv/bin/python bench/sender.py --record   # and append it to bench/RESULTS.md
+    .venv/bin/python bench/sender.py            # print the figures
+    .venv/bin/python bench/sender.py --record   # and append a section to bench/RESULTS.md
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 import aiohttp
 import httpx
@@ -39,7 +41,11 @@ from connectors import (
 
 CONCURRENCY = (1, 10, 100)
 USER_AGENT = "Ownly/bench"
+AIOHTTP = "aiohttp (guarded WebhookSender)"
+HTTPX = "httpx.AsyncClient (same signing)"
 RESULTS = Path(__file__).with_name("RESULTS.md")
+
+Row = tuple[str, int, list[float], int]  # client, concurrency, rate of each round, failures
 
 
 def payload() -> bytes:
@@ -74,8 +80,7 @@ def serve() -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
-        assert site._server is not None
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         print(port, flush=True)
         await asyncio.Event().wait()
 
@@ -112,11 +117,12 @@ async def measure(
     return done / elapsed, done, failures
 
 
-async def run(port: int, requests: int, seconds: float) -> list[tuple[str, int, float, int, int]]:
+async def run(port: int, requests: int, seconds: float, rounds: int) -> list[Row]:
     url = f"http://127.0.0.1:{port}/hook"
     body = payload()
     secret = generate_secret()
-    rows: list[tuple[str, int, float, int, int]] = []
+    rates: dict[tuple[str, int], list[float]] = {}
+    failures: dict[tuple[str, int], int] = {}
     counter = 0
 
     def next_id() -> str:
@@ -124,48 +130,53 @@ async def run(port: int, requests: int, seconds: float) -> list[tuple[str, int, 
         counter += 1
         return f"msg_{counter}"
 
-    for concurrency in CONCURRENCY:
-        async with guarded_session(["127.0.0.0/8"], limit=100, limit_per_host=100) as session:
-            sender = WebhookSender(session, user_agent=USER_AGENT)
+    async def case(name: str, concurrency: int, send: Callable[[], Awaitable[bool]]) -> None:
+        rate, done, failed = await measure(send, concurrency, requests, seconds)
+        rates.setdefault((name, concurrency), []).append(rate)
+        failures[(name, concurrency)] = failures.get((name, concurrency), 0) + failed
+        print(f"{name:<34} c={concurrency:<3} {rate:8.0f} req/s  ({done} sent, {failed} failed)")
 
-            async def send_aiohttp(sender: WebhookSender = sender) -> bool:
-                attempt = await sender.send(
-                    WebhookRequest(
-                        url=url,
-                        message_id=next_id(),
-                        event_type="investment.created",
-                        body=body,
-                        secrets=(secret,),
-                        timestamp=int(time.time()),
-                        timeout=30,
+    # Rounds interleave the clients, so that a busy moment on a shared machine
+    # does not fall on one client only.
+    for _ in range(rounds):
+        for concurrency in CONCURRENCY:
+            async with guarded_session(["127.0.0.0/8"], limit=100, limit_per_host=100) as session:
+                sender = WebhookSender(session, user_agent=USER_AGENT)
+
+                async def send_aiohttp(sender: WebhookSender = sender) -> bool:
+                    attempt = await sender.send(
+                        WebhookRequest(
+                            url=url,
+                            message_id=next_id(),
+                            event_type="investment.created",
+                            body=body,
+                            secrets=(secret,),
+                            timestamp=int(time.time()),
+                            timeout=30,
+                        )
                     )
-                )
-                return attempt.outcome is Outcome.DELIVERED
+                    return attempt.outcome is Outcome.DELIVERED
 
-            rate, done, failed = await measure(send_aiohttp, concurrency, requests, seconds)
-            rows.append(("aiohttp (guarded WebhookSender)", concurrency, rate, done, failed))
-            print(f"aiohttp  c={concurrency:<3} {rate:8.0f} req/s  ({done} sent, {failed} failed)")
+                await case(AIOHTTP, concurrency, send_aiohttp)
 
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
-            async def send_httpx(client: httpx.AsyncClient = client) -> bool:
-                headers = signed_headers(
-                    secrets=(secret,),
-                    message_id=next_id(),
-                    timestamp=int(time.time()),
-                    body=body,
-                    event_type="investment.created",
-                    user_agent=USER_AGENT,
-                )
-                response = await client.post(url, content=body, headers=headers)
-                await response.aread()
-                return 200 <= response.status_code < 300
+                async def send_httpx(client: httpx.AsyncClient = client) -> bool:
+                    headers = signed_headers(
+                        secrets=(secret,),
+                        message_id=next_id(),
+                        timestamp=int(time.time()),
+                        body=body,
+                        event_type="investment.created",
+                        user_agent=USER_AGENT,
+                    )
+                    response = await client.post(url, content=body, headers=headers)
+                    await response.aread()
+                    return 200 <= response.status_code < 300
 
-            rate, done, failed = await measure(send_httpx, concurrency, requests, seconds)
-            rows.append(("httpx.AsyncClient (same signing)", concurrency, rate, done, failed))
-            print(f"httpx    c={concurrency:<3} {rate:8.0f} req/s  ({done} sent, {failed} failed)")
-    return rows
+                await case(HTTPX, concurrency, send_httpx)
+    return [(name, c, found, failures[(name, c)]) for (name, c), found in rates.items()]
 
 
 def machine() -> str:
@@ -184,31 +195,33 @@ def machine() -> str:
     )
 
 
-def record(
-    rows: list[tuple[str, int, float, int, int]], requests: int, seconds: float, where: str
-) -> None:
-    by = {(client, c): rate for client, c, rate, _, _ in rows}
-    clients = list(dict.fromkeys(client for client, *_ in rows))
+def record(rows: list[Row], requests: int, seconds: float, rounds: int, where: str) -> None:
+    by = {(name, c): found for name, c, found, _ in rows}
     lines = [
         "",
         f"## bench/sender.py — webhook sender, aiohttp vs httpx ({datetime.now(UTC):%Y-%m-%d})",
         "",
         f"Machine: {where}; aiohttp {aiohttp.__version__}, httpx {httpx.__version__}.",
-        "Client: default asyncio loop, pools of 100 connections; receiver: aiohttp in its own",
-        "process on 127.0.0.1 answering 200. Each request is ~500 bytes of JSON, signed",
+        "Client: default asyncio loop, pools of 100 connections; receiver: aiohttp (uvloop) in",
+        "its own process on 127.0.0.1 answering 200. Each request is ~500 bytes of JSON, signed",
         f"(Standard Webhooks + hex HMAC). Each case: at most {requests} requests or {seconds:g}s,",
-        "after 50 warm-up requests. Requests per second:",
+        f"after 50 warm-up requests; {rounds} interleaved rounds. Requests per second, median",
+        "(lowest-highest):",
         "",
         "| client | " + " | ".join(f"c={c}" for c in CONCURRENCY) + " |",
         "| --- | " + " | ".join("---:" for _ in CONCURRENCY) + " |",
     ]
-    for client in clients:
-        cells = " | ".join(f"{by[(client, c)]:,.0f}" for c in CONCURRENCY)
-        lines.append(f"| {client} | {cells} |")
+    for name in (AIOHTTP, HTTPX):
+        cells = " | ".join(
+            f"{median(by[(name, c)]):,.0f} ({min(by[(name, c)]):,.0f}-{max(by[(name, c)]):,.0f})"
+            for c in CONCURRENCY
+        )
+        lines.append(f"| {name} | {cells} |")
     ratios = ", ".join(
-        f"c={c}: {by[(clients[0], c)] / by[(clients[1], c)]:.1f}x" for c in CONCURRENCY
+        f"c={c}: {median(by[(AIOHTTP, c)]) / median(by[(HTTPX, c)]):.1f}x" for c in CONCURRENCY
     )
-    lines += ["", f"aiohttp / httpx: {ratios}.", ""]
+    failed = sum(row[3] for row in rows)
+    lines += ["", f"Median aiohttp / httpx: {ratios}. Failed requests: {failed}.", ""]
     with RESULTS.open("a", encoding="utf-8") as out:
         out.write("\n".join(lines))
 
@@ -216,8 +229,9 @@ def record(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--requests", type=int, default=5000, help="at most this many per case")
-    parser.add_argument("--seconds", type=float, default=8.0, help="at most this long per case")
+    parser.add_argument("--requests", type=int, default=4000, help="at most this many per case")
+    parser.add_argument("--seconds", type=float, default=5.0, help="at most this long per case")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all cases")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     if args.serve:
@@ -231,12 +245,12 @@ def main() -> None:
     try:
         assert receiver.stdout is not None
         port = int(receiver.stdout.readline())
-        rows = asyncio.run(run(port, args.requests, args.seconds))
+        rows = asyncio.run(run(port, args.requests, args.seconds, args.rounds))
     finally:
         receiver.terminate()
         receiver.wait(timeout=10)
     if args.record:
-        record(rows, args.requests, args.seconds, where)
+        record(rows, args.requests, args.seconds, args.rounds, where)
         print(f"appended to {RESULTS}")
 
 
