@@ -1,0 +1,250 @@
+"""`ownly check`, `ownly fmt` and `ownly simulate`: the rule-file commands.
+
+Exit codes: 0 clean, 1 errors (or warnings with --strict, or files to
+reformat with fmt --check), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import jinja2
+
+from dsl import (
+    Compilation,
+    Context,
+    DslError,
+    RuleSet,
+    compile_rules,
+    ir,
+    parse_expression,
+    render_email,
+    rule_files,
+)
+from dsl.diagnostics import render_json, render_text
+from dsl.expr import did_you_mean, walk
+from dsl.fmt import format_source
+
+__all__ = ["check", "fmt", "simulate"]
+
+_PATHS = click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+_TEMPLATES = click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("templates"),
+    show_default=True,
+    help="Directory of the email template files.",
+)
+
+
+def _paths(paths: Sequence[Path]) -> list[Path]:
+    return list(paths) or [Path("rules")]
+
+
+def _summary(compilation: Compilation) -> str:
+    errors, warnings = len(compilation.errors), len(compilation.warnings)
+    if compilation.rule_set is None:
+        return f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    rules = compilation.rule_set
+    return (
+        f"ok: {len(rules.events)} events, {len(rules.webhooks)} webhooks, "
+        f"{len(rules.templates)} templates, {len(rules.workflows)} workflows; "
+        f"{warnings} warning{'s' * (warnings != 1)}; version {rules.version[:12]}"
+    )
+
+
+@click.command()
+@_PATHS
+@_TEMPLATES
+@click.option("--strict", is_flag=True, help="Warnings fail the check too.")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Diagnostics as compiler-style text or as JSON (for pull-request annotations).",
+)
+@click.option("--env", "use_env", is_flag=True, help="Also require every env() variable to be set.")
+def check(
+    paths: tuple[Path, ...], templates_dir: Path, strict: bool, output: str, use_env: bool
+) -> None:
+    """Check rule files: syntax, references, types, templates, secrets."""
+    env = dict(os.environ) if use_env else None
+    compilation = compile_rules(_paths(paths), templates_dir=templates_dir, env=env)
+    if output == "json":
+        click.echo(render_json(compilation.diagnostics))
+    elif compilation.diagnostics:
+        click.echo(render_text(compilation.diagnostics, compilation.sources))
+    click.echo(_summary(compilation), err=True)
+    failed = not compilation.ok or (strict and compilation.warnings)
+    sys.exit(1 if failed else 0)
+
+
+@click.command()
+@_PATHS
+@click.option(
+    "--check", "check_only", is_flag=True, help="Change nothing; fail if a file would change."
+)
+def fmt(paths: tuple[Path, ...], check_only: bool) -> None:
+    """Format rule files in the one canonical layout."""
+    failed = False
+    for path in rule_files(_paths(paths)):
+        text = path.read_text(encoding="utf-8")
+        try:
+            formatted = format_source(text, str(path))
+        except DslError as exc:
+            diagnostic = getattr(exc, "diagnostic", None)
+            message = render_text([diagnostic], {str(path): text}) if diagnostic else str(exc)
+            click.echo(message, err=True)
+            failed = True
+            continue
+        if formatted == text:
+            continue
+        if check_only:
+            click.echo(f"would reformat {path}")
+            diff = difflib.unified_diff(
+                text.splitlines(keepends=True),
+                formatted.splitlines(keepends=True),
+                f"{path}",
+                f"{path} (formatted)",
+            )
+            click.echo("".join(diff), nl=False)
+            failed = True
+        else:
+            path.write_text(formatted, encoding="utf-8")
+            click.echo(f"formatted {path}")
+    sys.exit(1 if failed else 0)
+
+
+@click.command()
+@click.argument("event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_PATHS
+@_TEMPLATES
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def simulate(event_file: Path, paths: tuple[Path, ...], templates_dir: Path, output: str) -> None:
+    """Show what an event would trigger under the current rules, and why the rest would not."""
+    try:
+        event = json.loads(event_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="EVENT.json") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise click.BadParameter(
+            'an event is an object with "type" and "data"', param_hint="EVENT.json"
+        )
+    compilation = compile_rules(_paths(paths), templates_dir=templates_dir)
+    if compilation.rule_set is None:
+        click.echo(render_text(compilation.diagnostics, compilation.sources), err=True)
+        click.echo(_summary(compilation), err=True)
+        sys.exit(1)
+    rules = compilation.rule_set
+    if event["type"] not in rules.events:
+        hint = did_you_mean(event["type"], rules.events) or ""
+        click.echo(f"error: unknown event type {event['type']!r}. {hint}".rstrip(), err=True)
+        sys.exit(1)
+    report = _simulate(rules, event, templates_dir)
+    if output == "json":
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(_render_report(report))
+
+
+def _envelope(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": event.get("id", "evt_simulated"),
+        "type": event["type"],
+        "time": event.get("time", datetime.now(UTC).isoformat()),
+        "source": event.get("source", "simulate"),
+        "data": event.get("data", {}),
+    }
+
+
+def _simulate(rules: RuleSet, event: dict[str, Any], templates_dir: Path) -> dict[str, Any]:
+    envelope = _envelope(event)
+    context = Context({"event": envelope}, env=dict(os.environ))
+    fired: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for sub in rules.match(envelope["type"]):
+        entry: dict[str, Any] = {"kind": sub.kind, "name": sub.name, "pattern": sub.pattern}
+        if rules.accepts(sub, context):
+            if sub.kind == "workflow":
+                workflow = rules.workflows[sub.name]
+                entry["emails"] = list(_emails(rules, workflow.steps, context, templates_dir))
+            fired.append(entry)
+        else:
+            skipped.append({**entry, "because": f"when {sub.when} is false"})
+    return {"event": envelope["type"], "version": rules.version, "fired": fired, "skipped": skipped}
+
+
+def _send_email_steps(steps: Iterable[ir.Step]) -> Iterator[ir.SendEmailStep]:
+    for step in steps:
+        if isinstance(step, ir.SendEmailStep):
+            yield step
+        elif isinstance(step, ir.IfStep):
+            for branch in step.branches:
+                yield from _send_email_steps(branch.steps)
+        elif isinstance(step, ir.ParallelStep):
+            yield from _send_email_steps(step.steps)
+        elif isinstance(step, ir.WaitForStep) and step.on_timeout:
+            yield from _send_email_steps(step.on_timeout)
+
+
+def _roots(expression: str) -> set[str]:
+    return {n.parts[0] for n in walk(parse_expression(expression)) if hasattr(n, "parts")}
+
+
+def _emails(
+    rules: RuleSet, steps: Sequence[ir.Step], context: Context, templates_dir: Path
+) -> Iterator[dict[str, Any]]:
+    for step in _send_email_steps(steps):
+        entry: dict[str, Any] = {"template": step.template}
+        expressions = [step.to, *(a.expr for a in step.variables or ())]
+        if any(_roots(e) - {"event"} for e in expressions):
+            entry["note"] = "depends on the results of earlier steps; not rendered"
+            yield entry
+            continue
+        entry["to"] = rules.evaluate(step.to, context)
+        if step.variables is None:
+            event = context.values["event"]
+            data = event.get("data", {}) if isinstance(event, dict) else {}
+            variables = dict(data) if isinstance(data, dict) else {}
+        else:
+            variables = {a.name: rules.evaluate(a.expr, context) for a in step.variables}
+        try:
+            email = render_email(rules.templates[step.template], variables, templates_dir)
+        except jinja2.TemplateError as exc:
+            entry["error"] = f"cannot render: {exc}"
+        else:
+            entry["subject"] = email.subject
+            entry["html"] = email.html
+        yield entry
+
+
+def _render_report(report: dict[str, Any]) -> str:
+    lines = [f"event {report['event']} (rule set {report['version'][:12]})"]
+    if not report["fired"] and not report["skipped"]:
+        lines.append("  nothing subscribes to this event")
+    for entry in report["fired"]:
+        lines.append(f"  fires   {entry['kind']} {entry['name']}  (matches {entry['pattern']})")
+        for email in entry.get("emails", []):
+            if "subject" in email:
+                lines.append(
+                    f"          sends {email['template']} to {email['to']}: {email['subject']!r}"
+                )
+            else:
+                reason = email.get("note") or email.get("error")
+                lines.append(f"          sends {email['template']}: {reason}")
+    for entry in report["skipped"]:
+        lines.append(f"  skips   {entry['kind']} {entry['name']}  ({entry['because']})")
+    return "\n".join(lines)
