@@ -22,6 +22,7 @@ from engine.app import Engine
 from engine.config import Settings, load_settings
 from engine.errors import OwnlyError
 from engine.migrate import migrate as apply_migrations
+from engine.rules_cli import check, fmt, simulate
 from engine.server import serve
 from engine.storage import Database
 from engine.version import VERSION
@@ -140,3 +141,7 @@ def config(ctx: click.Context) -> None:
 def version() -> None:
     """Print the version of Ownly."""
     click.echo(f"ownly {VERSION}")
+
+
+for _command in (check, fmt, simulate):
+    main.add_command(_command)
