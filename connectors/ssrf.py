@@ -180,9 +180,10 @@ class AddressPolicy:
             return "not an IP address"
         if self.allows(parsed):
             return None
-        if plain_http:
+        reason = _classify(parsed)
+        if reason is None and plain_http:
             return "plain http:// is allowed only to networks in allow_networks"
-        return _classify(parsed)
+        return reason
 
     def check_address(self, host: str, address: str, *, plain_http: bool = False) -> None:
         """Raise ``BlockedAddress`` unless the sender may connect to ``address``."""

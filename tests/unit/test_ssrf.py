@@ -142,6 +142,8 @@ REFUSED = [
     ("https://192.168.1.1/hook", "192.168.1.1", "private (RFC 1918)"),
     ("https://169.254.169.254/latest/meta-data/", "169.254.169.254", "cloud metadata"),
     ("https://169.254.1.1/hook", "169.254.1.1", "link-local"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254", "cloud metadata"),
+    ("http://10.0.0.1:8080/hook", "10.0.0.1", "private (RFC 1918)"),
     ("https://100.64.0.1/hook", "100.64.0.1", "CGNAT"),
     ("https://[::1]/hook", "::1", "loopback"),
     ("https://[fc00::1]/hook", "fc00::1", "unique-local"),
