@@ -9,7 +9,7 @@ the network or the receiver does: every result becomes an ``Attempt`` with an
     throttled  429, or 503 with Retry-After: retry, after ``retry_after`` seconds
     redirect   3xx: a failure (redirects are never followed), retry
     gone       410: the engine disables the webhook
-    blocked    the address guard refused the URL: do not retry
+    blocked    the address guard refused the URL, or it is not a URL: do not retry
 
 The attempt holds no secret: the request's headers (and so its signatures) are
 not kept, the response's credential-like headers are redacted, and error
@@ -230,9 +230,14 @@ class WebhookSender:
         start = self._monotonic()
         error: Exception
         try:
-            scheme = URL(request.url).scheme
-            if scheme not in ("http", "https"):
-                raise BlockedUrl(f"only http:// and https:// URLs are sent, not {scheme}://")
+            try:
+                url = URL(request.url)
+            except (TypeError, ValueError):
+                raise BlockedUrl("not a valid URL") from None
+            if url.scheme not in ("http", "https"):
+                raise BlockedUrl(f"only http:// and https:// URLs are sent, not {url.scheme}://")
+            if not url.host:
+                raise BlockedUrl("not a valid URL: it has no host")
             async with self._session.post(
                 request.url,
                 data=request.body,
@@ -258,7 +263,8 @@ class WebhookSender:
                     response_body_truncated=truncated,
                     retry_after=retry_after if status in (429, 503) else None,
                 )
-        except BlockedRequest as exc:
+        except (BlockedRequest, aiohttp.InvalidURL) as exc:
+            # Refused before sending: retrying the same URL cannot help.
             outcome, error = Outcome.BLOCKED, exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             outcome, error = Outcome.FAILED, exc
@@ -316,7 +322,10 @@ def _describe(error: BaseException, request: WebhookRequest) -> str:
         message = f"no complete answer within {request.timeout:g}s{detail}"
     elif not message:
         message = (type(error).__doc__ or type(error).__name__).strip().splitlines()[0]
-    url = URL(request.url)
+    try:
+        url = URL(request.url)
+    except (TypeError, ValueError):
+        return message[:_MESSAGE_LIMIT]
     origin = f"{url.scheme}://{url.host}" + (f":{url.explicit_port}" if url.explicit_port else "")
     hidden: list[tuple[str, str]] = [(request.url, origin), (str(url), origin)]
     if len(url.raw_path_qs) > 4:  # shorter ones hide nothing and would mangle the message

@@ -166,6 +166,8 @@ REFUSED = [
     ("https://2130706433/hook", "2130706433", "dotted form"),
     ("https://127.1/hook", "127.1", "dotted form"),
     ("ftp://public.example/hook", "ftp://", "only http:// and https://"),
+    ("https:///no-host", "", "URL"),
+    ("http://[::1/broken", "", "URL"),
 ]
 
 
