@@ -2,53 +2,95 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import TextIO
 
+import aiohttp
+from aiohttp import web
+
+from connectors.ssrf import guarded_session
+from connectors.webhook import WebhookSender
 from engine.auth import Keyring, development_key
+from engine.bus import Bus
+from engine.clock import Clock, SystemClock
 from engine.config import Settings
+from engine.delivery import KIND as WEBHOOK
+from engine.delivery import WebhookHandler, WebhookPlanner
 from engine.errors import ConfigError, StorageError
 from engine.logs import Logger, make_logger
 from engine.metrics import Metrics
 from engine.migrate import migrate, migration_status
-from engine.reload import Rules
+from engine.reload import ReloadOutcome, Rules, RulesError
 from engine.storage import Database
+from engine.version import VERSION
+from engine.worker import Waker, Worker
+from engine.writer import Writer
 
-__all__ = ["Engine"]
+__all__ = ["ENGINE", "Engine"]
 
 
 class Engine:
-    """One running Ownly: configuration, logs, metrics, database, keys and rules."""
+    """One running Ownly: configuration, storage, rules, the bus and the workers."""
 
     def __init__(
         self,
         settings: Settings,
         *,
         logger: Logger,
-        metrics: Metrics,
-        database: Database,
-        rules: Rules,
+        clock: Clock,
+        environ: Mapping[str, str],
     ) -> None:
         self.settings = settings
         self.logger = logger
-        self.metrics = metrics
-        self.database = database
-        self.rules = rules
+        self.clock = clock
+        self.environ = environ
+        self.metrics = Metrics()
+        self.database = Database(settings.database_url, settings.config.database)
         self.keyring = Keyring(settings.api_keys)
+        self.writer = Writer(
+            self.database,
+            logger=logger,
+            group_sizes=self.metrics.writer_group_size,
+            commit_seconds=self.metrics.writer_commit_seconds,
+        )
+        self.rules = Rules(settings.rule_paths, settings.templates_dir, environ, clock, logger)
+        self.waker = Waker()
+        self.bus = Bus(
+            self.rules,
+            {WEBHOOK: WebhookPlanner(clock)},
+            clock=clock,
+            waker=self.waker,
+            env=environ,
+        )
+        self.worker: Worker | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._watch_stop = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, log_stream: TextIO) -> Engine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        log_stream: TextIO,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Engine:
         server = settings.config.server
         logger = make_logger(log_stream, fmt=server.log_format, level=server.log_level)
         return cls(
             settings,
             logger=logger,
-            metrics=Metrics(),
-            database=Database(settings.database_url, settings.config.database),
-            rules=Rules(settings.rule_paths, settings.templates_dir, logger),
+            clock=clock or SystemClock(),
+            environ=dict(os.environ if environ is None else environ),
         )
 
-    async def start(self) -> None:
-        """Open and migrate the database, resolve keys, load the rules."""
+    async def start(self, *, watch: bool = True) -> None:
+        """Open and migrate the database, apply the rules, start the workers."""
         if self.settings.production and not self.settings.api_keys:
             raise ConfigError(
                 f"{self.settings.source}: [api.keys]: production mode needs at least one API key"
@@ -59,10 +101,61 @@ class Engine:
             key = development_key(self.settings.state_dir)
             self.keyring = Keyring((key,))
             self.logger.info("auth.development_key", path=str(self.settings.state_dir / "dev-key"))
-        self.rules.load()
+        self.writer.start()
+        outcome = await self.reload("start")
+        if outcome.status == "failed":
+            count = len(outcome.diagnostics)
+            raise RulesError(
+                f"the rule files do not compile ({count} error{'s' * (count != 1)})",
+                details=outcome.text,
+            )
+        self._start_worker()
+        if watch:
+            self._watcher = asyncio.create_task(
+                self.rules.watch(self.writer, self._watch_stop), name="ownly-rules-watch"
+            )
+
+    async def reload(self, reason: str) -> ReloadOutcome:
+        return await self.rules.reload(self.writer, reason)
 
     async def stop(self) -> None:
+        """Let running jobs finish within the grace period, release the rest, close."""
+        self._watch_stop.set()
+        if self._watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self.worker is not None:
+            await self.worker.stop(grace=self.settings.config.server.shutdown_grace)
+        if self._session is not None:
+            await self._session.close()
+        await self.writer.stop()
         await self.database.close()
+
+    def _start_worker(self) -> None:
+        webhooks = self.settings.config.webhooks
+        queue = self.settings.config.queue
+        self._session = guarded_session(
+            webhooks.allow_networks, limit=queue.concurrency, limit_per_host=queue.concurrency
+        )
+        sender = WebhookSender(
+            self._session,
+            user_agent=f"Ownly/{VERSION}",
+            response_body_limit=webhooks.response_body_limit,
+        )
+        handler = WebhookHandler(sender, clock=self.clock, environ=self.environ, logger=self.logger)
+        self.worker = Worker(
+            self.database,
+            self.writer,
+            {WEBHOOK: handler},
+            clock=self.clock,
+            waker=self.waker,
+            logger=self.logger,
+            concurrency=queue.concurrency,
+            batch=queue.batch,
+            lease=timedelta(seconds=queue.lease),
+            poll_interval=queue.poll_interval,
+        )
+        self.worker.start()
 
     async def _migrate(self) -> None:
         status = await migration_status(self.database)
@@ -75,3 +168,6 @@ class Engine:
             )
         before, after = await migrate(self.database)
         self.logger.info("database.migrated", source=before.current, target=after.current)
+
+
+ENGINE = web.AppKey("engine", Engine)

@@ -44,6 +44,8 @@ class _Group(click.Group):
             console = Console(stderr=True, highlight=False, soft_wrap=True)
             for line in exc.message.splitlines() or [type(exc).__name__]:
                 console.print(f"[bold red]error:[/] {escape(line)}")
+            if exc.details:
+                console.print(escape(exc.details.rstrip("\n")))
             ctx.exit(1)
 
 

@@ -9,6 +9,7 @@ environment variable, resolved once here, held as a ``SecretStr``.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -16,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -28,12 +37,16 @@ __all__ = [
     "ApiKeyConfig",
     "Config",
     "DatabaseConfig",
+    "IngestConfig",
+    "QueueConfig",
     "RulesConfig",
     "ServerConfig",
     "Settings",
     "TemplatesConfig",
+    "WebhooksConfig",
     "load_settings",
     "parse_duration",
+    "parse_size",
 ]
 
 ENV_PREFIX = "OWNLY_"
@@ -62,6 +75,22 @@ def parse_duration(value: object) -> object:
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=86_400)]
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB)?\s*$")
+_UNIT_BYTES = {"B": 1, "KiB": 1024, "MiB": 1024 * 1024, None: 1}
+
+
+def parse_size(value: object) -> object:
+    """Read ``262144``, ``"256KiB"`` or ``"1MiB"`` as bytes."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match is None:
+            raise ValueError("expected a size such as 256KiB, 1MiB or a number of bytes")
+        return int(match[1]) * _UNIT_BYTES[match[2]]
+    return value
+
+
+Bytes = Annotated[int, BeforeValidator(parse_size), Field(gt=0, le=64 * 1024 * 1024)]
 
 
 class _Section(BaseModel):
@@ -92,6 +121,34 @@ class TemplatesConfig(_Section):
     path: Path = Path("templates")
 
 
+class IngestConfig(_Section):
+    max_body: Bytes = 256 * 1024
+    max_batch: int = Field(default=500, ge=1, le=10_000)
+    accept_unknown_types: bool = False
+
+
+class QueueConfig(_Section):
+    concurrency: int = Field(default=64, ge=1, le=10_000)
+    batch: int = Field(default=64, ge=1, le=10_000)
+    lease: Seconds = 60.0
+    poll_interval: Seconds = 1.0
+
+
+class WebhooksConfig(_Section):
+    allow_networks: list[str] = Field(default_factory=list)
+    response_body_limit: Bytes = 16 * 1024
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from None
+        return value
+
+
 class ApiKeyConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     scopes: list[Scope] = Field(min_length=1)
@@ -108,6 +165,9 @@ class Config(_Section):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
 
 
 @dataclass(frozen=True)

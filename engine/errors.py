@@ -9,8 +9,9 @@ The tree::
     └── ServeError             the server cannot start (address in use, ...)
 
 Foreign exceptions are translated at the boundary that meets them
-(``raise StorageError(...) from exc``), so the CLI prints one line and only
-``--debug`` shows the chain.
+(``raise StorageError(...) from exc``), so the CLI prints one line (and the
+error's ``details``, such as compiler diagnostics) and only ``--debug`` shows
+the chain.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ __all__ = ["ConfigError", "OwnlyError", "SchemaTooNewError", "ServeError", "Stor
 class OwnlyError(Exception):
     """Ownly failed."""
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, details: str = "") -> None:
         super().__init__(message or self.__doc__ or "")
+        self.details = details
 
     @property
     def message(self) -> str:

@@ -41,5 +41,22 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.events_ingested = Counter(
+            "ownly_events_ingested",
+            "Events stored (duplicates not counted).",
+            registry=self.registry,
+        )
+        self.writer_group_size = Histogram(
+            "ownly_writer_group_size",
+            "Writes committed together in one transaction.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=self.registry,
+        )
+        self.writer_commit_seconds = Histogram(
+            "ownly_writer_commit_seconds",
+            "Time to apply and commit one group of writes.",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

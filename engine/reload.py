@@ -1,66 +1,180 @@
-"""The rule set the engine serves: loaded at start, replaced on reload."""
+"""The rule set the engine serves: compiled off the event loop, stored, swapped atomically.
+
+A reload compiles every rule file and template. A rule set with any error is
+never applied: the last good one keeps serving and the failure (with its
+diagnostics, file:line:col) is kept for ``GET /api/rules``. A good rule set is
+first stored (its IR under its version hash) and only then made current, so
+every event committed afterwards names a stored version.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Literal, Self
 
+import watchfiles
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dsl import Compilation, RuleSet, compile_rules, rule_files
+from engine.clock import Clock
 from engine.errors import OwnlyError
 from engine.logs import Logger
+from engine.schema import rule_sets
+from engine.writer import BatchWrite, Writer
 
-__all__ = ["LoadedRules", "Rules", "RulesError"]
+__all__ = ["Applied", "ReloadOutcome", "Rules", "RulesError", "StoreRuleSet"]
 
 
 class RulesError(OwnlyError):
-    """The rule files cannot be loaded."""
+    """The rule files do not compile."""
 
 
 @dataclass(frozen=True)
-class LoadedRules:
-    """One loaded rule set and where it came from."""
+class Applied:
+    """The rule set being served, and when and from what it was applied."""
 
-    files: tuple[Path, ...]
-    loaded_at: datetime
+    rule_set: RuleSet
+    applied_at: datetime
+    files: tuple[str, ...]
+    git_commit: str | None
 
 
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What one reload did."""
+
+    status: Literal["applied", "unchanged", "failed"]
+    version: str | None
+    at: datetime
+    reason: str
+    diagnostics: tuple[dict[str, object], ...] = ()
+    text: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "version": self.version,
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+            "diagnostics": list(self.diagnostics),
+        }
+
+
+@dataclass(frozen=True)
+class StoreRuleSet(BatchWrite[None]):
+    """Keep a rule set's IR under its version (once per version)."""
+
+    applied: Applied
+
+    @classmethod
+    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[None]:
+        for write in writes:
+            version = write.applied.rule_set.version
+            known = await conn.scalar(
+                select(rule_sets.c.version).where(rule_sets.c.version == version)
+            )
+            if known is None:
+                await conn.execute(
+                    insert(rule_sets).values(
+                        version=version,
+                        applied_at=write.applied.applied_at,
+                        git_commit=write.applied.git_commit,
+                        files=list(write.applied.files),
+                        ir=write.applied.rule_set.ir.model_dump(mode="json"),
+                    )
+                )
+        return [None] * len(writes)
+
+
+@dataclass
 class Rules:
-    """Holds the current rule set; a failed load keeps the last good one."""
+    """Compiles, stores and serves the rule set; watches the files for changes."""
 
-    def __init__(self, paths: Sequence[Path], templates_dir: Path, logger: Logger) -> None:
-        self._paths = tuple(paths)
-        self._templates_dir = templates_dir
-        self._logger = logger
-        self.current: LoadedRules | None = None
-        self.last_error: str | None = None
+    paths: Sequence[Path]
+    templates_dir: Path
+    environ: Mapping[str, str]
+    clock: Clock
+    logger: Logger
+    debounce_ms: int = 300
+    current: Applied | None = None
+    last_failure: ReloadOutcome | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def rule_set(self) -> RuleSet | None:
+        return self.current.rule_set if self.current is not None else None
 
     @property
     def ready(self) -> bool:
         return self.current is not None
 
-    def load(self) -> LoadedRules:
-        """Read the rule paths; raise ``RulesError`` and keep the current set on failure."""
-        try:
-            loaded = LoadedRules(files=self._find_files(), loaded_at=datetime.now(UTC))
-        except RulesError as exc:
-            self.last_error = exc.message
-            self._logger.error("rules.load_failed", error=exc.message)
-            raise
-        self.current = loaded
-        self.last_error = None
-        self._logger.info("rules.loaded", files=len(loaded.files))
-        return loaded
+    async def reload(self, writer: Writer, reason: str) -> ReloadOutcome:
+        """Compile the files; apply the result if it is good and new."""
+        async with self._lock:
+            compilation = await asyncio.to_thread(self._compile)
+            now = self.clock.now()
+            rule_set = compilation.rule_set
+            if rule_set is None or not compilation.ok:
+                return self._failed(compilation, now, reason)
+            if self.current is not None and self.current.rule_set.version == rule_set.version:
+                self.last_failure = None
+                return ReloadOutcome("unchanged", rule_set.version, now, reason)
+            files = tuple(str(path) for path in rule_files(self.paths))
+            applied = Applied(rule_set, now, files, await asyncio.to_thread(self._git_commit))
+            await writer.submit(StoreRuleSet(applied))
+            self.current = applied
+            self.last_failure = None
+            self.logger.info("rules.applied", version=rule_set.version, reason=reason)
+            return ReloadOutcome("applied", rule_set.version, now, reason)
 
-    def _find_files(self) -> tuple[Path, ...]:
-        files: list[Path] = []
-        for path in self._paths:
-            if path.is_dir():
-                files.extend(sorted(path.rglob("*.ownly")))
-            elif path.is_file():
-                files.append(path)
-            else:
-                raise RulesError(f"rule path {path} does not exist")
-        if not self._templates_dir.is_dir():
-            raise RulesError(f"templates directory {self._templates_dir} does not exist")
-        return tuple(files)
+    async def watch(self, writer: Writer, stop: asyncio.Event) -> None:
+        """Reload whenever a rule file or template changes, until ``stop`` is set."""
+        watched = [path for path in (*self.paths, self.templates_dir) if path.exists()]
+        async for _changes in watchfiles.awatch(
+            *watched, debounce=self.debounce_ms, stop_event=stop, step=50
+        ):
+            try:
+                await self.reload(writer, "files changed")
+            except Exception as exc:  # a storage hiccup must not end the watch
+                self.logger.error("rules.reload_crashed", error=str(exc))
+
+    def _compile(self) -> Compilation:
+        return compile_rules(self.paths, templates_dir=self.templates_dir, env=self.environ)
+
+    def _failed(self, compilation: Compilation, now: datetime, reason: str) -> ReloadOutcome:
+        outcome = ReloadOutcome(
+            "failed",
+            self.current.rule_set.version if self.current is not None else None,
+            now,
+            reason,
+            tuple(d.as_dict() for d in compilation.errors),
+            compilation.render(),
+        )
+        self.last_failure = outcome
+        for diagnostic in compilation.errors:
+            self.logger.error("rules.rejected", diagnostic=diagnostic.headline())
+        return outcome
+
+    def _git_commit(self) -> str | None:
+        """The commit the first rule path is checked out at, when it is in git."""
+        if not self.paths:
+            return None
+        where = self.paths[0] if self.paths[0].is_dir() else self.paths[0].parent
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            result = subprocess.run(
+                ["git", "-C", str(where), "rev-parse", "HEAD"],  # noqa: S607 - git from PATH
+                capture_output=True,
+                text=True,
+                timeout=2,
+                check=False,
+            )
+            commit = result.stdout.strip()
+            if result.returncode == 0 and len(commit) == 40:
+                return commit
+        return None

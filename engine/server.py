@@ -9,15 +9,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import orjson
 from aiohttp import web
 
-from engine.app import Engine
+from engine import api
+from engine.app import ENGINE, Engine
 from engine.errors import ServeError, StorageError
 from engine.metrics import CONTENT_TYPE
 
-__all__ = ["ENGINE", "build_app", "serve"]
+__all__ = ["build_app", "serve"]
 
-ENGINE = web.AppKey("engine", Engine)
 REQUEST_ID = web.RequestKey("request_id", str)
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -27,11 +28,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def build_app(engine: Engine) -> web.Application:
     """The aiohttp application for ``engine``; later capabilities add their routes."""
-    app = web.Application(middlewares=[_observe])
+    app = web.Application(
+        middlewares=[_observe, _json_errors],
+        client_max_size=engine.settings.config.ingest.max_body,
+    )
     app[ENGINE] = engine
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    api.add_routes(app)
     return app
 
 
@@ -49,7 +54,7 @@ async def readyz(request: web.Request) -> web.Response:
     except StorageError as exc:
         reasons.append(exc.message)
     if not engine.rules.ready:
-        reasons.append(f"rules not loaded: {engine.rules.last_error or 'not yet loaded'}")
+        reasons.append("no rule set is loaded yet")
     engine.metrics.ready.set(0 if reasons else 1)
     if reasons:
         return web.json_response({"status": "unready", "reasons": reasons}, status=503)
@@ -60,6 +65,27 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     body = request.app[ENGINE].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors under ``/api`` answer JSON, like the API does, not aiohttp's plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.content_type == "application/json":
+            raise
+        if exc.status < 400:
+            raise
+        body: dict[str, object] = {
+            "error": exc.reason.lower().replace(" ", "_"),
+            "message": exc.reason,
+        }
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            body["allowed"] = sorted(exc.allowed_methods)
+        exc.text = orjson.dumps(body).decode()
+        exc.content_type = "application/json"
+        raise
 
 
 @web.middleware
@@ -125,12 +151,20 @@ async def serve(
 
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[object]] = set()
+
+        def reload() -> None:
+            task = asyncio.create_task(engine.reload("SIGHUP"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, reload)
         try:
             await stopping.wait()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
         engine.logger.info("server.stopping", grace_seconds=server.shutdown_grace)
     finally:

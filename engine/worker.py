@@ -142,14 +142,13 @@ class Worker:
     async def _loop(self) -> None:
         while not self._stopping:
             try:
-                leased = await self._lease_due()
+                if await self._lease_due():
+                    continue
+                nap = await self._nap_seconds()
             except Exception as exc:  # the database is unwell: keep trying, do not die
                 self._logger.error("worker.lease_failed", error=str(exc))
-                await self._waker.nap(self._clock, self._poll_interval)
-                continue
-            if leased:
-                continue
-            await self._waker.nap(self._clock, await self._nap_seconds())
+                nap = self._poll_interval
+            await self._waker.nap(self._clock, nap)
 
     async def _lease_due(self) -> int:
         room = min(self._concurrency - len(self._running), self._batch)

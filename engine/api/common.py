@@ -1,0 +1,96 @@
+"""What every API handler shares: JSON answers, errors, scopes and cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from engine.app import ENGINE, Engine
+from engine.config import ApiKey
+
+__all__ = [
+    "decode_cursor",
+    "encode_cursor",
+    "engine_of",
+    "error",
+    "json",
+    "parse_limit",
+    "parse_time",
+    "require",
+]
+
+
+def _default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def json(body: object, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body, default=_default),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def error(status: int, code: str, message: str, **details: Any) -> web.HTTPException:
+    """An HTTP error with a JSON body ``{"error": code, "message": ..., ...}``, to raise."""
+    exc = web.HTTPException()
+    exc.set_status(status)
+    exc.body = orjson.dumps({"error": code, "message": message, **details}, default=_default)
+    exc.content_type = "application/json"
+    return exc
+
+
+def engine_of(request: web.Request) -> Engine:
+    return request.app[ENGINE]
+
+
+def require(request: web.Request, scope: str) -> ApiKey:
+    """The request's API key, which must allow ``scope``: else 401 or 403."""
+    key = engine_of(request).keyring.identify(request.headers.get("Authorization"))
+    if key is None:
+        raise error(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
+    if not key.allows(scope):
+        raise error(403, "forbidden", f"the key '{key.name}' does not have the scope '{scope}'")
+    return key
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> int:
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise error(400, "invalid_cursor", "the cursor is not one this API gave out") from None
+
+
+def parse_limit(request: web.Request, default: int = 50, maximum: int = 500) -> int:
+    text = request.query.get("limit")
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise error(400, "invalid_limit", f"limit must be a whole number from 1 to {maximum}")
+    return int(text)
+
+
+def parse_time(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace(" ", "+"))  # a "+" arrives as a space
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise error(400, "invalid_time", f"{name} must be an RFC 3339 time with a time zone")
+    return value.astimezone(UTC)

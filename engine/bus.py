@@ -1,0 +1,173 @@
+"""The bus: store events and plan the jobs they cause, in one transaction.
+
+``AppendEvents`` is the write that ingest submits. Inside the writer's
+transaction it drops events whose id is already stored (the id is the
+deduplication key), matches each new event against the rule set that is
+current at that moment, and inserts the events and their jobs together — the
+transactional outbox. Which effects exist is open: each job kind registers a
+``Planner``; a rule whose kind has no planner yet plans nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, Self
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dsl import Context, RuleSet, Subscription
+from engine.clock import Clock
+from engine.queue import NewJob, insert_jobs
+from engine.schema import events
+from engine.worker import Waker
+from engine.writer import BatchWrite
+
+__all__ = ["AppendEvents", "Appended", "Bus", "Planner", "StoredEvent", "event_context"]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as stored and as rules see it."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+    occurred_at: datetime
+    received_at: datetime
+    source: str | None = None
+    subject: str | None = None
+
+    def envelope(self) -> dict[str, Any]:
+        """The event as expressions and receivers see it."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "time": self.occurred_at.isoformat(),
+            "source": self.source,
+            "subject": self.subject,
+            "data": self.data,
+        }
+
+
+def event_context(event: StoredEvent, now: datetime, env: Mapping[str, str]) -> Context:
+    return Context(values={"event": event.envelope()}, now=now, env=env)
+
+
+class Planner(Protocol):
+    """Turns one matched subscription into the job that carries it out."""
+
+    def plan(self, rules: RuleSet, subscription: Subscription, event: StoredEvent) -> NewJob: ...
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What became of one submitted event."""
+
+    id: str
+    duplicate: bool
+    jobs: int
+
+
+class Bus:
+    """Matches events to rules; owns the planners and wakes the workers."""
+
+    def __init__(
+        self,
+        current: RulesSource,
+        planners: Mapping[str, Planner],
+        *,
+        clock: Clock,
+        waker: Waker,
+        env: Mapping[str, str],
+    ) -> None:
+        self._current = current
+        self._planners = dict(planners)
+        self.clock = clock
+        self.waker = waker
+        self._env = env
+
+    def rules(self) -> RuleSet | None:
+        return self._current.rule_set()
+
+    def plan(self, rules: RuleSet, event: StoredEvent) -> list[NewJob]:
+        """The jobs ``event`` causes under ``rules``, in rule order, one per effect."""
+        planned: list[NewJob] = []
+        seen: set[tuple[str, str]] = set()
+        context: Context | None = None
+        for subscription in rules.match(event.type):
+            effect = (subscription.kind, subscription.name)
+            planner = self._planners.get(subscription.kind)
+            if effect in seen or planner is None:
+                continue
+            if subscription.when is not None:
+                context = context or event_context(event, self.clock.now(), self._env)
+                if not rules.accepts(subscription, context):
+                    continue
+            seen.add(effect)
+            planned.append(planner.plan(rules, subscription, event))
+        return planned
+
+
+class RulesSource(Protocol):
+    def rule_set(self) -> RuleSet | None: ...
+
+
+@dataclass(frozen=True)
+class AppendEvents(BatchWrite[list[Appended]]):
+    """Store events not seen before, with the jobs they cause."""
+
+    bus: Bus
+    events: Sequence[StoredEvent]
+
+    @classmethod
+    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[list[Appended]]:
+        bus = writes[0].bus
+        rules = bus.rules()
+        now = bus.clock.now()
+        ids = [event.id for write in writes for event in write.events]
+        stored = await _existing(conn, ids)
+        rows: list[dict[str, Any]] = []
+        jobs: list[NewJob] = []
+        results: list[list[Appended]] = []
+        for write in writes:
+            outcome = []
+            for event in write.events:
+                if event.id in stored:
+                    outcome.append(Appended(event.id, duplicate=True, jobs=0))
+                    continue
+                stored.add(event.id)
+                planned = bus.plan(rules, event) if rules is not None else []
+                rows.append(
+                    {
+                        "id": event.id,
+                        "type": event.type,
+                        "source": event.source,
+                        "subject": event.subject,
+                        "occurred_at": event.occurred_at,
+                        "received_at": event.received_at,
+                        "data": event.data,
+                        "rule_set": rules.version if rules is not None else None,
+                    }
+                )
+                jobs.extend(planned)
+                outcome.append(Appended(event.id, duplicate=False, jobs=len(planned)))
+            results.append(outcome)
+        if rows:
+            await conn.execute(insert(events), rows)
+        await insert_jobs(conn, jobs, now)
+        return results
+
+    def committed(self, result: list[Appended]) -> None:
+        if any(appended.jobs for appended in result):
+            self.bus.waker.wake()
+
+
+async def _existing(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(await conn.scalars(select(events.c.id).where(events.c.id.in_(chunk))))
+    return found

@@ -1,0 +1,146 @@
+"""Webhook deliveries: planned from matched events, carried out by the sender connector.
+
+A delivery's job payload holds everything needed to send it again later: the
+event body, the webhook's definition from the rule set that matched it (with
+``env()`` references, never their values) and the message id that every retry
+repeats as ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from connectors import ExponentialPolicy, RetryPolicy, SchedulePolicy, next_delay, parse_secret
+from connectors.errors import ConnectorError
+from connectors.webhook import Outcome, WebhookRequest, WebhookSender
+from dsl import RuleSet, Subscription
+from engine.bus import StoredEvent
+from engine.clock import Clock
+from engine.logs import Logger
+from engine.queue import Job, NewJob
+from engine.worker import Failed, Result, Retry, Succeeded
+
+__all__ = ["KIND", "WebhookHandler", "WebhookPlanner", "message_id", "policy_of"]
+
+KIND = "webhook"
+
+
+def message_id(webhook: str, event_id: str) -> str:
+    """The ``webhook-id`` of the delivery of ``event_id`` to ``webhook``: stable across retries."""
+    digest = hashlib.sha256(f"{webhook}\0{event_id}".encode()).hexdigest()[:26]
+    return f"msg_{digest}"
+
+
+class WebhookPlanner:
+    """One delivery job per (event, webhook)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def plan(self, rules: RuleSet, subscription: Subscription, event: StoredEvent) -> NewJob:
+        webhook = rules.webhooks[subscription.name]
+        definition = webhook.model_dump(mode="json", exclude={"source", "description", "when"})
+        return NewJob(
+            kind=KIND,
+            payload={
+                "webhook": webhook.name,
+                "message_id": message_id(webhook.name, event.id),
+                "event": {
+                    "id": event.id,
+                    "type": event.type,
+                    "created_at": event.occurred_at.isoformat(),
+                    "data": event.data,
+                },
+                "definition": definition,
+            },
+            idempotency_key=f"{KIND}:{webhook.name}:{event.id}",
+            max_attempts=webhook.retry.attempts,
+            due_at=self._clock.now(),
+            event_id=event.id,
+            rule_set=rules.version,
+        )
+
+
+def policy_of(definition: Mapping[str, Any]) -> RetryPolicy:
+    """The connector's retry policy for a stored webhook definition."""
+    retry = definition["retry"]
+    delays = tuple(float(d) for d in retry["delays"])
+    if retry["backoff"] == "exponential":
+        return ExponentialPolicy(retry["attempts"], delays[0], delays[-1])
+    return SchedulePolicy(retry["attempts"], delays)
+
+
+class _MissingEnv(Exception):
+    pass
+
+
+class WebhookHandler:
+    """Sends one delivery attempt and says what the worker should do next."""
+
+    def __init__(
+        self,
+        sender: WebhookSender,
+        *,
+        clock: Clock,
+        environ: Mapping[str, str],
+        logger: Logger,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sender = sender
+        self._clock = clock
+        self._environ = environ
+        self._logger = logger
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+
+    async def run(self, job: Job) -> Result:
+        payload = job.payload
+        definition = payload["definition"]
+        try:
+            request = WebhookRequest(
+                url=self._value(definition["url"]),
+                message_id=payload["message_id"],
+                event_type=payload["event"]["type"],
+                body=orjson.dumps(payload["event"]),
+                secrets=tuple(parse_secret(self._value(s)) for s in definition["secrets"]),
+                timestamp=int(self._clock.now().timestamp()),
+                headers={h["name"]: self._value(h["value"]) for h in definition["headers"]},
+                timeout=float(definition["timeout_seconds"]),
+            )
+        except (_MissingEnv, ConnectorError) as exc:
+            return Failed(str(exc))
+        attempt = await self._sender.send(request)
+        self._logger.info(
+            "webhook.attempt",
+            webhook=payload["webhook"],
+            message_id=request.message_id,
+            attempt=job.attempts,
+            outcome=attempt.outcome.value,
+            status=attempt.status,
+            duration_ms=round(attempt.duration * 1000, 2),
+        )
+        if attempt.outcome is Outcome.DELIVERED:
+            return Succeeded()
+        error = attempt.error_message or f"HTTP {attempt.status}"
+        if not attempt.outcome.retryable:
+            return Failed(error)
+        delay = next_delay(
+            policy_of(definition), job.attempts, self._rng, retry_after=attempt.retry_after
+        )
+        return Failed(error) if delay is None else Retry(delay, error)
+
+    def _value(self, value: object) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and "env" in value:
+            found = self._environ.get(value["env"])
+            if found is None:
+                if value.get("default") is None:
+                    raise _MissingEnv(f"environment variable {value['env']} is not set")
+                return str(value["default"])
+            return found
+        raise _MissingEnv(f"not a value: {value!r}")

@@ -1,0 +1,267 @@
+"""Reading events from a request: plain JSON, batches and CloudEvents 1.0, all checked.
+
+Nothing here writes. ``read_events`` turns a request body and headers into
+``Incoming`` events or a ``Rejection`` that says, for every bad field, where
+and why; the HTTP layer decides what to store.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from dsl import RuleSet
+from dsl.payload import check_payload
+
+__all__ = ["Incoming", "Problem", "Rejection", "check_event", "new_event_id", "read_events"]
+
+JSON = "application/json"
+CE_JSON = "application/cloudevents+json"
+CE_BATCH = "application/cloudevents-batch+json"
+
+_ID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_ENVELOPE = {"id", "type", "data", "occurred_at", "source", "subject"}
+_CE_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one event."""
+
+    path: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass
+class Incoming:
+    """An event as received; ``problems`` is empty when it may be stored."""
+
+    id: str | None
+    type: str
+    data: dict[str, Any]
+    occurred_at: datetime | None = None
+    source: str | None = None
+    subject: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    assigned_id: bool = False
+
+
+class Rejection(Exception):
+    """The request as a whole cannot be read: an HTTP status and a JSON body."""
+
+    def __init__(self, status: int, error: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": error, "message": message, **details}
+
+
+def new_event_id() -> str:
+    """A time-ordered id (UUIDv7 layout): 48 bits of milliseconds, then randomness."""
+    millis = int(datetime.now(UTC).timestamp() * 1000)
+    rand = uuid.uuid4().int & ((1 << 74) - 1)
+    value = (
+        (millis << 80)
+        | (0x7 << 76)
+        | ((rand >> 62) << 64)
+        | (0b10 << 62)
+        | (rand & ((1 << 62) - 1))
+    )
+    return "evt_" + str(uuid.UUID(int=value)).replace("-", "")
+
+
+def read_events(
+    body: bytes, content_type: str, headers: Mapping[str, str], *, max_batch: int
+) -> tuple[list[Incoming], bool]:
+    """The events in a request, and whether it was a batch.
+
+    Raises:
+        Rejection: wrong content type (415), malformed JSON (400), a batch too
+            large (413) or a body that is not an event at all (400).
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    if "ce-specversion" in {key.lower() for key in headers}:
+        if media not in (JSON, ""):
+            raise Rejection(415, "unsupported_media_type", "binary CloudEvents need JSON data")
+        return [_binary_cloudevent(_parse(body), headers)], False
+    if media not in (JSON, CE_JSON, CE_BATCH):
+        raise Rejection(
+            415,
+            "unsupported_media_type",
+            f"send {JSON}, {CE_JSON} or {CE_BATCH}, not {media or 'no content type'}",
+        )
+    document = _parse(body)
+    if media == CE_BATCH:
+        if not isinstance(document, list):
+            raise Rejection(400, "invalid_batch", "a CloudEvents batch is a JSON array")
+        _check_batch_size(len(document), max_batch)
+        return [_structured_cloudevent(item, f"[{i}]") for i, item in enumerate(document)], True
+    if media == CE_JSON:
+        return [_structured_cloudevent(document, "")], False
+    if isinstance(document, dict) and set(document) == {"events"}:
+        items = document["events"]
+        if not isinstance(items, list):
+            raise Rejection(400, "invalid_batch", "'events' must be a list of events")
+        _check_batch_size(len(items), max_batch)
+        return [_plain(item, f"events[{i}]") for i, item in enumerate(items)], True
+    return [_plain(document, "")], False
+
+
+def check_event(event: Incoming, rules: RuleSet, *, accept_unknown_types: bool) -> None:
+    """Check ``event`` against the catalog; fill defaults; add every problem found."""
+    spec = rules.events.get(event.type)
+    if spec is None:
+        if event.type and not accept_unknown_types and not event.problems:
+            event.problems.append(Problem("type", f"unknown event type '{event.type}'"))
+        return
+    data, problems = check_payload(spec, event.data)
+    event.problems.extend(Problem(p.path, p.reason) for p in problems)
+    if not problems:
+        event.data = data
+
+
+def _parse(body: bytes) -> Any:
+    if not body.strip():
+        raise Rejection(400, "malformed_json", "the body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Rejection(
+            400,
+            "malformed_json",
+            f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            line=exc.lineno,
+            column=exc.colno,
+        ) from None
+
+
+def _check_batch_size(size: int, max_batch: int) -> None:
+    if size == 0:
+        raise Rejection(400, "invalid_batch", "the batch is empty")
+    if size > max_batch:
+        raise Rejection(
+            413, "batch_too_large", f"{size} events in one batch; the limit is {max_batch}"
+        )
+
+
+def _plain(item: object, prefix: str) -> Incoming:
+    at = f"{prefix}." if prefix else ""
+    if not isinstance(item, dict):
+        return Incoming(
+            None, "", {}, problems=[Problem(prefix or "body", "must be an event object")]
+        )
+    problems = [
+        Problem(f"{at}{key}", "unknown envelope field") for key in item if key not in _ENVELOPE
+    ]
+    event = Incoming(
+        id=_optional_id(item.get("id"), f"{at}id", problems),
+        type=_type(item.get("type"), f"{at}type", problems),
+        data=_data(item.get("data", None), f"{at}data", problems, required=True),
+        occurred_at=_time(item.get("occurred_at"), f"{at}occurred_at", problems),
+        source=_text(item.get("source"), f"{at}source", problems),
+        subject=_text(item.get("subject"), f"{at}subject", problems),
+    )
+    event.problems = problems
+    return event
+
+
+def _structured_cloudevent(item: object, prefix: str) -> Incoming:
+    if not isinstance(item, dict):
+        return Incoming(None, "", {}, problems=[Problem(prefix or "body", "must be a CloudEvent")])
+    problems: list[Problem] = []
+    at = f"{prefix}." if prefix else ""
+    if "data_base64" in item:
+        problems.append(Problem(f"{at}data_base64", "binary data is not accepted; send JSON data"))
+    return _cloudevent(
+        {k: v for k, v in item.items() if k != "data"}, item.get("data"), at, problems
+    )
+
+
+def _binary_cloudevent(data: object, headers: Mapping[str, str]) -> Incoming:
+    attributes = {
+        key.lower()[3:]: value for key, value in headers.items() if key.lower().startswith("ce-")
+    }
+    return _cloudevent(attributes, data, "ce-", [])
+
+
+def _cloudevent(
+    attributes: Mapping[str, Any], data: object, at: str, problems: list[Problem]
+) -> Incoming:
+    if attributes.get("specversion") != "1.0":
+        problems.append(Problem(f"{at}specversion", "must be '1.0'"))
+    for required in ("id", "source"):
+        if not attributes.get(required):
+            problems.append(Problem(f"{at}{required}", "is required"))
+    media = attributes.get("datacontenttype")
+    if media is not None and str(media).split(";")[0].strip().lower() != JSON:
+        problems.append(Problem(f"{at}datacontenttype", f"must be {JSON}"))
+    event = Incoming(
+        id=_optional_id(attributes.get("id"), f"{at}id", problems),
+        type=_type(attributes.get("type"), f"{at}type", problems),
+        data=_data(data, f"{at}data" if at != "ce-" else "data", problems, required=False),
+        occurred_at=_time(attributes.get("time"), f"{at}time", problems),
+        source=_text(attributes.get("source"), f"{at}source", problems),
+        subject=_text(attributes.get("subject"), f"{at}subject", problems),
+    )
+    event.problems = problems
+    return event
+
+
+def _optional_id(value: object, path: str, problems: list[Problem]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ID.match(value):
+        problems.append(Problem(path, "must be 1 to 200 printable characters without spaces"))
+        return None
+    return value
+
+
+def _type(value: object, path: str, problems: list[Problem]) -> str:
+    if value is None:
+        problems.append(Problem(path, "is required"))
+        return ""
+    if not isinstance(value, str) or len(value) > 200 or not _TYPE.match(value):
+        problems.append(Problem(path, "must look like 'investment.created'"))
+        return ""
+    return value
+
+
+def _data(value: object, path: str, problems: list[Problem], *, required: bool) -> dict[str, Any]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(Problem(path, "must be an object"))
+        return {}
+    return value
+
+
+def _time(value: object, path: str, problems: list[Problem]) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+    problems.append(Problem(path, "must be an RFC 3339 timestamp with a time zone"))
+    return None
+
+
+def _text(value: object, path: str, problems: list[Problem]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 500:
+        problems.append(Problem(path, "must be a string of at most 500 characters"))
+        return None
+    return value

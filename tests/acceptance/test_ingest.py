@@ -1,0 +1,265 @@
+"""Events in through the API, durably stored, matched, and delivered to a real receiver."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from tests.support.process import EngineProcess, write_project
+from tests.support.receiver import Receiver
+from tests.support.rules import install_catalog, investment
+
+pytestmark = pytest.mark.acceptance
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+KEY = "test-key-with-every-scope"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def engine(tmp_path: Path, receiver: Receiver) -> Iterator[EngineProcess]:
+    write_project(
+        tmp_path,
+        extra_toml=(
+            '[webhooks]\nallow_networks = ["127.0.0.0/8"]\n'
+            "[queue]\npoll_interval = '200ms'\n"
+            "[[api.keys]]\nname = 'test'\nscopes = ['admin']\nkey_env = 'TEST_KEY'\n"
+            "[[api.keys]]\nname = 'reader'\nscopes = ['events:read']\nkey_env = 'READ_KEY'\n"
+        ),
+    )
+    install_catalog(tmp_path)
+    process = EngineProcess(
+        tmp_path,
+        env={
+            "TEST_KEY": KEY,
+            "READ_KEY": "reader-key",
+            "RECEIVER_URL": receiver.url + "/hooks",
+            "RECEIVER_SECRET": SECRET,
+        },
+    )
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.kill()
+
+
+def client(engine: EngineProcess, key: str = KEY) -> httpx.Client:
+    return httpx.Client(base_url=engine.url, headers={"Authorization": f"Bearer {key}"})
+
+
+def test_an_event_is_stored_delivered_signed_and_traceable(
+    engine: EngineProcess, receiver: Receiver
+) -> None:
+    with client(engine) as api:
+        answer = api.post("/api/events", json=investment("evt_accept_1"))
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {"id": "evt_accept_1", "duplicate": False, "jobs": 1}
+
+        (delivery,) = receiver.wait_for(1)
+        assert delivery.path == "/hooks"
+        body = json.loads(delivery.body)
+        assert body["id"] == "evt_accept_1"
+        assert body["type"] == "investment.created"
+        assert body["data"]["amount"] == "2500.00"
+        assert body["data"]["currency"] == "usd", "catalog defaults are filled in"
+        Webhook(SECRET).verify(delivery.body, delivery.headers)
+        assert delivery.headers["X-Event-Type"] == "investment.created"
+        assert delivery.headers["User-Agent"].startswith("Ownly/")
+
+        event = _until_succeeded(api, "evt_accept_1")
+        assert event["type"] == "investment.created"
+        assert len(event["rule_set"]) == 64
+        (job,) = event["jobs"]
+        assert job["kind"] == "webhook"
+        assert job["target"] == "receiver"
+        assert job["attempts"] == 1
+        assert job["idempotency_key"] == "webhook:receiver:evt_accept_1"
+
+
+def test_a_repeated_id_is_a_duplicate_and_creates_nothing(
+    engine: EngineProcess, receiver: Receiver
+) -> None:
+    with client(engine) as api:
+        first = api.post("/api/events", json=investment("evt_dup"))
+        again = api.post("/api/events", json=investment("evt_dup"))
+        assert first.status_code == 202
+        assert again.status_code == 200
+        assert again.json() == {"id": "evt_dup", "duplicate": True, "jobs": 0}
+        receiver.wait_for(1)
+        time.sleep(0.5)
+        assert len(receiver.snapshot()) == 1
+        assert len(_until_succeeded(api, "evt_dup")["jobs"]) == 1
+
+
+def test_a_missing_id_is_assigned_time_ordered(engine: EngineProcess) -> None:
+    with client(engine) as api:
+        ids = [api.post("/api/events", json=investment()).json()["id"] for _ in range(3)]
+    assert all(event_id.startswith("evt_") for event_id in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+
+
+def test_a_batch_is_answered_per_event(engine: EngineProcess, receiver: Receiver) -> None:
+    with client(engine) as api:
+        api.post("/api/events", json=investment("evt_b0"))
+        answer = api.post(
+            "/api/events",
+            json={"events": [investment("evt_b0"), investment("evt_b1"), investment("evt_b2")]},
+        )
+        assert answer.status_code == 202, answer.text
+        body = answer.json()
+        assert [e["status"] for e in body["events"]] == ["duplicate", "accepted", "accepted"]
+        assert (body["accepted"], body["duplicate"], body["rejected"]) == (2, 1, 0)
+        receiver.wait_for(3)
+
+
+def test_a_partial_batch_stores_only_the_valid_events(engine: EngineProcess) -> None:
+    bad = investment("evt_p_bad")
+    bad["data"] = {**bad["data"], "amout": "1"}  # type: ignore[dict-item]
+    with client(engine) as api:
+        answer = api.post(
+            "/api/events?partial=true", json={"events": [investment("evt_p_ok"), bad]}
+        )
+        assert answer.status_code == 202, answer.text
+        statuses = [(e["id"], e["status"]) for e in answer.json()["events"]]
+        assert statuses == [("evt_p_ok", "accepted"), ("evt_p_bad", "rejected")]
+        assert answer.json()["events"][1]["problems"] == [
+            {"path": "data.amout", "reason": "unknown field; did you mean 'amount'?"}
+        ]
+        assert api.get("/api/events/evt_p_ok").status_code == 200
+        assert api.get("/api/events/evt_p_bad").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content_type", "headers", "body", "expected_id"),
+    [
+        (
+            "application/cloudevents+json",
+            {},
+            {
+                "specversion": "1.0",
+                "id": "ce-structured-1",
+                "source": "/platform",
+                "type": "investment.created",
+                "time": "2026-11-26T10:00:00Z",
+                "data": investment()["data"],
+            },
+            "ce-structured-1",
+        ),
+        (
+            "application/json",
+            {
+                "ce-specversion": "1.0",
+                "ce-id": "ce-binary-1",
+                "ce-source": "/platform",
+                "ce-type": "investment.created",
+            },
+            investment()["data"],
+            "ce-binary-1",
+        ),
+    ],
+    ids=["structured", "binary"],
+)
+def test_cloudevents(
+    engine: EngineProcess,
+    receiver: Receiver,
+    content_type: str,
+    headers: dict[str, str],
+    body: object,
+    expected_id: str,
+) -> None:
+    with client(engine) as api:
+        answer = api.post(
+            "/api/events",
+            content=json.dumps(body),
+            headers={"Content-Type": content_type, **headers},
+        )
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["id"] == expected_id
+        event = api.get(f"/api/events/{expected_id}").json()
+        assert event["source"] == "/platform"
+    receiver.wait_for(1)
+
+
+def test_a_cloudevents_batch(engine: EngineProcess, receiver: Receiver) -> None:
+    batch = [
+        {
+            "specversion": "1.0",
+            "id": f"ce-batch-{i}",
+            "source": "/platform",
+            "type": "investment.created",
+            "data": investment()["data"],
+        }
+        for i in range(3)
+    ]
+    with client(engine) as api:
+        answer = api.post(
+            "/api/events",
+            content=json.dumps(batch),
+            headers={"Content-Type": "application/cloudevents-batch+json"},
+        )
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["accepted"] == 3
+    receiver.wait_for(3)
+
+
+def test_listing_events_pages_with_a_cursor(engine: EngineProcess) -> None:
+    with client(engine) as api:
+        for i in range(5):
+            api.post("/api/events", json=investment(f"evt_page_{i}"))
+        api.post(
+            "/api/events",
+            json={
+                "id": "evt_deal",
+                "type": "deal.created",
+                "data": {
+                    "deal_id": "d",
+                    "name": "n",
+                    "sponsor_id": "s",
+                    "target_amount": 1,
+                    "minimum_investment": 1,
+                    "status": "open",
+                },
+            },
+        )
+        seen = []
+        cursor = None
+        for _ in range(10):
+            params = {"type": "investment.created", "limit": "2"}
+            if cursor:
+                params["cursor"] = cursor
+            page = api.get("/api/events", params=params).json()
+            seen += [event["id"] for event in page["events"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == [f"evt_page_{i}" for i in reversed(range(5))]
+    with client(engine, "reader-key") as reader:
+        assert (
+            reader.get("/api/events", params={"type": "deal.created"}).json()["events"][0]["id"]
+            == "evt_deal"
+        )
+
+
+def _until_succeeded(api: httpx.Client, event_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        event: dict[str, object] = api.get(f"/api/events/{event_id}").json()
+        jobs = event.get("jobs", [])
+        if jobs and all(job["state"] == "succeeded" for job in jobs):  # type: ignore[index, union-attr]
+            return event
+        time.sleep(0.05)
+    raise AssertionError(f"jobs of {event_id} did not succeed: {event}")
