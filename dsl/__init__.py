@@ -11,7 +11,7 @@ from dsl.diagnostics import Diagnostic, Severity, render_json, render_text
 from dsl.errors import DslError, EvaluationError, RuleCompileError, RuleSyntaxError
 from dsl.evaluate import Context, Evaluator, compile_expr, truthy
 from dsl.matcher import Subscription
-from dsl.parser import parse, parse_expression
+from dsl.parser import ParseCache, parse, parse_expression
 from dsl.ruleset import RuleSet
 from dsl.templates import RenderedEmail, render_email
 
@@ -22,6 +22,7 @@ __all__ = [
     "DslError",
     "EvaluationError",
     "Evaluator",
+    "ParseCache",
     "RenderedEmail",
     "RuleCompileError",
     "RuleSet",

@@ -38,6 +38,9 @@ class Catalog:
 
     def __init__(self, events: dict[str, EventInfo]) -> None:
         self.events = events
+        # Many rules repeat the same patterns; each is resolved once per catalog.
+        self._matching: dict[str, list[str]] = {}
+        self._data: dict[tuple[tuple[str, ...], str], Type] = {}
 
     def names(self) -> list[str]:
         return list(self.events)
@@ -45,10 +48,21 @@ class Catalog:
     def matching(self, pattern: str) -> list[str]:
         if "*" not in pattern:
             return [pattern] if pattern in self.events else []
-        return [name for name in self.events if pattern_matches(pattern, name)]
+        found = self._matching.get(pattern)
+        if found is None:
+            found = [name for name in self.events if pattern_matches(pattern, name)]
+            self._matching[pattern] = found
+        return list(found)
 
     def data_type(self, event_types: Iterable[str], label: str) -> Type:
         """The type of `event.data` for an event that is one of `event_types`."""
+        key = (tuple(event_types), label)
+        known = self._data.get(key)
+        if known is None:
+            known = self._data[key] = self._merge(key[0], label)
+        return known
+
+    def _merge(self, event_types: Sequence[str], label: str) -> Type:
         merged: Type | None = None
         for name in event_types:
             data = self.events[name].data

@@ -16,7 +16,7 @@ from dsl.diagnostics import Diagnostic, Severity, render_json, render_text, sort
 from dsl.errors import RuleSyntaxError
 from dsl.expr import FUNCTIONS
 from dsl.lowering import Definitions, Lowering
-from dsl.parser import parse_file
+from dsl.parser import ParseCache, parse_file
 from dsl.ruleset import RuleSet
 from dsl.workflows import lower_workflow
 
@@ -74,7 +74,11 @@ def _display(path: Path) -> str:
 
 
 def compile_rules(
-    paths: Sequence[Path], *, templates_dir: Path, env: Mapping[str, str] | None = None
+    paths: Sequence[Path],
+    *,
+    templates_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cache: ParseCache | None = None,
 ) -> Compilation:
     """Parse, check and compile rule files.
 
@@ -82,6 +86,7 @@ def compile_rules(
         paths: rule files or directories of them.
         templates_dir: where template files named by `template` blocks live.
         env: when given, env() variables without a default must be set in it.
+        cache: parsed files to reuse; files whose text is unchanged are not re-parsed.
 
     Returns:
         A `Compilation`; its `rule_set` is None when there is any error.
@@ -91,7 +96,7 @@ def compile_rules(
     diagnostics: list[Diagnostic] = []
     for path in rule_files(paths):
         try:
-            module, text = parse_file(path, _display(path))
+            module, text = parse_file(path, _display(path), cache)
         except RuleSyntaxError as exc:
             diagnostics.append(exc.diagnostic)
             with contextlib.suppress(OSError, UnicodeDecodeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from decimal import Decimal
@@ -17,7 +18,7 @@ from dsl.diagnostics import Diagnostic
 from dsl.errors import RuleSyntaxError
 from dsl.grammar import lark_parser, syntax_diagnostic
 
-__all__ = ["parse", "parse_expression", "parse_file", "scan_comments"]
+__all__ = ["ParseCache", "parse", "parse_expression", "parse_file", "scan_comments"]
 
 _UNITS = {
     "ms": Decimal("0.001"),
@@ -53,7 +54,32 @@ def parse(text: str, file: str = "<input>") -> ast.Module:
     return ast.Module(file, definitions, scan_comments(text))
 
 
-def parse_file(path: FsPath, display: str | None = None) -> tuple[ast.Module, str]:
+class ParseCache:
+    """Parsed files by name and content, so that recompiling re-parses only what changed.
+
+    The engine keeps one across reloads; syntax trees are immutable, so sharing
+    them between compilations is safe.
+    """
+
+    def __init__(self, max_files: int = 20_000) -> None:
+        self.max_files = max_files
+        self._modules: dict[tuple[str, str], ast.Module] = {}
+
+    def parse(self, text: str, file: str) -> ast.Module:
+        """Parse `text`, or return the tree parsed from the same name and text before."""
+        key = (file, hashlib.sha256(text.encode("utf-8")).hexdigest())
+        module = self._modules.get(key)
+        if module is None:
+            module = parse(text, file)
+            if len(self._modules) >= self.max_files:
+                self._modules.clear()
+            self._modules[key] = module
+        return module
+
+
+def parse_file(
+    path: FsPath, display: str | None = None, cache: ParseCache | None = None
+) -> tuple[ast.Module, str]:
     """Read and parse a rule file; returns the module and its text."""
     name = display or str(path)
     try:
@@ -61,7 +87,8 @@ def parse_file(path: FsPath, display: str | None = None) -> tuple[ast.Module, st
     except (OSError, UnicodeDecodeError) as exc:
         span = ast.Span(name, 1, 1, 1, 2)
         raise RuleSyntaxError(Diagnostic("E004", f"cannot read file: {exc}", span)) from exc
-    return parse(text, name), text
+    module = cache.parse(text, name) if cache is not None else parse(text, name)
+    return module, text
 
 
 def parse_expression(text: str, file: str = "<expression>") -> ast.Expr:
