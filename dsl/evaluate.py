@@ -233,9 +233,18 @@ def _pair(a: object, b: object) -> tuple[object, object] | None:
     return None
 
 
+# Same-type values compare directly; the general path converts numbers to Decimal.
+# Floats are left to it for ordering, which refuses NaN.
+_FAST = (int, str, float)
+_FAST_ORDER = (int, str)
+
+
 def _eq(a: object, b: object) -> bool:
     if a is None or b is None:
         return a is b
+    kind = type(a)
+    if kind is type(b) and kind in _FAST:
+        return a == b
     pair = _pair(a, b)
     if pair is None:
         return False
@@ -246,10 +255,14 @@ def _eq(a: object, b: object) -> bool:
 
 
 def _order(a: object, b: object, test: Callable[[int], bool]) -> bool:
-    pair = _pair(a, b)
-    if pair is None:
-        return False
-    x, y = pair
+    kind = type(a)
+    if kind is type(b) and kind in _FAST_ORDER:
+        x, y = a, b
+    else:
+        pair = _pair(a, b)
+        if pair is None:
+            return False
+        x, y = pair
     if isinstance(x, bool | list | dict):
         return False
     try:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
+
+from pydantic import BaseModel
 
 from dsl import ast, ir
 from dsl.evaluate import Context, Evaluator, compile_expr, truthy
 from dsl.matcher import Matcher, Subscription
+from dsl.parser import parse_expression
 
 __all__ = ["RuleSet", "version_of"]
 
@@ -62,6 +65,28 @@ def _subscriptions(rules: ir.RuleSetIR) -> list[Subscription]:
     return subs
 
 
+# IR fields that hold canonical expression text (Header.value and
+# RetryPolicy are plain data and are not visited).
+_EXPRESSION_FIELDS = frozenset(
+    {"when", "key", "to", "expr", "where", "duration", "until", "value", "message", "condition"}
+)
+
+
+def _expressions(node: object) -> Iterator[str]:
+    if isinstance(node, ir.Header | ir.EnvRef | ir.RetryPolicy | ir.EventSpec | ir.TemplateFile):
+        return
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            if name in _EXPRESSION_FIELDS and isinstance(value, str):
+                yield value
+            else:
+                yield from _expressions(value)
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _expressions(item)
+
+
 class RuleSet:
     """An immutable compiled rule set, as the engine uses it.
 
@@ -82,6 +107,16 @@ class RuleSet:
         self.templates = MappingProxyType({t.name: t for t in rules.templates})
         self.hooks = MappingProxyType({h.name: h for h in rules.hooks})
         self.workflows = MappingProxyType({w.name: w for w in rules.workflows})
+
+    @classmethod
+    def from_ir(cls, rules: ir.RuleSetIR) -> RuleSet:
+        """Rebuild a rule set from its stored IR, compiling its expressions again.
+
+        Raises:
+            RuleSyntaxError: an expression text in the IR does not parse.
+        """
+        texts = dict.fromkeys(_expressions(rules))
+        return cls(rules, {text: parse_expression(text) for text in texts})
 
     def match(self, event_type: str) -> tuple[Subscription, ...]:
         """Subscriptions whose event pattern matches, before their `when` is evaluated."""

@@ -90,7 +90,24 @@ def test_ir_round_trips_through_json(rules: Rules) -> None:
     rule_set = compiled(rules, WEBHOOK)
     restored = ir.RuleSetIR.model_validate_json(rule_set.ir.model_dump_json())
     assert restored == rule_set.ir
-    assert RuleSet(restored, {}).version == rule_set.version
+    rebuilt = RuleSet.from_ir(restored)
+    assert rebuilt.version == rule_set.version
+    (subscription,) = rebuilt.match("investment.created")
+    assert rebuilt.accepts(subscription, Context({"event": {"data": {"amount": 10_000}}}))
+    assert not rebuilt.accepts(subscription, Context({"event": {"data": {"amount": 9_999}}}))
+
+
+def test_shipped_rules_rebuild_from_their_ir() -> None:
+    root = Path(__file__).parents[3]
+    compilation = compile_rules([root / "rules"], templates_dir=root / "templates")
+    assert compilation.rule_set is not None
+    rebuilt = RuleSet.from_ir(compilation.rule_set.ir)
+    assert rebuilt.version == compilation.rule_set.version
+    workflow = rebuilt.workflows["collect_investment"]
+    step = workflow.steps[0]
+    assert isinstance(step, ir.ActionStep)
+    context = Context({"event": {"data": {"user_id": "u_1", "amount": 5}}})
+    assert rebuilt.evaluate(step.args[0].expr, context) == "u_1"
 
 
 def test_match_and_accepts(rules: Rules) -> None:
