@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from dsl import ir
 from dsl.expr import did_you_mean
 
-__all__ = ["FieldProblem", "check_payload"]
+__all__ = ["FieldProblem", "check_payload", "typed_view"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_DEPTH = 32
@@ -70,7 +70,9 @@ def _object(
     return out
 
 
-def _value(t: ir.TypeSpec, value: object, path: str, problems: list[FieldProblem], depth: int) -> Any:
+def _value(
+    t: ir.TypeSpec, value: object, path: str, problems: list[FieldProblem], depth: int
+) -> Any:
     if depth > _MAX_DEPTH:
         problems.append(FieldProblem(path, "is nested too deeply"))
         return value
@@ -82,7 +84,9 @@ def _value(t: ir.TypeSpec, value: object, path: str, problems: list[FieldProblem
     elif t.kind == "list":
         if isinstance(value, list):
             item = t.item or ir.TypeSpec(kind="any")
-            return [_value(item, v, f"{path}[{i}]", problems, depth + 1) for i, v in enumerate(value)]
+            return [
+                _value(item, v, f"{path}[{i}]", problems, depth + 1) for i, v in enumerate(value)
+            ]
         reason = f"must be a list, not {_kind(value)}"
     elif t.kind == "any":
         return value
@@ -159,3 +163,33 @@ def _kind(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def typed_view(spec: ir.EventSpec, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as expressions should see it: decimals as ``Decimal``, timestamps as ``datetime``.
+
+    JSON carries a decimal as a string (``"2500.00"``) or a number, and a time
+    as text; rules compare them as what the catalog says they are. Values that
+    do not convert are left as they are (evaluation stays total).
+    """
+    return _typed_fields(spec.fields, data)
+
+
+def _typed_fields(fields: tuple[ir.FieldSpec, ...], data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for field in fields:
+        if field.name in out:
+            out[field.name] = _typed(field.type, out[field.name])
+    return out
+
+
+def _typed(t: ir.TypeSpec, value: Any) -> Any:
+    if t.kind == "decimal" and isinstance(value, str | int | float) and _is_decimal(value):
+        return Decimal(str(value))
+    if t.kind == "timestamp" and isinstance(value, str) and _is_timestamp(value):
+        return datetime.fromisoformat(value)
+    if t.kind == "object" and isinstance(value, dict):
+        return _typed_fields(t.fields, value)
+    if t.kind == "list" and isinstance(value, list) and t.item is not None:
+        return [_typed(t.item, item) for item in value]
+    return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import timedelta
 from typing import TextIO
 
@@ -20,6 +20,7 @@ from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.delivery import KIND as WEBHOOK
 from engine.delivery import WebhookHandler, WebhookPlanner
+from engine.devenv import DevEnvironment
 from engine.errors import ConfigError, StorageError
 from engine.logs import Logger, make_logger
 from engine.metrics import Metrics
@@ -42,7 +43,7 @@ class Engine:
         *,
         logger: Logger,
         clock: Clock,
-        environ: Mapping[str, str],
+        environ: MutableMapping[str, str],
     ) -> None:
         self.settings = settings
         self.logger = logger
@@ -58,6 +59,12 @@ class Engine:
             commit_seconds=self.metrics.writer_commit_seconds,
         )
         self.rules = Rules(settings.rule_paths, settings.templates_dir, environ, clock, logger)
+        if not settings.production:
+            server = settings.config.server
+            host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+            self.rules.fill_missing = DevEnvironment(
+                settings.state_dir, environ, base_url=f"http://{host}:{server.port}", logger=logger
+            ).fill
         self.waker = Waker()
         self.bus = Bus(
             self.rules,

@@ -19,6 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dsl import Context, RuleSet, Subscription
+from dsl.payload import typed_view
 from engine.clock import Clock
 from engine.queue import NewJob, insert_jobs
 from engine.schema import events
@@ -52,8 +53,16 @@ class StoredEvent:
         }
 
 
-def event_context(event: StoredEvent, now: datetime, env: Mapping[str, str]) -> Context:
-    return Context(values={"event": event.envelope()}, now=now, env=env)
+def event_context(
+    event: StoredEvent, rules: RuleSet, now: datetime, env: Mapping[str, str]
+) -> Context:
+    """What a rule's expressions see of ``event``: its data typed by the catalog."""
+    envelope = event.envelope()
+    spec = rules.events.get(event.type)
+    if spec is not None:
+        envelope["data"] = typed_view(spec, event.data)
+    envelope["time"] = event.occurred_at
+    return Context(values={"event": envelope}, now=now, env=env)
 
 
 class Planner(Protocol):
@@ -103,7 +112,7 @@ class Bus:
             if effect in seen or planner is None:
                 continue
             if subscription.when is not None:
-                context = context or event_context(event, self.clock.now(), self._env)
+                context = context or event_context(event, rules, self.clock.now(), self._env)
                 if not rules.accepts(subscription, context):
                     continue
             seen.add(effect)

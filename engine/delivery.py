@@ -106,7 +106,11 @@ class WebhookHandler:
                 message_id=payload["message_id"],
                 event_type=payload["event"]["type"],
                 body=orjson.dumps(payload["event"]),
-                secrets=tuple(parse_secret(self._value(s)) for s in definition["secrets"]),
+                secrets=tuple(
+                    parse_secret(secret)
+                    for secret in (self._value(s) for s in definition["secrets"])
+                    if secret  # an unset second secret (`env("X", "")`) is no rotation
+                ),
                 timestamp=int(self._clock.now().timestamp()),
                 headers={h["name"]: self._value(h["value"]) for h in definition["headers"]},
                 timeout=float(definition["timeout_seconds"]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +103,7 @@ class Rules:
     clock: Clock
     logger: Logger
     debounce_ms: int = 300
+    fill_missing: Callable[[list[str]], object] | None = None
     current: Applied | None = None
     last_failure: ReloadOutcome | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -117,9 +118,17 @@ class Rules:
     async def reload(self, writer: Writer, reason: str) -> ReloadOutcome:
         """Compile the files; apply the result if it is good and new."""
         async with self._lock:
-            compilation = await asyncio.to_thread(self._compile)
+            compilation = await asyncio.to_thread(self._compile, None)
             now = self.clock.now()
             rule_set = compilation.rule_set
+            if rule_set is not None and compilation.ok:
+                missing = rule_set.missing_env(self.environ)
+                if missing and self.fill_missing is not None:
+                    self.fill_missing(missing)
+                if rule_set.missing_env(self.environ):
+                    # Compile again against the environment: each missing variable
+                    # becomes a diagnostic at the env() that reads it.
+                    compilation = await asyncio.to_thread(self._compile, self.environ)
             if rule_set is None or not compilation.ok:
                 return self._failed(compilation, now, reason)
             if self.current is not None and self.current.rule_set.version == rule_set.version:
@@ -144,8 +153,8 @@ class Rules:
             except Exception as exc:  # a storage hiccup must not end the watch
                 self.logger.error("rules.reload_crashed", error=str(exc))
 
-    def _compile(self) -> Compilation:
-        return compile_rules(self.paths, templates_dir=self.templates_dir, env=self.environ)
+    def _compile(self, env: Mapping[str, str] | None) -> Compilation:
+        return compile_rules(self.paths, templates_dir=self.templates_dir, env=env)
 
     def _failed(self, compilation: Compilation, now: datetime, reason: str) -> ReloadOutcome:
         outcome = ReloadOutcome(

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from engine import api
 from engine.app import ENGINE, Engine
+from engine.devenv import add_sink_route
 from engine.errors import ServeError, StorageError
 from engine.metrics import CONTENT_TYPE
 
@@ -37,6 +38,8 @@ def build_app(engine: Engine) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     api.add_routes(app)
+    if not engine.settings.production:
+        add_sink_route(app, engine.logger)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import sqlite3
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.process import EngineProcess, ownly, write_project
+from tests.support.rules import ROOT, investment
 
 pytestmark = pytest.mark.acceptance
 
@@ -150,3 +152,37 @@ def test_database_from_a_newer_version_is_refused(project: Path) -> None:
         line = _one_error_line(result)
         assert "'9999_future'" in line
         assert "upgrade Ownly" in line
+
+
+def test_the_shipped_project_runs_with_nothing_set(tmp_path: Path) -> None:
+    """What `make run` does on a fresh checkout: shipped config, rules and templates."""
+    for name in ("ownly.toml", "rules", "templates"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name)
+        else:
+            shutil.copy(source, tmp_path / name)
+    engine = EngineProcess(tmp_path)
+    try:
+        engine.wait_ready()
+        key = (tmp_path / "var" / "dev-key").read_text().strip()
+        answer = httpx.post(
+            engine.url + "/api/events",
+            json=investment("evt_quickstart", amount="25000"),
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["jobs"] == 1  # crm_sync: investments of 10,000 and more
+        deadline = time.monotonic() + 20
+        while '"event":"dev_sink.received"' not in engine.output():
+            assert time.monotonic() < deadline, engine.output()
+            time.sleep(0.05)
+    finally:
+        assert engine.stop() == 0
+    log = engine.output()
+    assert '"sink":"crm_webhook_url"' in log
+    assert '"outcome":"delivered"' in log
+    dev_env = (tmp_path / "var" / "dev.env").read_text()
+    assert "CRM_WEBHOOK_SECRET=whsec_" in dev_env
+    secret = dev_env.split("CRM_WEBHOOK_SECRET=")[1].splitlines()[0]
+    assert secret not in log, "generated secrets are never logged"

@@ -1,0 +1,116 @@
+"""Event payloads against the catalog: every problem with its path; a typed view for rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from dsl import ir
+from dsl.payload import check_payload, typed_view
+
+
+def t(kind: str, **extra: Any) -> ir.TypeSpec:
+    return ir.TypeSpec(kind=kind, **extra)
+
+
+def f(name: str, type_: ir.TypeSpec, **extra: Any) -> ir.FieldSpec:
+    return ir.FieldSpec(name=name, type=type_, **extra)
+
+
+SPEC = ir.EventSpec(
+    type="investment.created",
+    fields=(
+        f("amount", t("decimal")),
+        f("count", t("int"), optional=True),
+        f("currency", t("string"), default="usd"),
+        f("status", t("string", values=("pending", "active"))),
+        f("email", t("string", format="email")),
+        f("site", t("string", format="url"), optional=True),
+        f("at", t("timestamp")),
+        f("paid", t("bool"), optional=True),
+        f("tags", t("list", item=t("string")), optional=True),
+        f("investor", t("object", fields=(f("name", t("string")),))),
+    ),
+    source=ir.Source(file="catalog.ownly", line=1),
+)
+
+GOOD: dict[str, Any] = {
+    "amount": "2500.50",
+    "status": "pending",
+    "email": "ada@example.com",
+    "at": "2026-11-26T10:00:00Z",
+    "investor": {"name": "Ada"},
+}
+
+
+def test_a_good_payload_gets_its_defaults() -> None:
+    data, problems = check_payload(SPEC, GOOD)
+    assert problems == []
+    assert data["currency"] == "usd"
+    assert "count" not in data
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "reason"),
+    [
+        ({"amount": "lots"}, "data.amount", "must be a decimal number, not a string"),
+        ({"amount": True}, "data.amount", "must be a decimal number, not a boolean"),
+        ({"amount": float("nan")}, "data.amount", "must be a decimal number, not a number"),
+        ({"count": 1.5}, "data.count", "must be an integer, not a number"),
+        ({"status": "done"}, "data.status", "must be one of 'pending', 'active'"),
+        ({"email": "ada"}, "data.email", "must be an email address"),
+        ({"site": "ftp://x"}, "data.site", "must be an http(s) URL"),
+        ({"at": "2026-11-26"}, "data.at", "must be an RFC 3339 timestamp with a time zone"),
+        (
+            {"at": "2026-11-26T10:00:00"},
+            "data.at",
+            "must be an RFC 3339 timestamp with a time zone",
+        ),
+        ({"paid": "yes"}, "data.paid", "must be true or false, not a string"),
+        ({"tags": ["a", 2]}, "data.tags[1]", "must be a string, not a number"),
+        ({"tags": "a"}, "data.tags", "must be a list, not a string"),
+        ({"investor": "Ada"}, "data.investor", "must be an object, not a string"),
+        ({"amout": "1"}, "data.amout", "unknown field; did you mean 'amount'?"),
+        ({"status": None}, "data.status", "is required"),
+    ],
+)
+def test_each_problem_names_its_path(change: dict[str, Any], path: str, reason: str) -> None:
+    _, problems = check_payload(SPEC, {**GOOD, **change})
+    assert [(p.path, p.reason) for p in problems] == [(path, reason)]
+
+
+def test_a_misspelt_nested_field_is_unknown_and_the_real_one_missing() -> None:
+    _, problems = check_payload(SPEC, {**GOOD, "investor": {"nme": "Ada"}})
+    assert [(p.path, p.reason) for p in problems] == [
+        ("data.investor.nme", "unknown field; did you mean 'name'?"),
+        ("data.investor.name", "is required"),
+    ]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    _, problems = check_payload(SPEC, {"amount": "x", "extra": 1})
+    assert {p.path for p in problems} == {
+        "data.extra",
+        "data.amount",
+        "data.status",
+        "data.email",
+        "data.at",
+        "data.investor",
+    }
+
+
+def test_data_must_be_an_object() -> None:
+    _, problems = check_payload(SPEC, [1, 2])
+    assert [(p.path, p.reason) for p in problems] == [("data", "must be an object, not a list")]
+
+
+def test_the_typed_view_gives_rules_numbers_and_times() -> None:
+    data, _ = check_payload(SPEC, {**GOOD, "tags": ["x"]})
+    typed = typed_view(SPEC, data)
+    assert typed["amount"] == Decimal("2500.50")
+    assert typed["at"] == datetime(2026, 11, 26, 10, tzinfo=UTC)
+    assert typed["investor"] == {"name": "Ada"}
+    assert data["amount"] == "2500.50", "the stored data stays JSON"
