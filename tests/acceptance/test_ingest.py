@@ -2,62 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.support.process import EngineProcess, write_project
+from tests.support.engine import READ_KEY, SECRET, client
+from tests.support.process import EngineProcess
 from tests.support.receiver import Receiver
-from tests.support.rules import install_catalog, investment
+from tests.support.rules import investment
 
 pytestmark = pytest.mark.acceptance
-
-SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
-KEY = "test-key-with-every-scope"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
-
-
-@pytest.fixture
-def engine(tmp_path: Path, receiver: Receiver) -> Iterator[EngineProcess]:
-    write_project(
-        tmp_path,
-        extra_toml=(
-            '[webhooks]\nallow_networks = ["127.0.0.0/8"]\n'
-            "[queue]\npoll_interval = '200ms'\n"
-            "[[api.keys]]\nname = 'test'\nscopes = ['admin']\nkey_env = 'TEST_KEY'\n"
-            "[[api.keys]]\nname = 'reader'\nscopes = ['events:read']\nkey_env = 'READ_KEY'\n"
-        ),
-    )
-    install_catalog(tmp_path)
-    process = EngineProcess(
-        tmp_path,
-        env={
-            "TEST_KEY": KEY,
-            "READ_KEY": "reader-key",
-            "RECEIVER_URL": receiver.url + "/hooks",
-            "RECEIVER_SECRET": SECRET,
-        },
-    )
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.kill()
-
-
-def client(engine: EngineProcess, key: str = KEY) -> httpx.Client:
-    return httpx.Client(base_url=engine.url, headers={"Authorization": f"Bearer {key}"})
 
 
 def test_an_event_is_stored_delivered_signed_and_traceable(
@@ -247,7 +204,7 @@ def test_listing_events_pages_with_a_cursor(engine: EngineProcess) -> None:
             if cursor is None:
                 break
         assert seen == [f"evt_page_{i}" for i in reversed(range(5))]
-    with client(engine, "reader-key") as reader:
+    with client(engine, READ_KEY) as reader:
         assert (
             reader.get("/api/events", params={"type": "deal.created"}).json()["events"][0]["id"]
             == "evt_deal"

@@ -1,0 +1,43 @@
+"""An engine with the shipped catalog and a webhook aimed at a real loopback receiver."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import httpx
+
+from tests.support.process import EngineProcess, write_project
+from tests.support.receiver import Receiver
+from tests.support.rules import install_catalog
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+KEY = "test-key-with-every-scope"
+READ_KEY = "reader-key"
+
+ENGINE_TOML = (
+    '[webhooks]\nallow_networks = ["127.0.0.0/8"]\n'
+    "[queue]\npoll_interval = '200ms'\n"
+    "[[api.keys]]\nname = 'test'\nscopes = ['admin']\nkey_env = 'TEST_KEY'\n"
+    "[[api.keys]]\nname = 'reader'\nscopes = ['events:read']\nkey_env = 'READ_KEY'\n"
+)
+
+
+def start_engine(root: Path, receiver: Receiver, extra_toml: str = "") -> EngineProcess:
+    write_project(root, extra_toml=ENGINE_TOML + extra_toml)
+    install_catalog(root)
+    process = EngineProcess(
+        root,
+        env={
+            "TEST_KEY": KEY,
+            "READ_KEY": READ_KEY,
+            "RECEIVER_URL": receiver.url + "/hooks",
+            "RECEIVER_SECRET": SECRET,
+        },
+    )
+    process.wait_ready()
+    return process
+
+
+def client(engine: EngineProcess, key: str = KEY) -> httpx.Client:
+    return httpx.Client(base_url=engine.url, headers={"Authorization": f"Bearer {key}"})
