@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,9 +26,19 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 
-__all__ = ["UTCDateTime", "events", "jobs", "metadata", "rule_sets"]
+__all__ = [
+    "UTCDateTime",
+    "events",
+    "job_holds",
+    "jobs",
+    "metadata",
+    "rule_sets",
+    "webhook_attempts",
+    "webhook_state",
+]
 
 # Constraint names that are stable across databases, so later migrations can name them.
 metadata = MetaData(
@@ -109,6 +121,50 @@ jobs = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime()),
+    # Jobs of one group can be held together; an ordered job waits for the earlier ones.
+    Column("group_key", String(300)),
+    Column("ordered", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "state", "due_at"),
     Index(None, "event_id"),
+    Index(None, "group_key", "id"),
+)
+
+job_holds = Table(
+    "job_holds",
+    metadata,
+    Column("group_key", String(300), primary_key=True),  # pending jobs of this group wait
+    Column("reason", String(200), nullable=False),
+    Column("held_at", UTCDateTime(), nullable=False),
+)
+
+webhook_state = Table(
+    "webhook_state",
+    metadata,
+    Column("name", String(200), primary_key=True),  # the webhook's name in the rules
+    Column("state", String(20), nullable=False),  # active paused disabled
+    Column("reason", String(500)),
+    Column("changed_at", UTCDateTime(), nullable=False),
+    Column("failing_since", UTCDateTime()),  # first failure of the current run of failures
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("last_success_at", UTCDateTime()),
+    Column("last_failure_at", UTCDateTime()),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("job_id", Serial, ForeignKey("jobs.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),  # 1-based, as the job counted it
+    Column("outcome", String(20), nullable=False),  # connectors.Outcome
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("status", Integer),
+    Column("response_headers", JSON, nullable=False),  # credential-like values redacted
+    Column("response_body", Text, nullable=False),  # capped
+    Column("response_body_truncated", Boolean, nullable=False),
+    Column("retry_after", Float),
+    Column("error_class", String(200)),
+    Column("error_message", Text),
+    Index(None, "job_id", "attempt"),
 )

@@ -12,22 +12,36 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from engine.clock import Clock
 from engine.logs import Logger
-from engine.queue import FinishJob, Job, LeaseJobs, next_due
+from engine.queue import FinishHook, FinishJob, Job, LeaseJobs, next_due
 from engine.storage import Database
 from engine.writer import Writer
 
-__all__ = ["Failed", "Handler", "Result", "Retry", "Succeeded", "Waker", "Worker"]
+__all__ = [
+    "Deferred",
+    "Failed",
+    "Handler",
+    "Result",
+    "Retry",
+    "Succeeded",
+    "Waker",
+    "Worker",
+    "finish_for",
+]
+
+# Each result may carry a hook: the handler's own records, written with the outcome.
 
 
 @dataclass(frozen=True)
 class Succeeded:
     """The job is done."""
+
+    hook: FinishHook | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class Retry:
 
     delay: float
     error: str
+    hook: FinishHook | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -43,9 +58,32 @@ class Failed:
     """Give up now: retrying cannot help."""
 
     error: str
+    hook: FinishHook | None = field(default=None, kw_only=True)
 
 
-Result = Succeeded | Retry | Failed
+@dataclass(frozen=True)
+class Deferred:
+    """Not started (a rate limit, say): run again after ``delay`` seconds, attempt uncounted."""
+
+    delay: float
+    hook: FinishHook | None = field(default=None, kw_only=True)
+
+
+Result = Succeeded | Retry | Failed | Deferred
+
+
+def finish_for(job: Job, result: Result, owner: str, now: datetime) -> FinishJob:
+    """The write that records ``result`` of the leased ``job``."""
+    hook = result.hook
+    if isinstance(result, Succeeded):
+        return FinishJob(job.id, owner, "succeeded", now, hook=hook)
+    if isinstance(result, Deferred):
+        due = now + timedelta(seconds=max(0.0, result.delay))
+        return FinishJob(job.id, owner, "deferred", now, due_at=due, hook=hook)
+    if isinstance(result, Retry) and job.attempts < job.max_attempts:
+        due = now + timedelta(seconds=max(0.0, result.delay))
+        return FinishJob(job.id, owner, "retry", now, due_at=due, error=result.error, hook=hook)
+    return FinishJob(job.id, owner, "failed", now, error=result.error, hook=hook)
 
 
 class Handler(Protocol):
@@ -194,14 +232,7 @@ class Worker:
         await self._record(job, result)
 
     async def _record(self, job: Job, result: Result) -> None:
-        now = self._clock.now()
-        if isinstance(result, Succeeded):
-            finish = FinishJob(job.id, self.owner, "succeeded", now)
-        elif isinstance(result, Retry) and job.attempts < job.max_attempts:
-            due = now + timedelta(seconds=max(0.0, result.delay))
-            finish = FinishJob(job.id, self.owner, "retry", now, due_at=due, error=result.error)
-        else:
-            finish = FinishJob(job.id, self.owner, "failed", now, error=result.error)
+        finish = finish_for(job, result, self.owner, self._clock.now())
         try:
             kept = await self._writer.submit(finish)
         except Exception as exc:  # the lease will run out and the job run again
@@ -209,5 +240,5 @@ class Worker:
             return
         if not kept:
             self._logger.warning("worker.lease_lost", job=job.id)
-        if finish.outcome == "retry":
+        if finish.outcome in ("retry", "deferred"):
             self._waker.wake()

@@ -1,0 +1,191 @@
+"""Job groups on a real SQLite file: held groups wait, ordered jobs run one at a time in order."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from engine.clock import ManualClock
+from engine.config import DatabaseConfig
+from engine.logs import make_logger
+from engine.migrate import migrate
+from engine.queue import (
+    FinishJob,
+    Job,
+    NewJob,
+    hold_group,
+    insert_jobs,
+    load_job,
+    next_due,
+    release_group,
+)
+from engine.schema import job_holds
+from engine.storage import Database
+from engine.worker import Deferred, Result, Retry, Succeeded, Waker, Worker
+from engine.writer import Writer
+from tests.integration.test_worker import until
+
+
+@dataclass
+class Groups:
+    database: Database
+    writer: Writer
+    clock: ManualClock
+    waker: Waker
+
+    async def add(self, *keys: str, group: str | None = "g", ordered: bool = False) -> None:
+        now = self.clock.now()
+        async with self.database.begin() as conn:
+            await insert_jobs(
+                conn,
+                [
+                    NewJob("test", {"key": k}, k, 5, now, group_key=group, ordered=ordered)
+                    for k in keys
+                ],
+                now,
+            )
+        self.waker.wake()
+
+    def worker(self, handler: object) -> Worker:
+        return Worker(
+            self.database,
+            self.writer,
+            {"test": handler},  # type: ignore[dict-item]
+            clock=self.clock,
+            waker=self.waker,
+            logger=make_logger(io.StringIO()),
+        )
+
+
+@pytest.fixture
+async def groups(tmp_path: Path) -> AsyncIterator[Groups]:
+    database = Database(make_url(f"sqlite+aiosqlite:///{tmp_path}/g.db"), DatabaseConfig())
+    await database.open()
+    await migrate(database)
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    yield Groups(database, writer, ManualClock(), Waker())
+    await writer.stop()
+    await database.close()
+
+
+@dataclass
+class Script:
+    clock: ManualClock
+    fail: dict[str, int]
+    runs: list[tuple[str, int, float]] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+
+    async def run(self, job: Job) -> Result:
+        key = job.payload["key"]
+        self.runs.append((key, job.attempts, self.clock.now().timestamp()))
+        if self.fail.get(key, 0) >= job.attempts:
+            return Retry(5.0, f"down {job.attempts}")
+        self.done.append(key)
+        return Succeeded()
+
+
+async def test_ordered_jobs_wait_for_the_earlier_one_to_finish(groups: Groups) -> None:
+    handler = Script(groups.clock, fail={"a": 2})
+    worker = groups.worker(handler)
+    worker.start()
+    await groups.add("a", "b", "c", ordered=True)
+    await until(lambda: len(handler.done) == 3, groups.clock, worker)
+    await worker.stop(grace=1)
+    assert handler.done == ["a", "b", "c"]
+    assert [(key, attempt) for key, attempt, _ in handler.runs] == [
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("b", 1),
+        ("c", 1),
+    ]
+
+
+async def test_unordered_jobs_of_a_group_do_not_wait(groups: Groups) -> None:
+    handler = Script(groups.clock, fail={"a": 2})
+    worker = groups.worker(handler)
+    worker.start()
+    await groups.add("a", "b", "c")
+    await until(lambda: len(handler.done) == 3, groups.clock, worker)
+    await worker.stop(grace=1)
+    assert handler.done == ["b", "c", "a"]
+
+
+async def test_a_held_group_keeps_its_jobs_pending_until_released(groups: Groups) -> None:
+    handler = Script(groups.clock, fail={})
+    worker = groups.worker(handler)
+    async with groups.database.begin() as conn:
+        await hold_group(conn, "g", "paused", groups.clock.now())
+    worker.start()
+    await groups.add("a", "b")
+    await groups.add("free", group=None)
+    await until(lambda: handler.done == ["free"], groups.clock, worker)
+    groups.clock.advance(3600)
+    await asyncio.sleep(0.05)
+    assert handler.done == ["free"]
+    assert await next_due(groups.database, groups.clock.now()) is None, "nothing leasable"
+    held = await load_job(groups.database, 1)
+    assert held is not None and (held.state, held.attempts) == ("pending", 0)
+
+    async with groups.database.begin() as conn:
+        await release_group(conn, "g")
+    groups.waker.wake()
+    await until(lambda: len(handler.done) == 3, groups.clock, worker)
+    await worker.stop(grace=1)
+    assert sorted(handler.done) == ["a", "b", "free"]
+    async with groups.database.connect() as conn:
+        assert (await conn.execute(select(job_holds))).all() == []
+
+
+async def test_holding_twice_keeps_one_hold_with_the_latest_reason(groups: Groups) -> None:
+    async with groups.database.begin() as conn:
+        await hold_group(conn, "g", "paused", groups.clock.now())
+        await hold_group(conn, "g", "disabled", groups.clock.now())
+    async with groups.database.connect() as conn:
+        rows = (await conn.execute(select(job_holds.c.group_key, job_holds.c.reason))).all()
+    assert [tuple(row) for row in rows] == [("g", "disabled")]
+
+
+@dataclass
+class Recording:
+    calls: list[tuple[str, bool]] = field(default_factory=list)
+    commits: int = 0
+
+    async def apply(self, conn: AsyncConnection, finish: FinishJob, kept: bool) -> None:
+        self.calls.append((finish.outcome, kept))
+
+    def committed(self) -> None:
+        self.commits += 1
+
+
+async def test_a_deferred_job_runs_later_without_counting_the_attempt(groups: Groups) -> None:
+    hook = Recording()
+    runs: list[tuple[int, float]] = []
+
+    class Limited:
+        async def run(self, job: Job) -> Result:
+            runs.append((job.attempts, groups.clock.now().timestamp()))
+            if len(runs) == 1:
+                return Deferred(2.0, hook=hook)
+            return Succeeded(hook=hook)
+
+    worker = groups.worker(Limited())
+    worker.start()
+    await groups.add("a")
+    await until(lambda: len(hook.calls) == 2, groups.clock, worker)
+    await worker.stop(grace=1)
+    assert [attempt for attempt, _ in runs] == [1, 1]
+    assert runs[1][1] - runs[0][1] == 2.0
+    assert hook.calls == [("deferred", True), ("succeeded", True)]
+    assert hook.commits == 2
+    job = await load_job(groups.database, 1)
+    assert job is not None and (job.state, job.attempts) == ("succeeded", 1)
