@@ -46,6 +46,7 @@ E052  error     const refers to itself
 E053  error     workflow has no trigger
 E054  error     invalid URL
 E055  error     invalid environment variable name
+E056  error     environment variable not set (check --env)
 W101  warning   event pattern matches no catalog event
 W102  warning   const is never used
 ====  ========  ==============================================================

@@ -1,0 +1,49 @@
+"""Broken rule sets, however broken, only ever produce diagnostics."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dsl import compile_rules
+
+ROOT = Path(__file__).parents[3]
+FILES = {p.name: p.read_text() for p in sorted((ROOT / "rules").glob("*.ownly"))}
+WORDS = sorted(
+    {w for text in FILES.values() for w in re.findall(r'[\w.*]+|"[^"]*"|[{}()\[\],:=<>?|+-]', text)}
+)
+
+
+def mutate(rng: random.Random) -> dict[str, str]:
+    name = rng.choice(sorted(FILES))
+    lines = FILES[name].splitlines()
+    for _ in range(rng.randint(1, 4)):
+        k = rng.randrange(len(lines))
+        roll = rng.random()
+        if roll < 0.3:
+            del lines[k]
+        elif roll < 0.5:
+            lines.insert(k, lines[rng.randrange(len(lines))])
+        else:
+            words = lines[k].split(" ")
+            words[rng.randrange(len(words))] = rng.choice(WORDS)
+            lines[k] = " ".join(words)
+    return {**FILES, name: "\n".join(lines)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_mutated_rules_give_diagnostics_not_exceptions(
+    tmp_path_factory: pytest.TempPathFactory, rng: random.Random
+) -> None:
+    root = tmp_path_factory.mktemp("mutant")
+    for name, text in mutate(rng).items():
+        (root / name).write_text(text)
+    compilation = compile_rules([root], templates_dir=ROOT / "templates")
+    # Either a rule set or the errors that explain why there is none.
+    assert (compilation.rule_set is None) == bool(compilation.errors)
