@@ -26,7 +26,9 @@ _ENGINE_HEADERS = frozenset(
     | {"webhook-signature", "user-agent"}
 )
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
-_DEFAULT_RETRY = ir.RetryPolicy(attempts=5, backoff="exponential", delays=(10.0, 3600.0))
+_DEFAULT_RETRY = ir.RetryPolicy(
+    attempts=8, backoff="schedule", delays=(5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+)
 _WEBHOOK_ATTRS = ("url", "secret", "events", "headers", "ordered", "description")
 _TEMPLATE_ATTRS = (
     "subject",
@@ -76,10 +78,9 @@ def retry_policy(low: Lowering, clause: ast.RetryClause) -> ir.RetryPolicy | Non
     """`retry N times[, exponential A .. B | every D | schedule [D, ...]]`."""
     attempts = low.integer(clause.attempts, "retry attempts", 1, 50)
     if clause.backoff is None:
-        first, cap = _DEFAULT_RETRY.delays
         if attempts is None:
             return None
-        return ir.RetryPolicy(attempts=attempts, backoff="exponential", delays=(first, cap))
+        return _DEFAULT_RETRY.model_copy(update={"attempts": attempts})
     if clause.backoff == "schedule":
         items = low.literal(clause.delays[0])
         if not isinstance(items, ast.ListExpr) or not items.items:
