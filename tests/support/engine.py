@@ -23,7 +23,9 @@ ENGINE_TOML = (
 )
 
 
-def start_engine(root: Path, receiver: Receiver, extra_toml: str = "") -> EngineProcess:
+def start_engine(
+    root: Path, receiver: Receiver, extra_toml: str = "", env: dict[str, str] | None = None
+) -> EngineProcess:
     write_project(root, extra_toml=ENGINE_TOML + extra_toml)
     install_catalog(root)
     process = EngineProcess(
@@ -33,6 +35,7 @@ def start_engine(root: Path, receiver: Receiver, extra_toml: str = "") -> Engine
             "READ_KEY": READ_KEY,
             "RECEIVER_URL": receiver.url + "/hooks",
             "RECEIVER_SECRET": SECRET,
+            **(env or {}),
         },
     )
     process.wait_ready()

@@ -64,7 +64,8 @@ class EngineProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cwd = cwd
-        environ = {"OWNLY_SERVER_PORT": str(self.port), **(env or {})}
+        self.environment = dict(env or {})
+        environ = {"OWNLY_SERVER_PORT": str(self.port), **self.environment}
         self.log = cwd / "engine.log"
         self._log_file = self.log.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
