@@ -1,0 +1,187 @@
+"""Rules change while events stream in: new rules apply, broken ones are refused, fixes apply."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.engine import KEY, client, start_engine
+from tests.support.process import EngineProcess
+from tests.support.receiver import Receiver
+
+pytestmark = pytest.mark.acceptance
+
+PAYOUT_RULE = """
+webhook payout_hook {
+  url     = env("PAYOUT_URL")
+  secret  = env("RECEIVER_SECRET")
+  events  = [payout.created]
+  timeout   5s
+}
+"""
+
+BROKEN_RULE = """
+webhook payout_hook {
+  url     = env("PAYOUT_URL")
+  secret  = env("RECEIVER_SECRET")
+  events  = [payout.created
+  timeout   5s
+}
+"""
+
+FIXED_RULE = PAYOUT_RULE.replace(
+    "  timeout", "  when      event.data.recipient_count > 10\n  timeout"
+)
+
+
+def payout(index: int, recipients: int = 50) -> dict[str, Any]:
+    return {
+        "id": f"evt_payout_{index:05d}",
+        "type": "payout.created",
+        "data": {
+            "payout_id": f"po_{index}",
+            "deal_id": "deal_1",
+            "deal": {"id": "deal_1", "name": "Harbour Lofts"},
+            "total_amount": "1000.00",
+            "recipient_count": recipients,
+            "scheduled_for": "2026-12-01T00:00:00Z",
+        },
+    }
+
+
+class Stream:
+    """Posts a payout every few milliseconds until stopped; remembers each answer."""
+
+    def __init__(self, engine: EngineProcess) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self.posted: list[tuple[str, float]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Stream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        with client(self._engine) as api:
+            index = 0
+            while not self._stop.is_set() and index < 5000:
+                answer = api.post("/api/events", json=payout(index))
+                assert answer.status_code == 202, answer.text
+                self.posted.append((answer.json()["id"], time.monotonic()))
+                index += 1
+                time.sleep(0.01)
+
+
+def rules_state(api: httpx.Client) -> dict[str, Any]:
+    state: dict[str, Any] = api.get("/api/rules").json()
+    return state
+
+
+def wait_until(predicate: Any, timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_rules_change_while_events_stream_in(tmp_path: Path) -> None:
+    with Receiver() as receiver:
+        engine = start_engine(tmp_path, receiver, env={"PAYOUT_URL": receiver.url + "/payouts"})
+        rule_file = tmp_path / "rules" / "payouts.ownly"
+        try:
+            with client(engine) as api, Stream(engine) as stream:
+                first = rules_state(api)
+                wait_until(lambda: len(stream.posted) >= 10)
+
+                written = time.monotonic()
+                rule_file.write_text(PAYOUT_RULE, encoding="utf-8")
+                second = wait_until(
+                    lambda: (s := rules_state(api))["version"] != first["version"] and s
+                )
+                applied = time.monotonic()
+                wait_until(lambda: any(r.path == "/payouts" for r in receiver.snapshot()))
+                print(f"\nnew rule applied {applied - written:.3f}s after the file was written")
+
+                rule_file.write_text(BROKEN_RULE, encoding="utf-8")
+                failure = wait_until(lambda: rules_state(api)["last_failure"])
+                assert rules_state(api)["version"] == second["version"], "the old set serves"
+                (diagnostic, *_) = failure["diagnostics"]
+                assert diagnostic["file"].endswith("payouts.ownly")
+                assert (diagnostic["line"], diagnostic["column"]) == (6, 3)
+                assert diagnostic["code"].startswith("E")
+                deliveries_while_broken = len(receiver.snapshot())
+                wait_until(lambda: len(receiver.snapshot()) > deliveries_while_broken + 5)
+
+                rule_file.write_text(FIXED_RULE, encoding="utf-8")
+                third = wait_until(
+                    lambda: (
+                        (s := rules_state(api))["version"]
+                        not in (
+                            first["version"],
+                            second["version"],
+                        )
+                        and s
+                    )
+                )
+                assert third["last_failure"] is None
+                settle = len(stream.posted)
+                wait_until(lambda: len(stream.posted) >= settle + 10)
+
+            events = [api_get(engine, event_id) for event_id, _ in stream.posted]
+        finally:
+            assert engine.stop() == 0
+
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_version.setdefault(event["rule_set"], []).append(event)
+    assert set(by_version) == {first["version"], second["version"], third["version"]}
+    assert all(not e["jobs"] for e in by_version[first["version"]]), "before: no rule"
+    for version in (second["version"], third["version"]):
+        assert by_version[version], f"events were matched by {version}"
+        for event in by_version[version]:
+            assert [job["target"] for job in event["jobs"]] == ["payout_hook"]
+    order = [event["rule_set"] for event in events]
+    assert order == sorted(order, key=[first["version"], second["version"], third["version"]].index)
+
+
+def api_get(engine: EngineProcess, event_id: str) -> dict[str, Any]:
+    answer = httpx.get(
+        f"{engine.url}/api/events/{event_id}", headers={"Authorization": f"Bearer {KEY}"}
+    )
+    event: dict[str, Any] = answer.json()
+    return event
+
+
+def test_reload_endpoint_and_sighup(tmp_path: Path) -> None:
+    with Receiver() as receiver:
+        engine = start_engine(tmp_path, receiver, env={"PAYOUT_URL": receiver.url + "/payouts"})
+        try:
+            with client(engine) as api:
+                same = api.post("/api/rules/reload")
+                assert same.status_code == 200
+                assert same.json()["status"] == "unchanged"
+                (tmp_path / "rules" / "payouts.ownly").write_text(BROKEN_RULE, encoding="utf-8")
+                failed = api.post("/api/rules/reload")
+                assert failed.status_code == 422
+                assert failed.json()["status"] == "failed"
+                assert failed.json()["diagnostics"][0]["line"] == 6
+                (tmp_path / "rules" / "payouts.ownly").write_text(PAYOUT_RULE, encoding="utf-8")
+                version = rules_state(api)["version"]
+                engine.process.send_signal(signal.SIGHUP)
+                wait_until(lambda: rules_state(api)["version"] != version)
+        finally:
+            assert engine.stop() == 0
