@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dsl import ast, ir
-from dsl.expr import Scope, did_you_mean
+from dsl.diagnostics import did_you_mean
+from dsl.expr import Scope
 from dsl.lowering import Lowering
 from dsl.templates import (
     LAYOUT_VARIABLES,

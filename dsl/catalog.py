@@ -9,7 +9,8 @@ from decimal import Decimal
 from pydantic import JsonValue
 
 from dsl import ast, ir
-from dsl.expr import Report, did_you_mean
+from dsl.diagnostics import did_you_mean
+from dsl.expr import Report
 from dsl.types import ANY, SCALARS, STRING, TIMESTAMP, Type, join, list_of, object_of
 
 __all__ = ["Catalog", "EventInfo", "build_catalog", "pattern_matches", "split_pattern"]

@@ -54,6 +54,7 @@ W102  warning   const is never used
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,7 +62,14 @@ from enum import StrEnum
 
 from dsl.ast import Span
 
-__all__ = ["Diagnostic", "Severity", "render_json", "render_text", "sort_diagnostics"]
+__all__ = [
+    "Diagnostic",
+    "Severity",
+    "did_you_mean",
+    "render_json",
+    "render_text",
+    "sort_diagnostics",
+]
 
 
 class Severity(StrEnum):
@@ -143,3 +151,9 @@ def _render_one(d: Diagnostic, source: str | None) -> str:
     if d.hint:
         lines.append(f"  hint: {d.hint}")
     return "\n".join(lines) + "\n"
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A 'did you mean' hint from the closest candidate, if one is close enough."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else None

@@ -16,13 +16,24 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from dsl import ast
-from dsl.expr import regex_problem
 
-__all__ = ["MAX_SUBJECT", "Context", "Evaluator", "compile_expr", "truthy"]
+__all__ = [
+    "MAX_REGEX",
+    "MAX_SUBJECT",
+    "Context",
+    "Evaluator",
+    "compile_expr",
+    "regex_problem",
+    "truthy",
+]
 
 # Regex and glob subjects longer than this never match: bounds the work a
 # single `when` can cause, whatever the payload.
 MAX_SUBJECT = 10_000
+MAX_REGEX = 512
+# A quantified group that itself contains a quantifier, e.g. (a+)+: the classic
+# catastrophic-backtracking shape. Refused rather than risk a hanging `when`.
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}]\)[+*{]")
 _Fail = (ArithmeticError, TypeError, ValueError, OverflowError, InvalidOperation)
 
 
@@ -41,6 +52,19 @@ Evaluator = Callable[[Context], object]
 def truthy(value: object) -> bool:
     """Conditions hold only when they evaluate to exactly `true`."""
     return value is True
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why a regular expression is refused, or None when it is acceptable."""
+    if len(pattern) > MAX_REGEX:
+        return f"regular expression is longer than {MAX_REGEX} characters"
+    if _NESTED_QUANTIFIER.search(pattern):
+        return "nested quantifiers such as (a+)+ can take exponential time"
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"invalid regular expression: {exc}"
+    return None
 
 
 def compile_expr(expr: ast.Expr) -> Evaluator:

@@ -6,12 +6,13 @@ accepts, so one mistake produces one diagnostic, not a cascade.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from dsl import ast
+from dsl.diagnostics import did_you_mean
+from dsl.evaluate import regex_problem
 from dsl.printer import source
 from dsl.types import (
     ANY,
@@ -34,24 +35,18 @@ from dsl.types import (
 __all__ = [
     "ENV_NAME",
     "FUNCTIONS",
-    "MAX_REGEX",
     "Report",
     "Scope",
     "check_expr",
-    "did_you_mean",
+    "did_you_mean",  # re-exported: callers outside the checker import it from here
     "env_refs",
-    "regex_problem",
     "walk",
 ]
 
 Report = Callable[[str, str, ast.Span, str | None], None]
 
 FUNCTIONS = ("env", "len", "lower", "now", "upper")
-MAX_REGEX = 512
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
-# A quantified group that itself contains a quantifier, e.g. (a+)+: the classic
-# catastrophic-backtracking shape. Refused rather than risk a hanging `when`.
-_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}]\)[+*{]")
 _ORDERED = ("int", "decimal", "timestamp", "duration", "string")
 _TIME_ARITHMETIC = {
     ("+", "string", "string"): STRING,
@@ -64,30 +59,11 @@ _TIME_ARITHMETIC = {
 }
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A 'did you mean' hint from the closest candidate, if one is close enough."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean '{matches[0]}'?" if matches else None
-
-
 @dataclass(frozen=True, slots=True)
 class Scope:
     """The names an expression may use, with their types."""
 
     names: Mapping[str, Type]
-
-
-def regex_problem(pattern: str) -> str | None:
-    """Why a regular expression is refused, or None when it is acceptable."""
-    if len(pattern) > MAX_REGEX:
-        return f"regular expression is longer than {MAX_REGEX} characters"
-    if _NESTED_QUANTIFIER.search(pattern):
-        return "nested quantifiers such as (a+)+ can take exponential time"
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return f"invalid regular expression: {exc}"
-    return None
 
 
 def env_refs(expr: ast.Expr) -> Iterator[tuple[str, str | None]]:

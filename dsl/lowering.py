@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from dsl import ast, ir
 from dsl.catalog import Catalog
-from dsl.diagnostics import Diagnostic
-from dsl.expr import Scope, check_expr, did_you_mean, env_refs, walk
+from dsl.diagnostics import Diagnostic, did_you_mean
+from dsl.expr import Scope, check_expr, env_refs, walk
 from dsl.printer import canonical
 from dsl.types import BOOL, ERROR, Type
 

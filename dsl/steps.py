@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from dsl import ast, ir
 from dsl.actions import ACTIONS, RESULTS, assignable
 from dsl.blocks import retry_policy
-from dsl.expr import Scope, did_you_mean
+from dsl.diagnostics import did_you_mean
+from dsl.expr import Scope
 from dsl.lowering import Lowering
 from dsl.types import ANY, BOOL, ERROR, Type
 

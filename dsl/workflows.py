@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from croniter import croniter
 
 from dsl import ast, ir
-from dsl.expr import did_you_mean
+from dsl.diagnostics import did_you_mean
 from dsl.lowering import Lowering
 from dsl.steps import RESERVED, Names, lower_action
 from dsl.types import ANY, BOOL, Type, join, object_of

@@ -29,8 +29,8 @@ from dsl import (
     render_email,
     rule_files,
 )
-from dsl.diagnostics import render_json, render_text
-from dsl.expr import did_you_mean, walk
+from dsl.diagnostics import did_you_mean, render_json, render_text
+from dsl.expr import walk
 from dsl.fmt import format_source
 
 __all__ = ["check", "fmt", "simulate"]
