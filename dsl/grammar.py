@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.lexer import PatternStr
 
 from dsl.ast import Span
-from dsl.diagnostics import Diagnostic
+from dsl.diagnostics import Diagnostic, did_you_mean
 
 __all__ = ["lark_parser", "syntax_diagnostic"]
 
@@ -130,13 +131,7 @@ def syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnosti
             line, column = _end_of_line(text, token.start_pos or 0)
         span = Span(file, line, column, line, column + width)
         message = f"unexpected {_describe_token(token)}, expected " + _describe_expected(expected)
-        hint = None
-        readable = {_terminal_words().get(n, n) for n in expected}
-        if token.type == "EQUAL" and "'=='" in readable:
-            hint = "use '==' to compare"
-        elif token.type == "RBRACE" and expected == {"_NL"}:
-            hint = "one statement per line: put '}' on a line of its own"
-        return Diagnostic("E001", message, span, hint)
+        return Diagnostic("E001", message, span, _hint(token, expected, text))
     if isinstance(error, UnexpectedCharacters):
         pos = error.pos_in_stream or 0
         char = text[pos] if pos < len(text) else "?"
@@ -152,6 +147,31 @@ def syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnosti
             "unexpected end of file, expected " + _describe_expected(set(error.expected)),
         )
     return _at(file, text, None, "E001", "syntax error")  # pragma: no cover - other lark errors
+
+
+# Words that start a statement; a misspelt one parses as a name, so the error
+# comes one token later and the hint looks back at it.
+_STATEMENT_WORDS = (
+    "send_email", "send_webhook", "emit", "wait", "set", "fail", "retry_from", "parallel",
+    "if", "on", "timeout", "concurrency", "debounce", "dedup", "cancel", "description",
+    "when", "retry", "rate_limit",
+)  # fmt: skip
+_LINE_START_WORD = re.compile(r"(?:^|\n)[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*$")
+
+
+def _hint(token: Token, expected: set[str], text: str) -> str | None:
+    readable = {_terminal_words().get(n, n) for n in expected}
+    if token.type == "EQUAL" and "'=='" in readable:
+        return "use '==' to compare"
+    if token.type == "RBRACE" and expected == {"_NL"}:
+        return "one statement per line: put '}' on a line of its own"
+    match = _LINE_START_WORD.search(text, 0, token.start_pos or 0)
+    word = match.group(1) if match else None
+    if word == "else":
+        return "'else' goes on the line of the '}' it follows: } else {"
+    if word and word not in _STATEMENT_WORDS:
+        return did_you_mean(word, _STATEMENT_WORDS)
+    return None
 
 
 def _accepted(error: UnexpectedToken) -> set[str]:

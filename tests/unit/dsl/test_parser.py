@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl import DslError, ast, parse, parse_expression
+from dsl import DslError, RuleSyntaxError, ast, parse, parse_expression
 from dsl.grammar import lark_parser
 
 
@@ -92,3 +92,20 @@ def test_random_token_sequences_only_raise_dsl_errors(tokens: list[str]) -> None
 def test_deep_nesting_is_a_syntax_error_not_a_crash() -> None:
     with pytest.raises(DslError):
         parse("const x = " + "(" * 5000 + "1" + ")" * 5000 + "\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("workflow w {\n  on a.b\n  sendemail x to y\n}\n", "did you mean 'send_email'?"),
+        ("webhook w {\n  wen a > 1\n}\n", "did you mean 'when'?"),
+        ("workflow w {\n  if true {\n    fail\n  }\n  else {\n  }\n}\n", "} else {"),
+        ("webhook w {\n  when a = 1\n}\n", "use '==' to compare"),
+        ('webhook w {\n  url = "u" }\n', "put '}' on a line of its own"),
+        ("const a = 'x'\n", "strings use double quotes"),
+    ],
+)
+def test_syntax_errors_come_with_hints(text: str, hint: str) -> None:
+    with pytest.raises(RuleSyntaxError) as caught:
+        parse(text)
+    assert hint in (caught.value.diagnostic.hint or "")
