@@ -186,3 +186,28 @@ def test_the_shipped_project_runs_with_nothing_set(tmp_path: Path) -> None:
     assert "CRM_WEBHOOK_SECRET=whsec_" in dev_env
     secret = dev_env.split("CRM_WEBHOOK_SECRET=")[1].splitlines()[0]
     assert secret not in log, "generated secrets are never logged"
+
+
+def test_production_refuses_rules_whose_variables_are_missing(project: Path) -> None:
+    (project / "rules" / "hooks.ownly").write_text(
+        "event deal.created {\n  deal_id: string\n}\n\n"
+        "webhook partner {\n"
+        '  url    = env("PARTNER_URL")\n'
+        '  secret = env("PARTNER_SECRET")\n'
+        "  events = [deal.created]\n"
+        "}\n"
+    )
+    (project / "ownly.toml").write_text(
+        (project / "ownly.toml").read_text()
+        + "[[api.keys]]\nname = 'ops'\nscopes = ['admin']\nkey_env = 'OPS_KEY'\n"
+    )
+    result = ownly(
+        "run",
+        cwd=project,
+        env={"OWNLY_SERVER_MODE": "production", "OPS_KEY": "k", "PARTNER_URL": "https://p.example"},
+    )
+    assert result.returncode == 1
+    assert "error: the rule files do not compile (1 error)" in result.stderr
+    assert "PARTNER_SECRET" in result.stderr
+    assert "hooks.ownly:7:" in result.stderr
+    assert not (project / "var" / "dev.env").exists()
