@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from lark import Token, Transformer, v_args
@@ -14,14 +15,16 @@ from dsl import ast
 
 __all__ = ["Builder", "LiteralError", "token_span"]
 
-_UNITS = {
-    "ms": Decimal("0.001"),
-    "s": Decimal(1),
-    "m": Decimal(60),
-    "h": Decimal(3600),
-    "d": Decimal(86400),
-    "w": Decimal(604800),
-}
+_UNITS = MappingProxyType(
+    {
+        "ms": Decimal("0.001"),
+        "s": Decimal(1),
+        "m": Decimal(60),
+        "h": Decimal(3600),
+        "d": Decimal(86400),
+        "w": Decimal(604800),
+    }
+)
 _DURATION = re.compile(r"(\d[\d_]*)(ms|s|m|h|d|w)")
 
 

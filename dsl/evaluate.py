@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 
 from dsl import ast
 
@@ -357,20 +358,22 @@ def _text(test: Callable[[str, str], bool]) -> Callable[[object, object], object
     return lambda a, b: isinstance(a, str) and isinstance(b, str) and test(a, b)
 
 
-_OPERATORS: dict[str, Callable[[object, object], object]] = {
-    "==": _eq,
-    "!=": lambda a, b: not _eq(a, b),
-    "<": lambda a, b: _order(a, b, lambda s: s < 0),
-    "<=": lambda a, b: _order(a, b, lambda s: s <= 0),
-    ">": lambda a, b: _order(a, b, lambda s: s > 0),
-    ">=": lambda a, b: _order(a, b, lambda s: s >= 0),
-    "in": _contains,
-    "not in": lambda a, b: not _contains(a, b),
-    "starts_with": _text(str.startswith),
-    "ends_with": _text(str.endswith),
-    "+": _arith("+"),
-    "-": _arith("-"),
-    "*": _arith("*"),
-    "/": _arith("/"),
-    "%": _arith("%"),
-}
+_OPERATORS: Mapping[str, Callable[[object, object], object]] = MappingProxyType(
+    {
+        "==": _eq,
+        "!=": lambda a, b: not _eq(a, b),
+        "<": lambda a, b: _order(a, b, lambda s: s < 0),
+        "<=": lambda a, b: _order(a, b, lambda s: s <= 0),
+        ">": lambda a, b: _order(a, b, lambda s: s > 0),
+        ">=": lambda a, b: _order(a, b, lambda s: s >= 0),
+        "in": _contains,
+        "not in": lambda a, b: not _contains(a, b),
+        "starts_with": _text(str.startswith),
+        "ends_with": _text(str.endswith),
+        "+": _arith("+"),
+        "-": _arith("-"),
+        "*": _arith("*"),
+        "/": _arith("/"),
+        "%": _arith("%"),
+    }
+)

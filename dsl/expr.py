@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from dsl import ast
 from dsl.diagnostics import did_you_mean
@@ -48,15 +49,17 @@ Report = Callable[[str, str, ast.Span, str | None], None]
 FUNCTIONS = ("env", "len", "lower", "now", "upper")
 ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _ORDERED = ("int", "decimal", "timestamp", "duration", "string")
-_TIME_ARITHMETIC = {
-    ("+", "string", "string"): STRING,
-    ("+", "timestamp", "duration"): TIMESTAMP,
-    ("-", "timestamp", "duration"): TIMESTAMP,
-    ("+", "duration", "timestamp"): TIMESTAMP,
-    ("-", "timestamp", "timestamp"): DURATION,
-    ("+", "duration", "duration"): DURATION,
-    ("-", "duration", "duration"): DURATION,
-}
+_TIME_ARITHMETIC = MappingProxyType(
+    {
+        ("+", "string", "string"): STRING,
+        ("+", "timestamp", "duration"): TIMESTAMP,
+        ("-", "timestamp", "duration"): TIMESTAMP,
+        ("+", "duration", "timestamp"): TIMESTAMP,
+        ("-", "timestamp", "timestamp"): DURATION,
+        ("+", "duration", "duration"): DURATION,
+        ("-", "duration", "duration"): DURATION,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ joined onto one line moves to its own line before the statement.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from dsl import ast
 from dsl.parser import parse
@@ -265,12 +266,14 @@ class _Formatter:
             self.line(text, span, indent)
 
 
-_CLAUSE_HEADS: dict[type, str] = {
-    ast.WhenClause: "when",
-    ast.RetryClause: "retry",
-    ast.TimeoutClause: "timeout",
-    ast.RateLimitClause: "rate_limit",
-}
+_CLAUSE_HEADS: Mapping[type, str] = MappingProxyType(
+    {
+        ast.WhenClause: "when",
+        ast.RetryClause: "retry",
+        ast.TimeoutClause: "timeout",
+        ast.RateLimitClause: "rate_limit",
+    }
+)
 
 
 def _clause_body(

@@ -6,6 +6,7 @@ import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -16,8 +17,8 @@ from dsl.diagnostics import Diagnostic, did_you_mean
 
 __all__ = ["lark_parser", "syntax_diagnostic"]
 
-_OPENERS = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
-_CLOSERS = {"RPAR", "RSQB", "RBRACE"}
+_OPENERS = MappingProxyType({"LPAR": "(", "LSQB": "[", "LBRACE": "{"})
+_CLOSERS = frozenset({"RPAR", "RSQB", "RBRACE"})
 
 # When most expression-starting (or operator) terminals are expected, the
 # message says "an expression" ("an operator") instead of listing a dozen tokens.
@@ -30,17 +31,19 @@ _OPERATORS = frozenset(
     | {"'ends_with'", "'like'", "'+'", "'-'", "'*'", "'/'", "'%'", "'and'", "'or'", "'.'"}
     | {"'['", "'??'", "'not'"}
 )
-_NAMED = {
-    "NAME": "a name",
-    "STRING": 'a string ("...")',
-    "INT": "a whole number",
-    "DECIMAL": "a decimal number",
-    "DURATION": "a duration such as 30s, 5m, 2h or 7d",
-    "_NL": "a new line",
-    "$END": "the end of the file",
-    "OPTIONAL": "'?'",
-    "_TIMES": "'times'",
-}
+_NAMED = MappingProxyType(
+    {
+        "NAME": "a name",
+        "STRING": 'a string ("...")',
+        "INT": "a whole number",
+        "DECIMAL": "a decimal number",
+        "DURATION": "a duration such as 30s, 5m, 2h or 7d",
+        "_NL": "a new line",
+        "$END": "the end of the file",
+        "OPTIONAL": "'?'",
+        "_TIMES": "'times'",
+    }
+)
 
 
 class _BracketNewlines:

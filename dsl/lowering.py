@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 
 from dsl import ast, ir
 from dsl.catalog import Catalog
@@ -22,17 +23,22 @@ from dsl.types import BOOL, ERROR, Type
 
 __all__ = ["Definitions", "Lowering"]
 
-_SECRETS = (
-    ("a Stripe key", re.compile(r"\b[sr]k_(live|test)_[A-Za-z0-9]{8,}")),
-    ("a webhook signing secret", re.compile(r"\bwhsec_[A-Za-z0-9+/=]{8,}")),
-    ("a SendGrid key", re.compile(r"\bSG\.[A-Za-z0-9_-]{10,}")),
-    ("a Mailgun key", re.compile(r"\bkey-[0-9a-f]{32}\b")),
-    ("an AWS access key", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
-    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}")),
-    ("a Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    ("a bearer token", re.compile(r"\bBearer\s+[A-Za-z0-9._~+/-]{16,}")),
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY")),
+# One alternation, one named group per kind of credential: one regex search
+# per string literal.
+_SECRET_KINDS = MappingProxyType(
+    {
+        "stripe": ("a Stripe key", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{8,}"),
+        "whsec": ("a webhook signing secret", r"\bwhsec_[A-Za-z0-9+/=]{8,}"),
+        "sendgrid": ("a SendGrid key", r"\bSG\.[A-Za-z0-9_-]{10,}"),
+        "mailgun": ("a Mailgun key", r"\bkey-[0-9a-f]{32}\b"),
+        "aws": ("an AWS access key", r"\bAKIA[0-9A-Z]{16}\b"),
+        "github": ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
+        "slack": ("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+        "bearer": ("a bearer token", r"\bBearer\s+[A-Za-z0-9._~+/-]{16,}"),
+        "pem": ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY"),
+    }
 )
+_SECRETS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _SECRET_KINDS.items()))
 _SECRET_QUERY = re.compile(r"(^|&)(token|key|api_key|apikey|secret|signature|password)=", re.I)
 
 
@@ -78,6 +84,8 @@ class Lowering:
         return result
 
     def _inline(self, expr: ast.Expr, local: frozenset[str], stack: tuple[str, ...]) -> ast.Expr:
+        if not self.defs.consts:
+            return expr
         if isinstance(expr, ast.Path):
             root = expr.parts[0]
             const = self.defs.consts.get(root)
@@ -197,12 +205,11 @@ class Lowering:
     def scan_secrets(self, expr: ast.Expr) -> None:
         for node in walk(expr):
             if isinstance(node, ast.Literal) and isinstance(node.value, str):
-                for kind, pattern in _SECRETS:
-                    if pattern.search(node.value):
-                        hint = 'secrets come from the environment: env("NAME")'
-                        message = f"this string looks like {kind}"
-                        self.report("E044", message, node.span, hint)
-                        break
+                found = _SECRETS.search(node.value)
+                if found and found.lastgroup:
+                    kind = _SECRET_KINDS[found.lastgroup][0]
+                    hint = 'secrets come from the environment: env("NAME")'
+                    self.report("E044", f"this string looks like {kind}", node.span, hint)
 
     # ---- event patterns
 

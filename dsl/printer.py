@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from types import MappingProxyType
 
 from dsl import ast
 
@@ -17,16 +18,18 @@ __all__ = ["canonical", "duration_text", "source"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-_PREC = {
-    "or": 1,
-    "and": 2,
-    "??": 5,
-    "+": 6,
-    "-": 6,
-    "*": 7,
-    "/": 7,
-    "%": 7,
-}
+_PREC = MappingProxyType(
+    {
+        "or": 1,
+        "and": 2,
+        "??": 5,
+        "+": 6,
+        "-": 6,
+        "*": 7,
+        "/": 7,
+        "%": 7,
+    }
+)
 _COMPARE_PREC = 4
 _NOT_PREC = 3
 _NEG_PREC = 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 __all__ = [
     "ANY",
@@ -78,16 +79,18 @@ NULL = Type("null", optional=True)
 ANY = Type("any")
 ERROR = Type("error")
 
-SCALARS = {
-    "string": STRING,
-    "int": INT,
-    "decimal": DECIMAL,
-    "bool": BOOL,
-    "timestamp": TIMESTAMP,
-    "email": Type("string", format="email"),
-    "url": Type("string", format="url"),
-    "duration": DURATION,
-}
+SCALARS = MappingProxyType(
+    {
+        "string": STRING,
+        "int": INT,
+        "decimal": DECIMAL,
+        "bool": BOOL,
+        "timestamp": TIMESTAMP,
+        "email": Type("string", format="email"),
+        "url": Type("string", format="url"),
+        "duration": DURATION,
+    }
+)
 
 
 def list_of(item: Type) -> Type:
