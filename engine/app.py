@@ -28,6 +28,7 @@ from engine.migrate import migrate, migration_status
 from engine.reload import ReloadOutcome, Rules, RulesError
 from engine.storage import Database
 from engine.version import VERSION
+from engine.webhook_state import Health
 from engine.worker import Waker, Worker
 from engine.writer import Writer
 
@@ -73,6 +74,12 @@ class Engine:
             waker=self.waker,
             env=environ,
         )
+        self.health = Health(
+            self.bus,
+            disable_after=settings.config.webhooks.disable_after,
+            outcomes=self.metrics.webhook_deliveries,
+        )
+        self.webhooks: WebhookHandler | None = None
         self.worker: Worker | None = None
         self._session: aiohttp.ClientSession | None = None
         self._watch_stop = asyncio.Event()
@@ -148,8 +155,18 @@ class Engine:
             self._session,
             user_agent=f"Ownly/{VERSION}",
             response_body_limit=webhooks.response_body_limit,
+            clock=lambda: self.clock.now().timestamp(),
         )
-        handler = WebhookHandler(sender, clock=self.clock, environ=self.environ, logger=self.logger)
+        handler = WebhookHandler(
+            sender,
+            clock=self.clock,
+            environ=self.environ,
+            logger=self.logger,
+            health=self.health,
+            attempts=self.metrics.webhook_attempts,
+            latency=self.metrics.webhook_attempt_seconds,
+        )
+        self.webhooks = handler
         self.worker = Worker(
             self.database,
             self.writer,

@@ -60,21 +60,22 @@ Scope = Literal[
 ]
 SCOPES: tuple[str, ...] = get_args(Scope)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: object) -> object:
-    """Read ``10``, ``2.5``, ``"500ms"``, ``"30s"``, ``"5m"`` or ``"1h"`` as seconds."""
+    """Read ``10``, ``2.5``, ``"500ms"``, ``"30s"``, ``"5m"``, ``"1h"`` or ``"5d"`` as seconds."""
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
-            raise ValueError("expected a duration such as 30s, 500ms, 5m or 1h")
+            raise ValueError("expected a duration such as 30s, 500ms, 5m, 1h or 5d")
         return float(match[1]) * _UNIT_SECONDS[match[2]]
     return value
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=86_400)]
+LongSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=366 * 86_400)]
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB)?\s*$")
 _UNIT_BYTES = {"B": 1, "KiB": 1024, "MiB": 1024 * 1024, None: 1}
@@ -137,6 +138,7 @@ class QueueConfig(_Section):
 class WebhooksConfig(_Section):
     allow_networks: list[str] = Field(default_factory=list)
     response_body_limit: Bytes = 16 * 1024
+    disable_after: LongSeconds = 5 * 86_400.0  # a run of only failures this long disables
 
     @field_validator("allow_networks")
     @classmethod

@@ -3,7 +3,9 @@
 A delivery's job payload holds everything needed to send it again later: the
 event body, the webhook's definition from the rule set that matched it (with
 ``env()`` references, never their values) and the message id that every retry
-repeats as ``webhook-id``.
+repeats as ``webhook-id``. A webhook's deliveries form one job group, so they
+can be held (paused, disabled) and, for an ``ordered`` webhook, leave in order.
+A webhook's rate limit defers a delivery without counting an attempt.
 """
 
 from __future__ import annotations
@@ -14,20 +16,27 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Histogram
 
-from connectors import ExponentialPolicy, RetryPolicy, SchedulePolicy, next_delay, parse_secret
+from connectors import (
+    ExponentialPolicy,
+    RetryPolicy,
+    SchedulePolicy,
+    TokenBucket,
+    next_delay,
+    parse_secret,
+)
 from connectors.errors import ConnectorError
-from connectors.webhook import Outcome, WebhookRequest, WebhookSender
+from connectors.webhook import Attempt, Outcome, WebhookRequest, WebhookSender
 from dsl import RuleSet, Subscription
 from engine.bus import StoredEvent
 from engine.clock import Clock
 from engine.logs import Logger
 from engine.queue import Job, NewJob
-from engine.worker import Failed, Result, Retry, Succeeded
+from engine.webhook_state import KIND, Health, group_key
+from engine.worker import Deferred, Failed, Result, Retry, Succeeded
 
 __all__ = ["KIND", "WebhookHandler", "WebhookPlanner", "message_id", "policy_of"]
-
-KIND = "webhook"
 
 
 def message_id(webhook: str, event_id: str) -> str:
@@ -63,6 +72,8 @@ class WebhookPlanner:
             due_at=self._clock.now(),
             event_id=event.id,
             rule_set=rules.version,
+            group_key=group_key(webhook.name),
+            ordered=webhook.ordered,
         )
 
 
@@ -89,15 +100,45 @@ class WebhookHandler:
         clock: Clock,
         environ: Mapping[str, str],
         logger: Logger,
+        health: Health,
         rng: random.Random | None = None,
+        attempts: Counter | None = None,
+        latency: Histogram | None = None,
     ) -> None:
         self._sender = sender
         self._clock = clock
         self._environ = environ
         self._logger = logger
+        self._health = health
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._buckets: dict[tuple[str, int, float], TokenBucket] = {}
+        self._attempts = attempts
+        self._latency = latency
 
     async def run(self, job: Job) -> Result:
+        """One attempt, unless the webhook's rate limit says later (attempt not counted)."""
+        limit = job.payload["definition"].get("rate_limit")
+        if limit is not None:
+            bucket = self._bucket(job.payload["webhook"], limit["count"], limit["per_seconds"])
+            if not bucket.try_acquire():
+                spread = self._rng.uniform(0, 1 / bucket.rate)  # not all back at once
+                return Deferred(bucket.wait_time() + spread)
+        return await self.send(job)
+
+    def _bucket(self, webhook: str, count: int, per_seconds: float) -> TokenBucket:
+        key = (webhook, count, float(per_seconds))
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            rate = count / per_seconds
+            bucket = TokenBucket(
+                rate, burst=max(1.0, rate), clock=lambda: self._clock.now().timestamp()
+            )
+            self._buckets = {k: b for k, b in self._buckets.items() if k[0] != webhook}
+            self._buckets[key] = bucket
+        return bucket
+
+    async def send(self, job: Job) -> Result:
+        """Send one attempt now; the result's hook records it with the job's outcome."""
         payload = job.payload
         definition = payload["definition"]
         try:
@@ -116,8 +157,19 @@ class WebhookHandler:
                 timeout=float(definition["timeout_seconds"]),
             )
         except (_MissingEnv, ConnectorError) as exc:
-            return Failed(str(exc))
+            refused = Attempt(
+                outcome=Outcome.BLOCKED,
+                started_at=self._clock.now(),
+                duration=0.0,
+                error_class=type(exc).__name__.lstrip("_"),
+                error_message=str(exc),
+            )
+            return Failed(str(exc), hook=self._health.record(job, refused))
         attempt = await self._sender.send(request)
+        if self._attempts is not None and self._latency is not None:
+            self._attempts.labels(attempt.outcome.value).inc()
+            self._latency.observe(attempt.duration)
+        hook = self._health.record(job, attempt)
         self._logger.info(
             "webhook.attempt",
             webhook=payload["webhook"],
@@ -128,14 +180,14 @@ class WebhookHandler:
             duration_ms=round(attempt.duration * 1000, 2),
         )
         if attempt.outcome is Outcome.DELIVERED:
-            return Succeeded()
+            return Succeeded(hook=hook)
         error = attempt.error_message or f"HTTP {attempt.status}"
         if not attempt.outcome.retryable:
-            return Failed(error)
+            return Failed(error, hook=hook)
         delay = next_delay(
             policy_of(definition), job.attempts, self._rng, retry_after=attempt.retry_after
         )
-        return Failed(error) if delay is None else Retry(delay, error)
+        return Failed(error, hook=hook) if delay is None else Retry(delay, error, hook=hook)
 
     def _value(self, value: object) -> str:
         if isinstance(value, str):

@@ -58,5 +58,35 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.webhook_attempts = Counter(
+            "ownly_webhook_attempts",
+            "Webhook delivery attempts, by outcome (delivered, failed, throttled, ...).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "ownly_webhook_deliveries",
+            "Webhook deliveries finished, by outcome (succeeded, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_attempt_seconds = Histogram(
+            "ownly_webhook_attempt_seconds",
+            "Time of one webhook attempt, from connect to the end of the answer.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "ownly_queue_depth",
+            "Jobs waiting to run (pending), by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.webhooks_disabled = Gauge(
+            "ownly_webhooks_disabled",
+            "Webhooks whose runtime state is disabled.",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

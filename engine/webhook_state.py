@@ -1,0 +1,270 @@
+"""A webhook's runtime state and health: active, paused or disabled, and every attempt on record.
+
+The state is kept per webhook name in ``webhook_state``, across restarts and
+rule reloads. Pausing or disabling holds the webhook's job group, so its
+pending deliveries stay pending (not dropped) until it is activated again.
+
+Each attempt is written by ``RecordAttempt``, a finish hook: in the same
+transaction as the job's outcome. A run of only failures lasting
+``disable_after`` (or one ``410 Gone``) disables the webhook and emits a
+``webhook.disabled`` event through the bus, in that same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Self
+
+from prometheus_client import Counter
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connectors.webhook import Attempt, Outcome
+from engine.bus import AppendEvents, Bus, StoredEvent
+from engine.ingest import new_event_id
+from engine.queue import FinishJob, Job, hold_group, release_group
+from engine.schema import jobs, webhook_attempts, webhook_state
+from engine.storage import Database
+from engine.writer import BatchWrite
+
+__all__ = [
+    "DISABLED_EVENT",
+    "Health",
+    "RecordAttempt",
+    "SetState",
+    "State",
+    "Stats",
+    "group_key",
+    "load_stats",
+]
+
+State = Literal["active", "paused", "disabled"]
+DISABLED_EVENT = "webhook.disabled"
+KIND = "webhook"
+
+
+def group_key(webhook: str) -> str:
+    """The job group of a webhook's deliveries (held while it is paused or disabled)."""
+    return f"{KIND}:{webhook}"
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A webhook's runtime state and what its deliveries came to."""
+
+    name: str
+    state: State = "active"
+    reason: str | None = None
+    changed_at: datetime | None = None
+    failing_since: datetime | None = None
+    consecutive_failures: int = 0
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    deliveries: int = 0
+    successes: int = 0
+    failures: int = 0
+    pending: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "changed_at": self.changed_at,
+            "failing_since": self.failing_since,
+            "consecutive_failures": self.consecutive_failures,
+            "stats": {
+                "deliveries": self.deliveries,
+                "successes": self.successes,
+                "failures": self.failures,
+                "pending": self.pending,
+                "last_success_at": self.last_success_at,
+                "last_failure_at": self.last_failure_at,
+            },
+        }
+
+
+_STATE_COLUMNS = (
+    "state",
+    "reason",
+    "changed_at",
+    "failing_since",
+    "consecutive_failures",
+    "last_success_at",
+    "last_failure_at",
+)
+
+
+async def load_stats(database: Database, names: Iterable[str]) -> dict[str, Stats]:
+    """Runtime state and delivery counts of each webhook in ``names``."""
+    wanted = list(names)
+    keys = {group_key(name): name for name in wanted}
+    async with database.connect() as conn:
+        states = {
+            row.name: row
+            for row in await conn.execute(
+                select(webhook_state).where(webhook_state.c.name.in_(wanted))
+            )
+        }
+        counts = (
+            await conn.execute(
+                select(jobs.c.group_key, jobs.c.state, func.count())
+                .where(jobs.c.group_key.in_(list(keys)))
+                .group_by(jobs.c.group_key, jobs.c.state)
+            )
+        ).all()
+    tally: dict[str, dict[str, int]] = {name: {} for name in wanted}
+    for key, state, count in counts:
+        tally[keys[key]][state] = count
+    found = {}
+    for name in wanted:
+        row = states.get(name)
+        base = {column: getattr(row, column) for column in _STATE_COLUMNS} if row else {}
+        by_state = tally[name]
+        found[name] = Stats(
+            name,
+            **base,
+            deliveries=sum(by_state.values()),
+            successes=by_state.get("succeeded", 0),
+            failures=by_state.get("failed", 0),
+            pending=by_state.get("pending", 0) + by_state.get("running", 0),
+        )
+    return found
+
+
+async def _state_row(conn: AsyncConnection, name: str, now: datetime) -> dict[str, Any]:
+    row = (await conn.execute(select(webhook_state).where(webhook_state.c.name == name))).first()
+    if row is not None:
+        return dict(row._mapping)
+    fresh = {"name": name, "state": "active", "changed_at": now, "consecutive_failures": 0}
+    await conn.execute(insert(webhook_state).values(fresh))
+    return {column: None for column in _STATE_COLUMNS} | fresh
+
+
+async def _change(
+    conn: AsyncConnection, name: str, state: State, reason: str | None, now: datetime
+) -> None:
+    values: dict[str, Any] = {"state": state, "reason": reason, "changed_at": now}
+    if state == "active":
+        values |= {"failing_since": None, "consecutive_failures": 0}
+        await release_group(conn, group_key(name))
+    else:
+        await hold_group(conn, group_key(name), state, now)
+    await conn.execute(update(webhook_state).where(webhook_state.c.name == name).values(values))
+
+
+@dataclass(frozen=True)
+class SetState(BatchWrite[dict[str, Any]]):
+    """Pause or activate a webhook (an operator's action); answers the new state row."""
+
+    name: str
+    state: State
+    reason: str | None
+    now: datetime
+
+    @classmethod
+    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[dict[str, Any]]:
+        results = []
+        for write in writes:
+            await _state_row(conn, write.name, write.now)
+            await _change(conn, write.name, write.state, write.reason, write.now)
+            row = await _state_row(conn, write.name, write.now)
+            results.append({column: row[column] for column in _STATE_COLUMNS})
+        return results
+
+
+class Health:
+    """Makes the finish hooks that record attempts and keep each webhook's health."""
+
+    def __init__(self, bus: Bus, *, disable_after: float, outcomes: Counter | None = None) -> None:
+        self.bus = bus
+        self.disable_after = timedelta(seconds=disable_after)
+        self._outcomes = outcomes
+
+    def record(self, job: Job, attempt: Attempt) -> RecordAttempt:
+        return RecordAttempt(self, job, attempt)
+
+    def delivered(self, outcome: str) -> None:
+        if self._outcomes is not None:
+            self._outcomes.labels(outcome).inc()
+
+
+class RecordAttempt:
+    """The attempt's row, and the webhook's health after it, written with the job's outcome."""
+
+    def __init__(self, health: Health, job: Job, attempt: Attempt) -> None:
+        self.health = health
+        self.job = job
+        self.attempt = attempt
+        self.webhook: str = job.payload["webhook"]
+        self.disabled = False
+        self.outcome: str | None = None
+
+    async def apply(self, conn: AsyncConnection, finish: FinishJob, kept: bool) -> None:
+        attempt = self.attempt
+        await conn.execute(
+            insert(webhook_attempts).values(
+                job_id=self.job.id,
+                attempt=self.job.attempts,
+                outcome=attempt.outcome.value,
+                started_at=attempt.started_at,
+                duration=attempt.duration,
+                status=attempt.status,
+                response_headers=[list(pair) for pair in attempt.response_headers],
+                response_body=attempt.response_body,
+                response_body_truncated=attempt.response_body_truncated,
+                retry_after=attempt.retry_after,
+                error_class=attempt.error_class,
+                error_message=attempt.error_message,
+            )
+        )
+        if not kept:  # a newer attempt owns the job; its outcome will count
+            return
+        self.outcome = finish.outcome
+        now = finish.now
+        row = await _state_row(conn, self.webhook, now)
+        if attempt.outcome is Outcome.DELIVERED:
+            await conn.execute(
+                update(webhook_state)
+                .where(webhook_state.c.name == self.webhook)
+                .values(last_success_at=now, failing_since=None, consecutive_failures=0)
+            )
+            return
+        failing_since = row["failing_since"] or now
+        failures = row["consecutive_failures"] + 1
+        await conn.execute(
+            update(webhook_state)
+            .where(webhook_state.c.name == self.webhook)
+            .values(last_failure_at=now, failing_since=failing_since, consecutive_failures=failures)
+        )
+        if row["state"] != "active":
+            return
+        if attempt.outcome is Outcome.GONE:
+            reason = "the receiver answered 410 Gone"
+        elif now - failing_since >= self.health.disable_after:
+            reason = f"only failures since {failing_since.isoformat()} ({failures} attempts)"
+        else:
+            return
+        await _change(conn, self.webhook, "disabled", reason, now)
+        event = StoredEvent(
+            id=new_event_id(),
+            type=DISABLED_EVENT,
+            data={
+                "webhook": self.webhook,
+                "reason": reason,
+                "consecutive_failures": failures,
+                "disabled_at": now.isoformat(),
+            },
+            occurred_at=now,
+            received_at=now,
+            source="ownly",
+        )
+        await AppendEvents.apply_all(conn, [AppendEvents(self.health.bus, [event])])
+        self.disabled = True
+
+    def committed(self) -> None:
+        if self.outcome in ("succeeded", "failed"):
+            self.health.delivered(self.outcome)
+        if self.disabled:
+            self.health.bus.waker.wake()
