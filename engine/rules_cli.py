@@ -10,6 +10,7 @@ import difflib
 import json
 import os
 import sys
+import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,14 +41,41 @@ _TEMPLATES = click.option(
     "--templates",
     "templates_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("templates"),
-    show_default=True,
-    help="Directory of the email template files.",
+    default=None,
+    help="Directory of the email template files [default: from ownly.toml, else templates].",
 )
 
 
+def _configured() -> tuple[list[Path], Path]:
+    """Rule paths and templates directory from the root `--config` file, when there is one.
+
+    Only the `[rules]` and `[templates]` tables are read, so a check in CI does not
+    need the secrets the rest of the configuration refers to.
+    """
+    defaults = ([Path("rules")], Path("templates"))
+    ctx = click.get_current_context(silent=True)
+    config = ctx.find_root().obj if ctx is not None else None
+    if not isinstance(config, Path) or not config.is_file():
+        return defaults
+    try:
+        raw = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return defaults
+    base = config.parent
+    rules = raw.get("rules", {}).get("paths") if isinstance(raw.get("rules"), dict) else None
+    templates = (
+        raw.get("templates", {}).get("path") if isinstance(raw.get("templates"), dict) else None
+    )
+    paths = [base / p for p in rules if isinstance(p, str)] if isinstance(rules, list) else []
+    return paths or defaults[0], base / templates if isinstance(templates, str) else defaults[1]
+
+
 def _paths(paths: Sequence[Path]) -> list[Path]:
-    return list(paths) or [Path("rules")]
+    return list(paths) or _configured()[0]
+
+
+def _templates(templates_dir: Path | None) -> Path:
+    return templates_dir if templates_dir is not None else _configured()[1]
 
 
 def _summary(compilation: Compilation) -> str:
@@ -76,11 +104,11 @@ def _summary(compilation: Compilation) -> str:
 )
 @click.option("--env", "use_env", is_flag=True, help="Also require every env() variable to be set.")
 def check(
-    paths: tuple[Path, ...], templates_dir: Path, strict: bool, output: str, use_env: bool
+    paths: tuple[Path, ...], templates_dir: Path | None, strict: bool, output: str, use_env: bool
 ) -> None:
     """Check rule files: syntax, references, types, templates, secrets."""
     env = dict(os.environ) if use_env else None
-    compilation = compile_rules(_paths(paths), templates_dir=templates_dir, env=env)
+    compilation = compile_rules(_paths(paths), templates_dir=_templates(templates_dir), env=env)
     if output == "json":
         click.echo(render_json(compilation.diagnostics))
     elif compilation.diagnostics:
@@ -133,7 +161,9 @@ def fmt(paths: tuple[Path, ...], check_only: bool) -> None:
 @click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def simulate(event_file: Path, paths: tuple[Path, ...], templates_dir: Path, output: str) -> None:
+def simulate(
+    event_file: Path, paths: tuple[Path, ...], templates_dir: Path | None, output: str
+) -> None:
     """Show what an event would trigger under the current rules, and why the rest would not."""
     try:
         event = json.loads(event_file.read_text(encoding="utf-8"))
@@ -143,6 +173,7 @@ def simulate(event_file: Path, paths: tuple[Path, ...], templates_dir: Path, out
         raise click.BadParameter(
             'an event is an object with "type" and "data"', param_hint="EVENT.json"
         )
+    templates_dir = _templates(templates_dir)
     compilation = compile_rules(_paths(paths), templates_dir=templates_dir)
     if compilation.rule_set is None:
         click.echo(render_text(compilation.diagnostics, compilation.sources), err=True)

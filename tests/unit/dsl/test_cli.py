@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
+import pytest
 from click.testing import CliRunner
 
 from engine.rules_cli import check, fmt, simulate
@@ -134,3 +136,23 @@ def test_simulate_rejects_unknown_event_types(tmp_path: Path) -> None:
     result = CliRunner().invoke(simulate, args)
     assert result.exit_code == 1
     assert "did you mean 'deal.funded'?" in result.output
+
+
+def test_paths_default_to_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no rules/ here: only the configuration can find them
+
+    @click.group()
+    @click.pass_context
+    def root(ctx: click.Context) -> None:
+        ctx.obj = tmp_path / "ownly.toml"
+
+    root.add_command(check)
+    (tmp_path / "ownly.toml").write_text(
+        f'[rules]\npaths = ["{ROOT / "rules"}"]\n[templates]\npath = "{ROOT / "templates"}"\n'
+        '[api]\nkeys = [{ name = "ci", secret = "${NOT_SET_IN_CI}" }]\n'
+    )
+    result = CliRunner().invoke(root, ["check", "--strict"])
+    assert result.exit_code == 0, result.output
+    assert "ok: " in result.output
