@@ -28,7 +28,7 @@ class Database:
 
     def __init__(self, url: URL, config: DatabaseConfig) -> None:
         self.url = url
-        self._config = config
+        self.config = config
         self._engine: AsyncEngine | None = None
 
     @property
@@ -46,6 +46,10 @@ class Database:
     @property
     def label(self) -> str:
         return str(self.path) if self.path else self.url.render_as_string(hide_password=True)
+
+    @property
+    def is_open(self) -> bool:
+        return self._engine is not None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -91,8 +95,8 @@ class Database:
     def _configure_sqlite(self, engine: AsyncEngine) -> None:
         pragmas = (
             "PRAGMA journal_mode = WAL",
-            f"PRAGMA synchronous = {self._config.synchronous}",
-            f"PRAGMA busy_timeout = {int(self._config.busy_timeout * 1000)}",
+            f"PRAGMA synchronous = {self.config.synchronous}",
+            f"PRAGMA busy_timeout = {int(self.config.busy_timeout * 1000)}",
             "PRAGMA foreign_keys = ON",
         )
 

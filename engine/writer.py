@@ -9,11 +9,18 @@ inside its own savepoint so that one failing kind fails only its callers.
 A caller's future resolves only after the commit that holds its write; a write
 that arrives while a commit is in flight waits for the next one, never for a
 commit that does not include it.
+
+The transaction runs on the writer's own thread and event loop, with its own
+connection: a group's statements each take a round trip to the database
+driver, and on the server's loop every round trip would queue behind the
+request handlers that are waiting for this very commit. The server's loop
+awaits one future per group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -65,11 +72,14 @@ class Writer:
         group_sizes: Histogram | None = None,
         commit_seconds: Histogram | None = None,
     ) -> None:
-        self._database = database
+        # The writer's own connection to the same database, used only on its thread.
+        self._database = Database(database.url, database.config)
         self._logger = logger
         self._max_group = max_group
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._group_sizes = group_sizes
         self._commit_seconds = commit_seconds
 
@@ -82,16 +92,29 @@ class Writer:
         return await future
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="ownly-writer")
+        if self._task is not None:
+            return
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="ownly-writer", daemon=True
+        )
+        self._thread.start()
+        self._task = asyncio.create_task(self._run(), name="ownly-writer")
 
     async def stop(self) -> None:
         """Commit what has been submitted, then stop."""
-        if self._task is None:
+        if self._task is None or self._loop is None or self._thread is None:
             return
         self._queue.put_nowait(None)
         await self._task
         self._task = None
+        await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self._database.close(), self._loop)
+        )
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        await asyncio.to_thread(self._thread.join)
+        self._loop.close()
+        self._loop = self._thread = None
 
     async def _run(self) -> None:
         stopping = False
@@ -109,14 +132,12 @@ class Writer:
             await self._commit(group)
 
     async def _commit(self, group: list[_Pending]) -> None:
+        assert self._loop is not None
         started = time.perf_counter()
-        by_kind: dict[type[BatchWrite[Any]], list[_Pending]] = {}
-        for pending in group:
-            by_kind.setdefault(type(pending.write), []).append(pending)
         try:
-            async with self._database.translate_errors(), self._database.begin() as conn:
-                for kind, items in by_kind.items():
-                    await self._apply(conn, kind, items)
+            await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._transaction(group), self._loop)
+            )
         except Exception as exc:  # the commit itself failed: nothing in the group was written
             self._logger.error("writer.commit_failed", error=str(exc), writes=len(group))
             for pending in group:
@@ -135,6 +156,17 @@ class Writer:
             else:
                 pending.write.committed(pending.result)
                 pending.future.set_result(pending.result)
+
+    async def _transaction(self, group: list[_Pending]) -> None:
+        """On the writer's thread: apply the group in one transaction and commit."""
+        if not self._database.is_open:
+            await self._database.open()
+        by_kind: dict[type[BatchWrite[Any]], list[_Pending]] = {}
+        for pending in group:
+            by_kind.setdefault(type(pending.write), []).append(pending)
+        async with self._database.translate_errors(), self._database.begin() as conn:
+            for kind, items in by_kind.items():
+                await self._apply(conn, kind, items)
 
     async def _apply(
         self, conn: AsyncConnection, kind: type[BatchWrite[Any]], items: list[_Pending]

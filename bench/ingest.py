@@ -1,0 +1,196 @@
+"""Ingest throughput: a bare handler (the ceiling), Ownly, and a commit-per-event handler.
+
+    .venv/bin/python bench/ingest.py [--seconds 10] [--connections 64]
+
+Each server runs in its own process on loopback and is loaded with wrk (Debian's
+package) posting a ~400-byte ``investment.created`` without an id, so every
+request stores a new event. Ownly runs with SQLite ``synchronous = FULL`` and one
+webhook rule that matches every event (its job is written in the same
+transaction; deliveries go to a local sink). Results are printed as a Markdown
+table to paste into bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.process import free_port  # noqa: E402
+
+BODY = {
+    "type": "investment.created",
+    "data": {
+        "investment_id": "inv_1",
+        "user_id": "usr_1",
+        "deal_id": "deal_1",
+        "amount": "25000.00",
+        "status": "pending",
+        "investor": {"email": "ada@example.com", "name": "Ada"},
+        "deal": {"id": "deal_1", "name": "Harbour Lofts"},
+        "created_at": "2026-11-26T10:00:00Z",
+    },
+}
+KEY = "bench-key"
+WEBHOOK = """
+webhook bench {
+  url     = env("SINK_URL")
+  secret  = env("SINK_SECRET")
+  events  = [investment.created]
+  timeout   5s
+}
+"""
+
+
+def wrk(url: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps(BODY))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
+        "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out)[1]),  # type: ignore[index]
+        "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out)[1]),  # type: ignore[index]
+        "errors": float(non_2xx[1]) if non_2xx else 0.0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wait_up(url: str, path: str = "/", timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + path, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def ownly_project(root: Path) -> None:
+    (root / "rules").mkdir()
+    (root / "templates").mkdir()
+    shutil.copy(ROOT / "rules" / "catalog.ownly", root / "rules" / "catalog.ownly")
+    (root / "rules" / "bench.ownly").write_text(WEBHOOK)
+    (root / "ownly.toml").write_text(
+        '[server]\nlog_level = "warning"\n'
+        '[database]\nurl = "sqlite:///var/ownly.db"\nsynchronous = "FULL"\n'
+        '[webhooks]\nallow_networks = ["127.0.0.0/8"]\n'
+        "[[api.keys]]\nname = 'bench'\nscopes = ['admin']\nkey_env = 'BENCH_KEY'\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    options = parser.parse_args()
+    python = sys.executable
+    servers = str(ROOT / "bench" / "ingest_servers.py")
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sink_port = free_port()
+        sink = start([python, servers, "sink", str(sink_port)], work)
+        try:
+            cases = {
+                "(a) bare aiohttp: parse JSON, answer 202": (
+                    [python, servers, "bare", "{port}"],
+                    {},
+                ),
+                "(b) Ownly /api/events, synchronous=FULL, one matching webhook": (
+                    [python, "-m", "engine", "run"],
+                    {
+                        "OWNLY_SERVER_PORT": "{port}",
+                        "BENCH_KEY": KEY,
+                        "SINK_URL": f"http://127.0.0.1:{sink_port}/hook",
+                        "SINK_SECRET": "whsec_" + "a" * 44,
+                    },
+                ),
+                "(c) naive: one SQLAlchemy transaction per event": (
+                    [python, servers, "naive", "{port}", str(work / "naive.db")],
+                    {},
+                ),
+            }
+            ownly_project(work)
+            for name, (command, env) in cases.items():
+                port = free_port()
+                args = [part.replace("{port}", str(port)) for part in command]
+                environ = {k: v.replace("{port}", str(port)) for k, v in env.items()}
+                server = start(args, work, environ)
+                try:
+                    wait_up(f"http://127.0.0.1:{port}")
+                    url = f"http://127.0.0.1:{port}/api/events"
+                    wrk(url, 2, options.connections, work)  # warm up
+                    results[name] = wrk(url, options.seconds, options.connections, work)
+                finally:
+                    server.terminate()
+                    server.wait(30)
+        finally:
+            sink.terminate()
+            sink.wait(30)
+
+    ceiling = next(iter(results.values()))["rps"]
+    naive = list(results.values())[-1]["rps"]
+    print(
+        f"\n{time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} CPUs, "
+        f"{_cpu()}, Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}, "
+        f"wrk -t2 -c{options.connections} -d{options.seconds}s\n"
+    )
+    print("| server | events/s | p50 ms | p99 ms | non-2xx | vs (a) | vs (c) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, figures in results.items():
+        print(
+            f"| {name} | {figures['rps']:,.0f} | {figures['p50']:.1f} | {figures['p99']:.1f} "
+            f"| {figures['errors']:.0f} | {figures['rps'] / ceiling:.0%} "
+            f"| {figures['rps'] / naive:.1f}x |"
+        )
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
