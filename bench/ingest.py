@@ -63,8 +63,11 @@ def wrk(url: str, seconds: int, connections: int, workdir: Path) -> dict[str, fl
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
     )
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("bench/ingest.py needs wrk (Debian package 'wrk')")
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        [binary, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
