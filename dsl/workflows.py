@@ -15,6 +15,9 @@ from dsl.types import ANY, BOOL, Type, join, object_of
 
 __all__ = ["lower_workflow"]
 
+_TRIGGERS = (ast.OnEvent, ast.OnSchedule, ast.OnManual, ast.OnHook)
+_ONCE = (ast.TimeoutClause, ast.Concurrency, ast.Debounce, ast.Dedup, ast.Description)
+
 
 class _Workflow:
     def __init__(self, low: Lowering, node: ast.WorkflowDef) -> None:
@@ -26,54 +29,36 @@ class _Workflow:
 
     def lower(self) -> ir.Workflow | None:
         low, node = self.low, self.node
+        body = self.unique(node.body)
         triggers: list[ir.Trigger] = []
         data: list[Type] = []
-        timeout = None
-        concurrency = debounce = dedup = None
-        description = None
-        cancel: list[ast.CancelOn] = []
-        steps: list[ast.Step] = []
-        seen: dict[type, ast.Span] = {}
-        for stmt in node.body:
-            once = isinstance(
-                stmt,
-                ast.TimeoutClause | ast.Concurrency | ast.Debounce | ast.Dedup | ast.Description,
-            )
-            if once and type(stmt) in seen:
-                low.report("E010", "this option is given twice in the workflow", stmt.span)
-                continue
-            seen[type(stmt)] = stmt.span
-            if isinstance(stmt, ast.OnEvent | ast.OnSchedule | ast.OnManual | ast.OnHook):
+        for stmt in body:
+            if isinstance(stmt, _TRIGGERS):
                 trigger, t = self.trigger(stmt)
+                data.append(t)
                 if trigger is not None:
                     triggers.append(trigger)
-                data.append(t)
-            elif isinstance(stmt, ast.TimeoutClause):
-                timeout = low.duration(stmt.duration, "workflow timeout", "1m", "365d")
-            elif isinstance(stmt, ast.Description):
-                description = low.string(stmt.value, "description")
-            elif isinstance(stmt, ast.CancelOn):
-                cancel.append(stmt)
-            elif isinstance(stmt, ast.Concurrency | ast.Debounce | ast.Dedup):
-                continue
-            else:
-                steps.append(stmt)
-        if not any(
-            isinstance(s, ast.OnEvent | ast.OnSchedule | ast.OnManual | ast.OnHook)
-            for s in node.body
-        ):
+        if not data:
             hint = 'add a trigger: on <event>, on schedule "...", on manual or on hook <name>'
             low.report("E053", f"workflow {node.name} has no trigger", node.name_span, hint)
         event = self.event_type(data)
         names = Names({"event": event})
-        for stmt in node.body:
-            if isinstance(stmt, ast.Concurrency):
-                concurrency = self.concurrency(stmt, names)
-            elif isinstance(stmt, ast.Debounce):
-                debounce = self.debounce(stmt, names)
-            elif isinstance(stmt, ast.Dedup):
-                dedup = self.dedup(stmt, names)
-        cancel_on = [self.cancel_on(c, event) for c in cancel]
+        options = {type(s): s for s in body if isinstance(s, _ONCE)}
+        timeout = None
+        if isinstance(clause := options.get(ast.TimeoutClause), ast.TimeoutClause):
+            timeout = low.duration(clause.duration, "workflow timeout", "1m", "365d")
+        description = None
+        if isinstance(text := options.get(ast.Description), ast.Description):
+            description = low.string(text.value, "description")
+        concurrency = debounce = dedup = None
+        if isinstance(limit := options.get(ast.Concurrency), ast.Concurrency):
+            concurrency = self.concurrency(limit, names)
+        if isinstance(window := options.get(ast.Debounce), ast.Debounce):
+            debounce = self.debounce(window, names)
+        if isinstance(key := options.get(ast.Dedup), ast.Dedup):
+            dedup = self.dedup(key, names)
+        cancel_on = [self.cancel_on(s, event) for s in body if isinstance(s, ast.CancelOn)]
+        steps = [s for s in body if not isinstance(s, (*_TRIGGERS, *_ONCE, ast.CancelOn))]
         lowered = self.block(steps, names)
         if any(t is None for t in cancel_on) or not triggers:
             return None
@@ -89,6 +74,21 @@ class _Workflow:
             steps=lowered,
             source=ir.Source(file=node.span.file, line=node.span.line),
         )
+
+    def unique(self, body: Sequence[ast.WorkflowStmt]) -> list[ast.WorkflowStmt]:
+        """The body without repeats of once-only options (each reported)."""
+        seen: dict[type, ast.Span] = {}
+        kept = []
+        for stmt in body:
+            if isinstance(stmt, _ONCE):
+                first = seen.get(type(stmt))
+                if first is not None:
+                    message = f"this option is already given on line {first.line}"
+                    self.low.report("E010", message, stmt.span)
+                    continue
+                seen[type(stmt)] = stmt.span
+            kept.append(stmt)
+        return kept
 
     def event_type(self, data: list[Type]) -> Type:
         merged: Type | None = None

@@ -63,7 +63,7 @@ CASES = [
         3,
     ),
     ("const a = 1\nconst a = 2\n", "E010", "const 'a' is already defined", 2, 7),
-    (workflow("  timeout 1d\n  timeout 2d"), "E010", "given twice", 4, 3),
+    (workflow("  timeout 1d\n  timeout 2d"), "E010", "already given on line 3", 4, 3),
     # ---- unknown references
     (
         webhook("").replace("investment.created", "deal.fundd"),
