@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from dsl import ast, ir
 from dsl.diagnostics import did_you_mean
@@ -114,11 +115,17 @@ def _secrets(low: Lowering, expr: ast.Expr, what: str) -> tuple[ir.Value, ...]:
     return tuple(v for v in found if v is not None)
 
 
-def _single(low: Lowering, body: Sequence[object], kind: type, what: str) -> list[object]:
+_Clause = TypeVar(
+    "_Clause", ast.WhenClause, ast.RetryClause, ast.TimeoutClause, ast.RateLimitClause
+)
+
+
+def _single(low: Lowering, body: Sequence[object], kind: type[_Clause], what: str) -> list[_Clause]:
+    """The first clause of a kind (at most one), reporting any repeat."""
     clauses = [s for s in body if isinstance(s, kind)]
     for extra in clauses[1:]:
-        assert hasattr(extra, "span")
-        low.report("E010", f"{what} is given twice", extra.span)
+        message = f"{what} is already given on line {clauses[0].span.line}"
+        low.report("E010", message, extra.span)
     return clauses[:1]
 
 
@@ -139,22 +146,18 @@ def lower_webhook(low: Lowering, node: ast.WebhookDef) -> ir.Webhook | None:
     event = low.catalog.envelope(types, low.catalog.data_type(types, _label(patterns)))
     scope = Scope({"event": event})
     when = None
-    for clause in _single(low, node.body, ast.WhenClause, "when"):
-        assert isinstance(clause, ast.WhenClause)
-        when, _ = low.typed(clause.expr, scope, BOOL, "the when condition")
+    for condition in _single(low, node.body, ast.WhenClause, "when"):
+        when, _ = low.typed(condition.expr, scope, BOOL, "the when condition")
     retry: ir.RetryPolicy | None = _DEFAULT_RETRY
-    for clause in _single(low, node.body, ast.RetryClause, "retry"):
-        assert isinstance(clause, ast.RetryClause)
-        retry = retry_policy(low, clause)
+    for policy in _single(low, node.body, ast.RetryClause, "retry"):
+        retry = retry_policy(low, policy)
     timeout: float | None = 10.0
-    for clause in _single(low, node.body, ast.TimeoutClause, "timeout"):
-        assert isinstance(clause, ast.TimeoutClause)
-        timeout = low.duration(clause.duration, "webhook timeout", "1s", "2m")
+    for limit in _single(low, node.body, ast.TimeoutClause, "timeout"):
+        timeout = low.duration(limit.duration, "webhook timeout", "1s", "2m")
     rate_limit = None
-    for clause in _single(low, node.body, ast.RateLimitClause, "rate_limit"):
-        assert isinstance(clause, ast.RateLimitClause)
-        count = low.integer(clause.count, "rate limit", 1, 100_000)
-        per = low.duration(clause.window, "rate limit window", "1s", "1d")
+    for rate in _single(low, node.body, ast.RateLimitClause, "rate_limit"):
+        count = low.integer(rate.count, "rate limit", 1, 100_000)
+        per = low.duration(rate.window, "rate limit window", "1s", "1d")
         if count is not None and per is not None:
             rate_limit = ir.RateLimit(count=count, per_seconds=per)
     headers = _headers(low, attrs["headers"].value) if "headers" in attrs else ()

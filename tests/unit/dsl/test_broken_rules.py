@@ -64,6 +64,7 @@ CASES = [
     ),
     ("const a = 1\nconst a = 2\n", "E010", "const 'a' is already defined", 2, 7),
     (workflow("  timeout 1d\n  timeout 2d"), "E010", "already given on line 3", 4, 3),
+    (webhook("  timeout 5s\n  timeout 9s"), "E010", "timeout is already given on line 5", 6, 3),
     # ---- unknown references
     (
         webhook("").replace("investment.created", "deal.fundd"),
