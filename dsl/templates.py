@@ -73,8 +73,11 @@ def safe_relative(name: str) -> bool:
 
 def string_variables(text: str) -> frozenset[str] | TemplateFileProblem:
     """The free variables of a Jinja2 string (a subject line), or why it does not parse."""
+    env = _environment()
     try:
-        parsed = _environment().parse(text)
+        parsed = env.parse(text)
+        # Compiling finds what parsing lets through: unknown filters and tests.
+        env.compile(parsed)
     except jinja2.TemplateSyntaxError as exc:
         return TemplateFileProblem("E033", f"not valid Jinja2: {exc.message}", exc.lineno)
     return frozenset(meta.find_undeclared_variables(parsed))

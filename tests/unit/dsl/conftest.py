@@ -58,6 +58,7 @@ hook docusign {
 TEMPLATES = {
     "receipt.html": "<p>{{ name }} paid {{ amount }}</p>",
     "bad.html": "<p>{% if %}</p>",
+    "bad_filter.html": "<p>\n{{ name | shout }}</p>",
     "undeclared.html": "<p>{{ nme }}</p>",
     "layout.html": "<html>{{ content }}</html>",
     "samples/receipt.json": '{"name": "Ada", "amount": "10.00"}',

@@ -386,6 +386,14 @@ def test_invalid_jinja_points_into_the_template_file(rules: Rules) -> None:
     assert "not valid Jinja2" in diagnostic.message
 
 
+def test_unknown_jinja_filters_are_caught_at_check_time(rules: Rules) -> None:
+    text = template('  subject = "Hi"\n  html = "bad_filter.html"\n  variables = ["name"]')
+    (diagnostic,) = [d for d in rules.compile(text).diagnostics if d.code == "E033"]
+    assert diagnostic.span.file.endswith("bad_filter.html")
+    assert diagnostic.span.line == 2
+    assert "No filter named 'shout'" in diagnostic.message
+
+
 def test_errors_do_not_cascade(rules: Rules) -> None:
     text = webhook("  when event.data.amout >= 10 and event.data.amout < 100")
     compilation = rules.compile(text)
