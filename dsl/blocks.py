@@ -218,8 +218,8 @@ def lower_template(low: Lowering, node: ast.TemplateDef, directory: Path) -> ir.
         variables = _variables(low, attrs["variables"])
     low.template_variables[node.name] = variables if "variables" in attrs else None
     declared = frozenset(variables)
-    sender = low.value(attrs["from"].value, "from") if "from" in attrs else None
-    reply_to = low.value(attrs["reply_to"].value, "reply_to") if "reply_to" in attrs else None
+    sender = low.address(attrs["from"].value, "from") if "from" in attrs else None
+    reply_to = low.address(attrs["reply_to"].value, "reply_to") if "reply_to" in attrs else None
     subject, html = text["subject"], text["html"]
     if subject is not None:
         used = string_variables(subject)

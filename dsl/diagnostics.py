@@ -49,6 +49,7 @@ E055  error     invalid environment variable name
 E056  error     environment variable not set (check --env)
 W101  warning   event pattern matches no catalog event
 W102  warning   const is never used
+W103  warning   URL is http, not https
 ====  ========  ==============================================================
 """
 

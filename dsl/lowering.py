@@ -39,6 +39,7 @@ _SECRET_KINDS = MappingProxyType(
     }
 )
 _SECRETS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _SECRET_KINDS.items()))
+_ADDRESS = re.compile(r"[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>")
 _SECRET_QUERY = re.compile(r"(^|&)(token|key|api_key|apikey|secret|signature|password)=", re.I)
 
 
@@ -199,6 +200,18 @@ class Lowering:
         if parts.username or parts.password or _SECRET_QUERY.search(parts.query):
             hint = 'put the whole URL in the environment: env("NAME")'
             self.report("E044", f"{what} carries a credential", expr.span, hint)
+            return None
+        if parts.scheme == "http":
+            hint = "deliveries carry signed payloads; use https"
+            self.report("W103", f"{what} is not https: {value!r}", expr.span, hint)
+        return value
+
+    def address(self, expr: ast.Expr, what: str) -> ir.Value | None:
+        """An email address (`a@b.c` or `Name <a@b.c>`) or env()."""
+        value = self.value(expr, what)
+        if isinstance(value, str) and not _ADDRESS.fullmatch(value):
+            hint = 'e.g. "hello@ownly.com" or "OWNLY <hello@ownly.com>"'
+            self.report("E022", f"{what} is not an email address: {value!r}", expr.span, hint)
             return None
         return value
 

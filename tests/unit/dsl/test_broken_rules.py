@@ -341,6 +341,16 @@ CASES = [
         26,
     ),
     ("const unused = 1\n", "W102", "const 'unused' is never used", 1, 7),
+    (webhook("").replace("https://hooks", "http://hooks"), "W103", "url is not https", 2, 12),
+    (
+        template(
+            '  subject = "Hi"\n  html = "receipt.html"\n  variables = ["name", "amount"]\n  from = "nobody"'
+        ),
+        "E022",
+        "from is not an email address",
+        5,
+        10,
+    ),
 ]
 
 
@@ -373,7 +383,7 @@ def test_table_is_large_and_covers_the_codes() -> None:
         "E001", "E002", "E003", "E010", "E011", "E012", "E013", "E014", "E015", "E016",
         "E017", "E018", "E019", "E020", "E021", "E022", "E023", "E024", "E026", "E030",
         "E031", "E032", "E034", "E040", "E041", "E042", "E043", "E044", "E045", "E046",
-        "E048", "E050", "E051", "E052", "E053", "E054", "E055", "W101", "W102",
+        "E048", "E050", "E051", "E052", "E053", "E054", "E055", "W101", "W102", "W103",
     }  # fmt: skip
     assert documented <= codes
 
