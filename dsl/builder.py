@@ -8,8 +8,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from lark import Token, Transformer, v_args
-from lark.tree import Meta
+from lark import Token, Transformer, Tree
 
 from dsl import ast
 
@@ -52,247 +51,302 @@ def _duration_seconds(raw: str) -> Decimal:
     return Decimal(match.group(1).replace("_", "")) * _UNITS[match.group(2)]
 
 
+# Terminals that carry a value; every other token is punctuation (keywords,
+# brackets, operators, newlines) and only counts for the span.
+_VALUE_TOKENS = frozenset({"NAME", "STRING", "INT", "DECIMAL", "DURATION", "OPTIONAL"})
+# Rules whose method needs the punctuation itself: the operator rules.
+_RAW_RULES = frozenset({"comp_op", "add_op", "mul_op"})
+
+
+def _punctuation(child: object) -> bool:
+    return isinstance(child, Token) and child.type not in _VALUE_TOKENS
+
+
+def _start(child: object) -> tuple[int, int] | None:
+    if isinstance(child, Token):
+        return None if child.type == "_NL" else (child.line or 1, child.column or 1)
+    if isinstance(child, tuple) and child:
+        return _start(child[-1] if isinstance(child[0], str) else child[0])
+    span = getattr(child, "span", None)
+    return (span.line, span.column) if isinstance(span, ast.Span) else None
+
+
+def _end(child: object) -> tuple[int, int] | None:
+    if isinstance(child, Token):
+        if child.type == "_NL":
+            return None
+        return (child.end_line or 1, child.end_column or 1)
+    if isinstance(child, tuple) and child:
+        return _end(child[-1])
+    span = getattr(child, "span", None)
+    return (span.end_line, span.end_column) if isinstance(span, ast.Span) else None
+
+
+def _at(children: list[Any], index: int) -> Any:
+    return children[index] if len(children) > index else None
+
+
 def _options(items: Any) -> tuple[ast.RetryClause | ast.TimeoutClause, ...]:
     return tuple(items or ())
 
 
-@v_args(meta=True)
 class Builder(Transformer[Token, Any]):
-    """Build AST nodes; every method receives Lark's position metadata."""
+    """Build AST nodes; every method receives the node's span and its meaningful children.
+
+    The parser keeps every token (`keep_all_tokens`) instead of propagating
+    positions through the tree, which is much faster: the span of a node runs
+    from its first to its last token, and punctuation is dropped here before
+    the node's method sees its children.
+    """
 
     def __init__(self, file: str) -> None:
-        super().__init__()
+        super().__init__(visit_tokens=False)
         self.file = file
 
-    def _span(self, meta: Meta) -> ast.Span:
-        if meta.empty:
-            return ast.Span(self.file, 1, 1, 1, 1)
-        return ast.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+    def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
+        children = tree.children if new_children is None else new_children
+        method = getattr(self, tree.data)
+        span = self._span_of(children)
+        if tree.data not in _RAW_RULES:
+            children = [c for c in children if not _punctuation(c)]
+        return method(span, children)
+
+    def _span_of(self, children: list[Any]) -> ast.Span:
+        start = next((p for p in map(_start, children) if p is not None), (1, 1))
+        end = next((p for p in map(_end, reversed(children)) if p is not None), start)
+        return ast.Span(self.file, start[0], start[1], end[0], end[1])
 
     def _tok(self, token: Token) -> ast.Span:
         return token_span(self.file, token)
 
     # ---- top level
 
-    def start(self, meta: Meta, c: list[Any]) -> list[ast.Definition]:
+    def start(self, span: ast.Span, c: list[Any]) -> list[ast.Definition]:
         return c
 
-    def expression(self, meta: Meta, c: list[Any]) -> ast.Expr:
+    def expression(self, span: ast.Span, c: list[Any]) -> ast.Expr:
         result: ast.Expr = c[0]
         return result
 
-    def const_def(self, meta: Meta, c: list[Any]) -> ast.ConstDef:
-        return ast.ConstDef(self._span(meta), str(c[0]), self._tok(c[0]), c[1])
+    def const_def(self, span: ast.Span, c: list[Any]) -> ast.ConstDef:
+        return ast.ConstDef(span, str(c[0]), self._tok(c[0]), c[1])
 
-    def dotted(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Span]:
-        return ".".join(str(t) for t in c), self._span(meta)
+    def dotted(self, span: ast.Span, c: list[Token]) -> tuple[str, ast.Span]:
+        return ".".join(str(t) for t in c), span
 
-    def event_def(self, meta: Meta, c: list[Any]) -> ast.EventDef:
+    def event_def(self, span: ast.Span, c: list[Any]) -> ast.EventDef:
         name, name_span = c[0]
-        return ast.EventDef(self._span(meta), name, name_span, tuple(c[1:]))
+        return ast.EventDef(span, name, name_span, tuple(c[1:]))
 
-    def webhook_def(self, meta: Meta, c: list[Any]) -> ast.WebhookDef:
-        return ast.WebhookDef(self._span(meta), str(c[0]), self._tok(c[0]), tuple(c[1:]))
+    def webhook_def(self, span: ast.Span, c: list[Any]) -> ast.WebhookDef:
+        return ast.WebhookDef(span, str(c[0]), self._tok(c[0]), tuple(c[1:]))
 
-    def template_def(self, meta: Meta, c: list[Any]) -> ast.TemplateDef:
-        return ast.TemplateDef(self._span(meta), str(c[0]), self._tok(c[0]), tuple(c[1:]))
+    def template_def(self, span: ast.Span, c: list[Any]) -> ast.TemplateDef:
+        return ast.TemplateDef(span, str(c[0]), self._tok(c[0]), tuple(c[1:]))
 
-    def hook_def(self, meta: Meta, c: list[Any]) -> ast.HookDef:
-        return ast.HookDef(self._span(meta), str(c[0]), self._tok(c[0]), tuple(c[1:]))
+    def hook_def(self, span: ast.Span, c: list[Any]) -> ast.HookDef:
+        return ast.HookDef(span, str(c[0]), self._tok(c[0]), tuple(c[1:]))
 
-    def workflow_def(self, meta: Meta, c: list[Any]) -> ast.WorkflowDef:
-        return ast.WorkflowDef(self._span(meta), str(c[0]), self._tok(c[0]), tuple(c[1:]))
+    def workflow_def(self, span: ast.Span, c: list[Any]) -> ast.WorkflowDef:
+        return ast.WorkflowDef(span, str(c[0]), self._tok(c[0]), tuple(c[1:]))
 
     # ---- catalog
 
-    def field(self, meta: Meta, c: list[Any]) -> ast.FieldDef:
-        return ast.FieldDef(self._span(meta), str(c[0]), c[1], c[2], c[3])
+    def field(self, span: ast.Span, c: list[Any]) -> ast.FieldDef:
+        default = c[3] if len(c) > 3 else None
+        return ast.FieldDef(span, str(c[0]), c[1], c[2], default)
 
-    def optional_mark(self, meta: Meta, c: list[Any]) -> bool:
+    def optional_mark(self, span: ast.Span, c: list[Any]) -> bool:
         return bool(c)
 
-    def named_type(self, meta: Meta, c: list[Token]) -> ast.NamedType:
-        return ast.NamedType(self._span(meta), str(c[0]))
+    def named_type(self, span: ast.Span, c: list[Token]) -> ast.NamedType:
+        return ast.NamedType(span, str(c[0]))
 
-    def list_type(self, meta: Meta, c: list[Any]) -> ast.ListType:
-        return ast.ListType(self._span(meta), c[0])
+    def list_type(self, span: ast.Span, c: list[Any]) -> ast.ListType:
+        return ast.ListType(span, c[0])
 
-    def enum_type(self, meta: Meta, c: list[Token]) -> ast.EnumType:
-        return ast.EnumType(self._span(meta), tuple(self._string(t) for t in c))
+    def enum_type(self, span: ast.Span, c: list[Token]) -> ast.EnumType:
+        return ast.EnumType(span, tuple(self._string(t) for t in c))
 
-    def object_type(self, meta: Meta, c: list[Any]) -> ast.ObjectType:
-        return ast.ObjectType(self._span(meta), tuple(c))
+    def object_type(self, span: ast.Span, c: list[Any]) -> ast.ObjectType:
+        return ast.ObjectType(span, tuple(c))
 
     # ---- clauses
 
-    def attribute(self, meta: Meta, c: list[Any]) -> ast.Attribute:
-        return ast.Attribute(self._span(meta), str(c[0]), c[1])
+    def attribute(self, span: ast.Span, c: list[Any]) -> ast.Attribute:
+        return ast.Attribute(span, str(c[0]), c[1])
 
-    def description(self, meta: Meta, c: list[Any]) -> ast.Description:
-        return ast.Description(self._span(meta), c[0])
+    def description(self, span: ast.Span, c: list[Any]) -> ast.Description:
+        return ast.Description(span, c[0])
 
-    def when_clause(self, meta: Meta, c: list[Any]) -> ast.WhenClause:
-        return ast.WhenClause(self._span(meta), c[0])
+    def when_clause(self, span: ast.Span, c: list[Any]) -> ast.WhenClause:
+        return ast.WhenClause(span, c[0])
 
-    def timeout_clause(self, meta: Meta, c: list[Any]) -> ast.TimeoutClause:
-        return ast.TimeoutClause(self._span(meta), c[0])
+    def timeout_clause(self, span: ast.Span, c: list[Any]) -> ast.TimeoutClause:
+        return ast.TimeoutClause(span, c[0])
 
-    def rate_limit_clause(self, meta: Meta, c: list[Any]) -> ast.RateLimitClause:
-        return ast.RateLimitClause(self._span(meta), c[0], c[1])
+    def rate_limit_clause(self, span: ast.Span, c: list[Any]) -> ast.RateLimitClause:
+        return ast.RateLimitClause(span, c[0], c[1])
 
-    def retry_clause(self, meta: Meta, c: list[Any]) -> ast.RetryClause:
-        kind, delays = c[1] if c[1] is not None else (None, ())
-        return ast.RetryClause(self._span(meta), c[0], kind, delays)
+    def retry_clause(self, span: ast.Span, c: list[Any]) -> ast.RetryClause:
+        kind, delays = c[1] if len(c) > 1 else (None, ())
+        return ast.RetryClause(span, c[0], kind, delays)
 
-    def exponential(self, meta: Meta, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
+    def exponential(self, span: ast.Span, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
         return "exponential", (c[0], c[1])
 
-    def fixed(self, meta: Meta, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
+    def fixed(self, span: ast.Span, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
         return "every", (c[0],)
 
-    def schedule(self, meta: Meta, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
+    def schedule(self, span: ast.Span, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
         return "schedule", (c[0],)
 
     # ---- workflow triggers and options
 
-    def on_event(self, meta: Meta, c: list[Any]) -> ast.OnEvent:
-        return ast.OnEvent(self._span(meta), c[0], c[1])
+    def on_event(self, span: ast.Span, c: list[Any]) -> ast.OnEvent:
+        return ast.OnEvent(span, c[0], _at(c, 1))
 
-    def on_schedule(self, meta: Meta, c: list[Any]) -> ast.OnSchedule:
-        return ast.OnSchedule(self._span(meta), c[0], c[1])
+    def on_schedule(self, span: ast.Span, c: list[Any]) -> ast.OnSchedule:
+        return ast.OnSchedule(span, c[0], _at(c, 1))
 
-    def on_manual(self, meta: Meta, c: list[Any]) -> ast.OnManual:
-        return ast.OnManual(self._span(meta))
+    def on_manual(self, span: ast.Span, c: list[Any]) -> ast.OnManual:
+        return ast.OnManual(span)
 
-    def on_hook(self, meta: Meta, c: list[Any]) -> ast.OnHook:
-        return ast.OnHook(self._span(meta), str(c[0]), self._tok(c[0]), c[1])
+    def on_hook(self, span: ast.Span, c: list[Any]) -> ast.OnHook:
+        return ast.OnHook(span, str(c[0]), self._tok(c[0]), _at(c, 1))
 
-    def concurrency(self, meta: Meta, c: list[Any]) -> ast.Concurrency:
-        return ast.Concurrency(self._span(meta), c[0], c[1])
+    def concurrency(self, span: ast.Span, c: list[Any]) -> ast.Concurrency:
+        return ast.Concurrency(span, c[0], _at(c, 1))
 
-    def debounce(self, meta: Meta, c: list[Any]) -> ast.Debounce:
-        return ast.Debounce(self._span(meta), c[0], c[1])
+    def debounce(self, span: ast.Span, c: list[Any]) -> ast.Debounce:
+        return ast.Debounce(span, c[0], _at(c, 1))
 
-    def dedup(self, meta: Meta, c: list[Any]) -> ast.Dedup:
-        return ast.Dedup(self._span(meta), c[0], c[1])
+    def dedup(self, span: ast.Span, c: list[Any]) -> ast.Dedup:
+        return ast.Dedup(span, c[0], _at(c, 1))
 
-    def cancel_on(self, meta: Meta, c: list[Any]) -> ast.CancelOn:
-        return ast.CancelOn(self._span(meta), c[0], c[1])
+    def cancel_on(self, span: ast.Span, c: list[Any]) -> ast.CancelOn:
+        return ast.CancelOn(span, c[0], _at(c, 1))
 
     # ---- steps
 
-    def block(self, meta: Meta, c: list[Any]) -> ast.Block:
-        return ast.Block(self._span(meta), tuple(c))
+    def block(self, span: ast.Span, c: list[Any]) -> ast.Block:
+        return ast.Block(span, tuple(c))
 
-    def step_options(self, meta: Meta, c: list[Any]) -> tuple[Any, ...]:
+    def step_options(self, span: ast.Span, c: list[Any]) -> tuple[Any, ...]:
         return tuple(c)
 
-    def named_step(self, meta: Meta, c: list[Any]) -> ast.NamedStep:
-        return ast.NamedStep(self._span(meta), str(c[0]), c[1])
+    def named_step(self, span: ast.Span, c: list[Any]) -> ast.NamedStep:
+        return ast.NamedStep(span, str(c[0]), c[1])
 
-    def send_email(self, meta: Meta, c: list[Any]) -> ast.SendEmail:
-        span = self._span(meta)
-        return ast.SendEmail(span, str(c[0]), self._tok(c[0]), c[1], c[2], _options(c[3]))
+    def send_email(self, span: ast.Span, c: list[Any]) -> ast.SendEmail:
+        variables = c[2] if len(c) == 4 else None
+        return ast.SendEmail(span, str(c[0]), self._tok(c[0]), c[1], variables, _options(c[-1]))
 
-    def send_webhook(self, meta: Meta, c: list[Any]) -> ast.SendWebhook:
-        span = self._span(meta)
-        return ast.SendWebhook(span, str(c[0]), self._tok(c[0]), c[1], _options(c[2]))
+    def send_webhook(self, span: ast.Span, c: list[Any]) -> ast.SendWebhook:
+        payload = c[1] if len(c) == 3 else None
+        return ast.SendWebhook(span, str(c[0]), self._tok(c[0]), payload, _options(c[-1]))
 
-    def emit(self, meta: Meta, c: list[Any]) -> ast.Emit:
-        return ast.Emit(self._span(meta), c[0], c[1], _options(c[2]))
+    def emit(self, span: ast.Span, c: list[Any]) -> ast.Emit:
+        data = c[1] if len(c) == 3 else None
+        return ast.Emit(span, c[0], data, _options(c[-1]))
 
-    def call_step(self, meta: Meta, c: list[Any]) -> ast.CallStep:
-        args = tuple(a for a in c[1:-1] if a is not None)
-        return ast.CallStep(self._span(meta), str(c[0]), self._tok(c[0]), args, _options(c[-1]))
+    def call_step(self, span: ast.Span, c: list[Any]) -> ast.CallStep:
+        args = tuple(c[1:-1])
+        return ast.CallStep(span, str(c[0]), self._tok(c[0]), args, _options(c[-1]))
 
-    def wait_for(self, meta: Meta, c: list[Any]) -> ast.WaitFor:
-        return ast.WaitFor(self._span(meta), c[0], c[1], c[2], c[3])
+    def wait_for(self, span: ast.Span, c: list[Any]) -> ast.WaitFor:
+        on_timeout = c.pop() if isinstance(c[-1], ast.Block) else None
+        where = c[1] if len(c) == 3 else None
+        return ast.WaitFor(span, c[0], where, c[-1], on_timeout)
 
-    def if_step(self, meta: Meta, c: list[Any]) -> ast.IfStep:
-        return ast.IfStep(self._span(meta), c[0], c[1], tuple(c[2:-1]), c[-1])
+    def if_step(self, span: ast.Span, c: list[Any]) -> ast.IfStep:
+        orelse = c.pop() if len(c) > 2 and isinstance(c[-1], ast.Block) else None
+        return ast.IfStep(span, c[0], c[1], tuple(c[2:]), orelse)
 
-    def elif_branch(self, meta: Meta, c: list[Any]) -> ast.Elif:
-        return ast.Elif(self._span(meta), c[0], c[1])
+    def elif_branch(self, span: ast.Span, c: list[Any]) -> ast.Elif:
+        return ast.Elif(span, c[0], c[1])
 
-    def parallel(self, meta: Meta, c: list[Any]) -> ast.Parallel:
-        return ast.Parallel(self._span(meta), c[0])
+    def parallel(self, span: ast.Span, c: list[Any]) -> ast.Parallel:
+        return ast.Parallel(span, c[0])
 
-    def wait_duration(self, meta: Meta, c: list[Any]) -> ast.WaitDuration:
-        return ast.WaitDuration(self._span(meta), c[0])
+    def wait_duration(self, span: ast.Span, c: list[Any]) -> ast.WaitDuration:
+        return ast.WaitDuration(span, c[0])
 
-    def wait_until(self, meta: Meta, c: list[Any]) -> ast.WaitUntil:
-        return ast.WaitUntil(self._span(meta), c[0])
+    def wait_until(self, span: ast.Span, c: list[Any]) -> ast.WaitUntil:
+        return ast.WaitUntil(span, c[0])
 
-    def set_step(self, meta: Meta, c: list[Any]) -> ast.SetStep:
-        return ast.SetStep(self._span(meta), str(c[0]), c[1])
+    def set_step(self, span: ast.Span, c: list[Any]) -> ast.SetStep:
+        return ast.SetStep(span, str(c[0]), c[1])
 
-    def fail_step(self, meta: Meta, c: list[Any]) -> ast.FailStep:
-        return ast.FailStep(self._span(meta), c[0])
+    def fail_step(self, span: ast.Span, c: list[Any]) -> ast.FailStep:
+        return ast.FailStep(span, _at(c, 0))
 
-    def retry_from(self, meta: Meta, c: list[Any]) -> ast.RetryFrom:
-        return ast.RetryFrom(self._span(meta), str(c[0]))
+    def retry_from(self, span: ast.Span, c: list[Any]) -> ast.RetryFrom:
+        return ast.RetryFrom(span, str(c[0]))
 
     # ---- expressions
 
-    def _binary(self, meta: Meta, op: str, left: ast.Expr, right: ast.Expr) -> ast.Binary:
-        return ast.Binary(self._span(meta), op, left, right)
+    def _binary(self, span: ast.Span, op: str, left: ast.Expr, right: ast.Expr) -> ast.Binary:
+        return ast.Binary(span, op, left, right)
 
-    def or_(self, meta: Meta, c: list[Any]) -> ast.Binary:
-        return self._binary(meta, "or", c[0], c[1])
+    def or_(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+        return self._binary(span, "or", c[0], c[1])
 
-    def and_(self, meta: Meta, c: list[Any]) -> ast.Binary:
-        return self._binary(meta, "and", c[0], c[1])
+    def and_(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+        return self._binary(span, "and", c[0], c[1])
 
-    def coalesce(self, meta: Meta, c: list[Any]) -> ast.Binary:
-        return self._binary(meta, "??", c[0], c[1])
+    def coalesce(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+        return self._binary(span, "??", c[0], c[1])
 
-    def compare(self, meta: Meta, c: list[Any]) -> ast.Binary:
-        return self._binary(meta, c[1], c[0], c[2])
+    def compare(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+        return self._binary(span, c[1], c[0], c[2])
 
-    def arith(self, meta: Meta, c: list[Any]) -> ast.Binary:
-        return self._binary(meta, c[1], c[0], c[2])
+    def arith(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+        return self._binary(span, c[1], c[0], c[2])
 
-    def comp_op(self, meta: Meta, c: list[Token]) -> str:
+    def comp_op(self, span: ast.Span, c: list[Token]) -> str:
         return " ".join(str(t) for t in c)
 
     add_op = mul_op = comp_op
 
-    def not_(self, meta: Meta, c: list[Any]) -> ast.Unary:
-        return ast.Unary(self._span(meta), "not", c[0])
+    def not_(self, span: ast.Span, c: list[Any]) -> ast.Unary:
+        return ast.Unary(span, "not", c[0])
 
-    def exists(self, meta: Meta, c: list[Any]) -> ast.Unary:
-        return ast.Unary(self._span(meta), "exists", c[0])
+    def exists(self, span: ast.Span, c: list[Any]) -> ast.Unary:
+        return ast.Unary(span, "exists", c[0])
 
-    def neg(self, meta: Meta, c: list[Any]) -> ast.Unary:
-        return ast.Unary(self._span(meta), "-", c[0])
+    def neg(self, span: ast.Span, c: list[Any]) -> ast.Unary:
+        return ast.Unary(span, "-", c[0])
 
-    def member(self, meta: Meta, c: list[Any]) -> ast.Expr:
+    def member(self, span: ast.Span, c: list[Any]) -> ast.Expr:
         obj, name = c[0], str(c[1])
         if isinstance(obj, ast.Path):
-            return ast.Path(self._span(meta), (*obj.parts, name))
-        return ast.Member(self._span(meta), obj, name)
+            return ast.Path(span, (*obj.parts, name))
+        return ast.Member(span, obj, name)
 
-    def member_star(self, meta: Meta, c: list[Any]) -> ast.Expr:
+    def member_star(self, span: ast.Span, c: list[Any]) -> ast.Expr:
         obj = c[0]
         if isinstance(obj, ast.Path):
-            return ast.Path(self._span(meta), (*obj.parts, "*"))
-        return ast.Member(self._span(meta), obj, "*")
+            return ast.Path(span, (*obj.parts, "*"))
+        return ast.Member(span, obj, "*")
 
-    def index(self, meta: Meta, c: list[Any]) -> ast.Index:
-        return ast.Index(self._span(meta), c[0], c[1])
+    def index(self, span: ast.Span, c: list[Any]) -> ast.Index:
+        return ast.Index(span, c[0], c[1])
 
-    def name(self, meta: Meta, c: list[Token]) -> ast.Path:
-        return ast.Path(self._span(meta), (str(c[0]),))
+    def name(self, span: ast.Span, c: list[Token]) -> ast.Path:
+        return ast.Path(span, (str(c[0]),))
 
-    def star(self, meta: Meta, c: list[Token]) -> ast.Path:
-        return ast.Path(self._span(meta), ("*",))
+    def star(self, span: ast.Span, c: list[Token]) -> ast.Path:
+        return ast.Path(span, ("*",))
 
-    def call(self, meta: Meta, c: list[Any]) -> ast.Call:
-        args = tuple(a for a in c[1:] if a is not None)
-        return ast.Call(self._span(meta), str(c[0]), args)
+    def call(self, span: ast.Span, c: list[Any]) -> ast.Call:
+        args = tuple(c[1:])
+        return ast.Call(span, str(c[0]), args)
 
-    def arg(self, meta: Meta, c: list[Any]) -> ast.Arg:
-        return ast.Arg(self._span(meta), None if c[0] is None else str(c[0]), c[1])
+    def arg(self, span: ast.Span, c: list[Any]) -> ast.Arg:
+        if len(c) == 1:
+            return ast.Arg(span, None, c[0])
+        return ast.Arg(span, str(c[0]), c[1])
 
     def _string(self, token: Token) -> str:
         try:
@@ -303,38 +357,38 @@ class Builder(Transformer[Token, Any]):
             raise LiteralError(token, "invalid string")
         return value
 
-    def string(self, meta: Meta, c: list[Token]) -> ast.Literal:
-        return ast.Literal(self._span(meta), self._string(c[0]), str(c[0]))
+    def string(self, span: ast.Span, c: list[Token]) -> ast.Literal:
+        return ast.Literal(span, self._string(c[0]), str(c[0]))
 
-    def integer(self, meta: Meta, c: list[Token]) -> ast.Literal:
-        return ast.Literal(self._span(meta), int(str(c[0]).replace("_", "")), str(c[0]))
+    def integer(self, span: ast.Span, c: list[Token]) -> ast.Literal:
+        return ast.Literal(span, int(str(c[0]).replace("_", "")), str(c[0]))
 
-    def decimal(self, meta: Meta, c: list[Token]) -> ast.Literal:
-        return ast.Literal(self._span(meta), Decimal(str(c[0]).replace("_", "")), str(c[0]))
+    def decimal(self, span: ast.Span, c: list[Token]) -> ast.Literal:
+        return ast.Literal(span, Decimal(str(c[0]).replace("_", "")), str(c[0]))
 
-    def duration(self, meta: Meta, c: list[Token]) -> ast.DurationLit:
-        return ast.DurationLit(self._span(meta), _duration_seconds(str(c[0])), str(c[0]))
+    def duration(self, span: ast.Span, c: list[Token]) -> ast.DurationLit:
+        return ast.DurationLit(span, _duration_seconds(str(c[0])), str(c[0]))
 
-    def true(self, meta: Meta, c: list[Any]) -> ast.Literal:
-        return ast.Literal(self._span(meta), True, "true")
+    def true(self, span: ast.Span, c: list[Any]) -> ast.Literal:
+        return ast.Literal(span, True, "true")
 
-    def false(self, meta: Meta, c: list[Any]) -> ast.Literal:
-        return ast.Literal(self._span(meta), False, "false")
+    def false(self, span: ast.Span, c: list[Any]) -> ast.Literal:
+        return ast.Literal(span, False, "false")
 
-    def null(self, meta: Meta, c: list[Any]) -> ast.Literal:
-        return ast.Literal(self._span(meta), None, "null")
+    def null(self, span: ast.Span, c: list[Any]) -> ast.Literal:
+        return ast.Literal(span, None, "null")
 
-    def list_expr(self, meta: Meta, c: list[Any]) -> ast.ListExpr:
-        return ast.ListExpr(self._span(meta), tuple(x for x in c if x is not None))
+    def list_expr(self, span: ast.Span, c: list[Any]) -> ast.ListExpr:
+        return ast.ListExpr(span, tuple(c))
 
-    def map(self, meta: Meta, c: list[Any]) -> ast.MapExpr:
-        return ast.MapExpr(self._span(meta), tuple(c))
+    def map(self, span: ast.Span, c: list[Any]) -> ast.MapExpr:
+        return ast.MapExpr(span, tuple(c))
 
-    def entry(self, meta: Meta, c: list[Any]) -> ast.MapEntry:
+    def entry(self, span: ast.Span, c: list[Any]) -> ast.MapEntry:
         key: Token = c[0]
         quoted = key.type == "STRING"
         text = self._string(key) if quoted else str(key)
-        return ast.MapEntry(self._span(meta), text, quoted, c[1])
+        return ast.MapEntry(span, text, quoted, c[1])
 
-    def group(self, meta: Meta, c: list[Any]) -> ast.Group:
-        return ast.Group(self._span(meta), c[0])
+    def group(self, span: ast.Span, c: list[Any]) -> ast.Group:
+        return ast.Group(span, c[0])

@@ -7,7 +7,7 @@ import re
 from pathlib import Path as FsPath
 from typing import Any
 
-from lark.exceptions import UnexpectedInput, VisitError
+from lark.exceptions import UnexpectedInput
 
 from dsl import ast
 from dsl.builder import Builder, LiteralError, token_span
@@ -100,14 +100,9 @@ def _run(source: str, file: str, start: str) -> Any:
         return Builder(file).transform(tree)
     except UnexpectedInput as exc:
         raise RuleSyntaxError(syntax_diagnostic(exc, file, source)) from None
-    except VisitError as exc:
-        inner = exc.orig_exc
-        if isinstance(inner, LiteralError):
-            span = token_span(file, inner.token)
-            raise RuleSyntaxError(Diagnostic("E001", str(inner), span)) from None
-        if isinstance(inner, RecursionError):
-            raise _too_deep(file) from None
-        raise  # pragma: no cover - a bug in the builder, not in the input
+    except LiteralError as exc:
+        span = token_span(file, exc.token)
+        raise RuleSyntaxError(Diagnostic("E001", str(exc), span)) from None
     except RecursionError:
         raise _too_deep(file) from None
 
