@@ -132,7 +132,9 @@ def render_email(
         undefined=jinja2.StrictUndefined,
     )
     data = dict(variables)
-    subject = env.from_string(template.subject).render(data)
+    # A subject is a plain-text header, not HTML: rendered without escaping.
+    plain = SandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
+    subject = plain.from_string(template.subject).render(data)
     content = env.get_template(template.html).render(data)
     if template.layout:
         # The body was rendered with autoescape, so it is safe to embed as HTML.

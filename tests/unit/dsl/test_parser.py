@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl import DslError, RuleSyntaxError, ast, parse, parse_expression
+from dsl import DslError, ParseCache, RuleSyntaxError, ast, parse, parse_expression
 from dsl.grammar import lark_parser
 
 
@@ -109,3 +109,11 @@ def test_syntax_errors_come_with_hints(text: str, hint: str) -> None:
     with pytest.raises(RuleSyntaxError) as caught:
         parse(text)
     assert hint in (caught.value.diagnostic.hint or "")
+
+
+def test_parse_cache_reuses_unchanged_files_only() -> None:
+    cache = ParseCache()
+    first = cache.parse("const a = 1\n", "a.ownly")
+    assert cache.parse("const a = 1\n", "a.ownly") is first
+    assert cache.parse("const a = 2\n", "a.ownly") is not first
+    assert cache.parse("const a = 1\n", "b.ownly").file == "b.ownly"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from dsl import RuleSet, compile_rules, render_email
@@ -67,3 +68,16 @@ def test_failed_transactions_reach_ops_and_the_follow_up(rule_set: RuleSet) -> N
         ("webhook", "ops_alerts"),
         ("workflow", "failed_payment_follow_up"),
     ]
+
+
+def test_rendering_refuses_missing_variables(rule_set: RuleSet) -> None:
+    template = rule_set.templates["payout_notice"]
+    with pytest.raises(jinja2.UndefinedError):
+        render_email(template, {"investor": {"name": "Ada"}}, ROOT / "templates")
+
+
+def test_rendering_escapes_html(rule_set: RuleSet) -> None:
+    template = rule_set.templates["kyc_welcome"]
+    email = render_email(template, {"name": "<b>Ada</b>", "accredited": False}, ROOT / "templates")
+    assert "&lt;b&gt;Ada&lt;/b&gt;" in email.html
+    assert email.subject == "Welcome to OWNLY, <b>Ada</b>: you are verified"
