@@ -21,6 +21,15 @@ from dsl.printer import source
 __all__ = ["format_source"]
 
 _INDENT = "  "
+# Statements of blocks whose runs of one-line statements are aligned.
+_Aligned = (
+    ast.FieldDef
+    | ast.Attribute
+    | ast.WhenClause
+    | ast.RetryClause
+    | ast.TimeoutClause
+    | ast.RateLimitClause
+)
 _ALIGNED = (ast.WebhookDef, ast.TemplateDef, ast.HookDef)
 
 
@@ -124,9 +133,9 @@ class _Formatter:
                 self.statement(stmt, _INDENT)
         self.close("}", node.span, "")
 
-    def aligned(self, body: Sequence[object], indent: str, *, fields: bool) -> None:
-        runs: list[list[object]] = []
-        previous: object | None = None
+    def aligned(self, body: Sequence[_Aligned], indent: str, *, fields: bool) -> None:
+        runs: list[list[_Aligned]] = []
+        previous: _Aligned | None = None
         for stmt in body:
             if previous is not None and not self._breaks(previous, stmt, fields):
                 runs[-1].append(stmt)
@@ -138,28 +147,27 @@ class _Formatter:
             for stmt in run:
                 self.aligned_statement(stmt, indent, width)
 
-    def _breaks(self, previous: object, stmt: object, fields: bool) -> bool:
-        prev_span: ast.Span = previous.span  # type: ignore[attr-defined]
-        span: ast.Span = stmt.span  # type: ignore[attr-defined]
+    def _breaks(self, previous: _Aligned, stmt: _Aligned, fields: bool) -> bool:
+        prev_span, span = previous.span, stmt.span
         if fields and isinstance(previous, ast.FieldDef) != isinstance(stmt, ast.FieldDef):
             return True
         blank = any(prev_span.end_line < b < span.line for b in self.blank)
         return blank or self._is_multiline(previous) or self._is_multiline(stmt)
 
-    def _is_multiline(self, stmt: object) -> bool:
+    def _is_multiline(self, stmt: _Aligned) -> bool:
         if isinstance(stmt, ast.Attribute):
             value = stmt.value
             return isinstance(value, ast.ListExpr | ast.MapExpr) and _multiline(value)
         return False
 
-    def _head(self, stmt: object) -> str:
+    def _head(self, stmt: _Aligned) -> str:
         if isinstance(stmt, ast.Attribute):
             return stmt.name
         if isinstance(stmt, ast.FieldDef):
             return stmt.name + ("?" if stmt.optional else "") + ":"
         return _CLAUSE_HEADS[type(stmt)]
 
-    def aligned_statement(self, stmt: object, indent: str, width: int) -> None:
+    def aligned_statement(self, stmt: _Aligned, indent: str, width: int) -> None:
         head = self._head(stmt).ljust(width)
         if isinstance(stmt, ast.Attribute):
             self.assignment(f"{head} = ", stmt.value, stmt.span, indent)
