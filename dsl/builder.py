@@ -12,7 +12,7 @@ from lark import Token, Transformer, Tree
 
 from dsl import ast
 
-__all__ = ["Builder", "LiteralError", "token_span"]
+__all__ = ["MAX_NESTING", "Builder", "LiteralError", "NestingError", "token_span"]
 
 _UNITS = MappingProxyType(
     {
@@ -25,6 +25,17 @@ _UNITS = MappingProxyType(
     }
 )
 _DURATION = re.compile(r"(\d[\d_]*)(ms|s|m|h|d|w)")
+
+
+MAX_NESTING = 100
+
+
+class NestingError(Exception):
+    """Rules nested deeper than MAX_NESTING levels (brackets, operators, blocks)."""
+
+    def __init__(self, span: ast.Span) -> None:
+        super().__init__(f"nested too deeply: more than {MAX_NESTING} levels")
+        self.span = span
 
 
 class LiteralError(Exception):
@@ -102,6 +113,7 @@ class Builder(Transformer[Token, Any]):
     def __init__(self, file: str) -> None:
         super().__init__(visit_tokens=False)
         self.file = file
+        self._depth: dict[int, int] = {}
 
     def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
         children = tree.children if new_children is None else new_children
@@ -109,7 +121,14 @@ class Builder(Transformer[Token, Any]):
         span = self._span_of(children)
         if tree.data not in _RAW_RULES:
             children = [c for c in children if not _punctuation(c)]
-        return method(span, children)
+        result = method(span, children)
+        # Every later stage recurses over the tree, and so does evaluation at
+        # run time: bounding the depth here keeps all of them within the stack.
+        depth = 1 + max((self._depth.get(id(c), 0) for c in children), default=0)
+        if depth > MAX_NESTING:
+            raise NestingError(span)
+        self._depth[id(result)] = depth
+        return result
 
     def _span_of(self, children: list[Any]) -> ast.Span:
         start = next((p for p in map(_start, children) if p is not None), (1, 1))

@@ -47,6 +47,7 @@ E053  error     workflow has no trigger
 E054  error     invalid URL
 E055  error     invalid environment variable name
 E056  error     environment variable not set (check --env)
+E057  error     expression nested too deeply once consts are substituted
 W101  warning   event pattern matches no catalog event
 W102  warning   const is never used
 W103  warning   URL is http, not https

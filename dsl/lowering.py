@@ -15,13 +15,14 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from dsl import ast, ir
+from dsl.builder import MAX_NESTING
 from dsl.catalog import Catalog
 from dsl.diagnostics import Diagnostic, did_you_mean
 from dsl.expr import Scope, check_expr, env_refs, walk
 from dsl.printer import canonical
 from dsl.types import BOOL, ERROR, Type
 
-__all__ = ["Definitions", "Lowering"]
+__all__ = ["MAX_INLINED_NODES", "Definitions", "Lowering"]
 
 # One alternation, one named group per kind of credential: one regex search
 # per string literal.
@@ -55,6 +56,30 @@ class Definitions:
     events: dict[str, ast.EventDef] = field(default_factory=dict)
 
 
+# Consts that use each other twice can double an expression at each step: the
+# substituted expression is bounded so that checking (and evaluation) stays small.
+MAX_INLINED_NODES = 10_000
+
+
+# Stands in for a const that could not be substituted (already reported), so
+# that the expression around it raises no follow-on errors.
+_POISON = "<not substituted>"
+
+
+def _poisoned(span: ast.Span) -> ast.Literal:
+    return ast.Literal(span, None, _POISON)
+
+
+def _is_poisoned(node: ast.Expr) -> bool:
+    return isinstance(node, ast.Literal) and node.raw == _POISON
+
+
+class _TooDeep(Exception):
+    def __init__(self, span: ast.Span) -> None:
+        super().__init__()
+        self.span = span
+
+
 class Lowering:
     """The state of one compilation: diagnostics, definitions and compiled expressions."""
 
@@ -68,6 +93,7 @@ class Lowering:
         self.template_variables: dict[str, tuple[str, ...] | None] = {}
         self.files: dict[str, str] = {}
         self.env_spans: dict[str, ast.Span] = {}
+        self._budget = MAX_INLINED_NODES
         self.webhooks: list[ir.Webhook] = []
         self.templates: list[ir.Template] = []
         self.hooks: list[ir.Hook] = []
@@ -80,13 +106,31 @@ class Lowering:
 
     def inline(self, expr: ast.Expr, local: frozenset[str] = frozenset()) -> ast.Expr:
         """Replace const names by their values (consts are macros, checked where used)."""
-        result = self._inline(expr, local, ())
+        result = self.literal(expr, local)
         self.scan_secrets(result)
         return result
 
-    def _inline(self, expr: ast.Expr, local: frozenset[str], stack: tuple[str, ...]) -> ast.Expr:
+    def literal(self, expr: ast.Expr, local: frozenset[str] = frozenset()) -> ast.Expr:
+        """The expression with consts replaced, for attributes that take literals."""
         if not self.defs.consts:
             return expr
+        self._budget = MAX_INLINED_NODES
+        try:
+            return self._inline(expr, local, (), 0)
+        except _TooDeep:
+            message = (
+                f"nested more than {MAX_NESTING} levels deep, or larger than "
+                f"{MAX_INLINED_NODES:,} nodes, once consts are substituted"
+            )
+            self.report("E057", message, expr.span, "flatten the consts that use each other")
+            return _poisoned(expr.span)
+
+    def _inline(
+        self, expr: ast.Expr, local: frozenset[str], stack: tuple[str, ...], depth: int
+    ) -> ast.Expr:
+        self._budget -= 1
+        if depth > MAX_NESTING or self._budget < 0:
+            raise _TooDeep(expr.span)
         if isinstance(expr, ast.Path):
             root = expr.parts[0]
             const = self.defs.consts.get(root)
@@ -96,18 +140,21 @@ class Lowering:
             if root in stack:
                 chain = " -> ".join([*stack, root])
                 self.report("E052", f"const '{root}' refers to itself ({chain})", expr.span)
-                return ast.Literal(expr.span, None, "null")
-            value = self._inline(const.value, frozenset(), (*stack, root))
-            for part in expr.parts[1:]:
+                return _poisoned(expr.span)
+            rest = expr.parts[1:]
+            value = self._inline(const.value, frozenset(), (*stack, root), depth + len(rest))
+            for part in rest:
                 value = ast.Member(expr.span, value, part)
             return value
-        return _map_children(expr, lambda e: self._inline(e, local, stack))
+        return _map_children(expr, lambda e: self._inline(e, local, stack, depth + 1))
 
     def typed(
         self, expr: ast.Expr, scope: Scope, want: Type | None = None, what: str = "value"
     ) -> tuple[str, Type]:
         """Inline, type-check and register an expression; returns its canonical text."""
         inlined = self.inline(expr, frozenset(scope.names))
+        if any(_is_poisoned(node) for node in walk(inlined)):
+            return canonical(inlined), ERROR  # already reported, nothing more to say
         t = check_expr(inlined, scope, self.report)
         if want is BOOL and t.kind not in ("bool", "any", "error"):
             hint = "there is no truthiness: compare explicitly, e.g. x != null"
@@ -122,10 +169,6 @@ class Lowering:
         return text, t
 
     # ---- literal values
-
-    def literal(self, expr: ast.Expr) -> ast.Expr:
-        """The expression with consts replaced, for attributes that take literals."""
-        return self._inline(expr, frozenset(), ())
 
     def string(self, expr: ast.Expr, what: str) -> str | None:
         value = self.literal(expr)

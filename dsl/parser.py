@@ -10,7 +10,7 @@ from typing import Any
 from lark.exceptions import UnexpectedInput
 
 from dsl import ast
-from dsl.builder import Builder, LiteralError, token_span
+from dsl.builder import Builder, LiteralError, NestingError, token_span
 from dsl.diagnostics import Diagnostic
 from dsl.errors import RuleSyntaxError
 from dsl.grammar import lark_parser, syntax_diagnostic
@@ -103,6 +103,9 @@ def _run(source: str, file: str, start: str) -> Any:
     except LiteralError as exc:
         span = token_span(file, exc.token)
         raise RuleSyntaxError(Diagnostic("E001", str(exc), span)) from None
+    except NestingError as exc:
+        hint = "split it: a const can name part of an expression"
+        raise RuleSyntaxError(Diagnostic("E001", str(exc), exc.span, hint)) from None
     except RecursionError:
         raise _too_deep(file) from None
 

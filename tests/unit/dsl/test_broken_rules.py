@@ -326,6 +326,16 @@ CASES = [
     ),
     ("workflow f {\n  timeout 1d\n}\n", "E053", "workflow f has no trigger", 1, 10),
     (
+        "const c0 = 1\n"
+        + "".join(f"const c{i} = c{i - 1} + c{i - 1}\n" for i in range(1, 40))
+        + webhook("  when c39 > 0"),
+        "E057",
+        "once consts are substituted",
+        45,
+        8,
+    ),
+    ("const x = " + "(" * 120 + "1" + ")" * 120 + "\n", "E001", "nested too deeply", 1, 31),
+    (
         'webhook w {\n  url = "not a url"\n  secret = env("S")\n  events = [deal.funded]\n}\n',
         "E054",
         "url is not a valid URL",
@@ -383,7 +393,7 @@ def test_table_is_large_and_covers_the_codes() -> None:
         "E001", "E002", "E003", "E010", "E011", "E012", "E013", "E014", "E015", "E016",
         "E017", "E018", "E019", "E020", "E021", "E022", "E023", "E024", "E026", "E030",
         "E031", "E032", "E034", "E040", "E041", "E042", "E043", "E044", "E045", "E046",
-        "E048", "E050", "E051", "E052", "E053", "E054", "E055", "W101", "W102", "W103",
+        "E048", "E050", "E051", "E052", "E053", "E054", "E055", "E057", "W101", "W102", "W103",
     }  # fmt: skip
     assert documented <= codes
 

@@ -47,3 +47,33 @@ def test_mutated_rules_give_diagnostics_not_exceptions(
     compilation = compile_rules([root], templates_dir=ROOT / "templates")
     # Either a rule set or the errors that explain why there is none.
     assert (compilation.rule_set is None) == bool(compilation.errors)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "(" * 90 + "event.data.amount" + ")" * 90,
+        " + ".join(["event.data.amount"] * 90),
+        "-" * 90 + "event.data.amount",
+        "len(" + "[" * 80 + "]" * 80 + ")",
+    ],
+    ids=["parentheses", "sum", "negations", "lists"],
+)
+def test_the_deepest_accepted_expressions_compile_format_and_evaluate(
+    tmp_path: Path, expression: str
+) -> None:
+    from dsl import Context
+    from dsl.fmt import format_source
+
+    text = (
+        "event e.x {\n  amount: int\n}\n"
+        'webhook w {\n  url = "https://a.example.com"\n  secret = env("S")\n'
+        f"  events = [e.x]\n  when {expression} != 0\n}}\n"
+    )
+    (tmp_path / "r.ownly").write_text(text)
+    compilation = compile_rules([tmp_path], templates_dir=tmp_path)
+    assert compilation.rule_set is not None, compilation.render()
+    rules = compilation.rule_set
+    (subscription,) = rules.match("e.x")
+    assert rules.accepts(subscription, Context({"event": {"data": {"amount": 1}}}))
+    assert format_source(format_source(text)) == format_source(text)
