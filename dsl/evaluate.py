@@ -35,6 +35,9 @@ MAX_REGEX = 512
 # A quantified group that itself contains a quantifier, e.g. (a+)+: the classic
 # catastrophic-backtracking shape. Refused rather than risk a hanging `when`.
 _NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}]\)[+*{]")
+# A repeated group of alternatives, e.g. (a|aa)+: overlapping alternatives
+# backtrack the same way.
+_REPEATED_ALTERNATION = re.compile(r"\((?:[^()\\]|\\.)*\|(?:[^()\\]|\\.)*\)[+*{]")
 _Fail = (ArithmeticError, TypeError, ValueError, OverflowError, InvalidOperation)
 
 
@@ -61,6 +64,8 @@ def regex_problem(pattern: str) -> str | None:
         return f"regular expression is longer than {MAX_REGEX} characters"
     if _NESTED_QUANTIFIER.search(pattern):
         return "nested quantifiers such as (a+)+ can take exponential time"
+    if _REPEATED_ALTERNATION.search(pattern):
+        return "repeated alternatives such as (a|aa)+ can take exponential time"
     try:
         re.compile(pattern)
     except re.error as exc:

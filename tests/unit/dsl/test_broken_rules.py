@@ -318,6 +318,13 @@ CASES = [
         35,
     ),
     (
+        webhook('  when event.data.user_id matches "^(a|aa)+$"'),
+        "E051",
+        "repeated alternatives",
+        5,
+        35,
+    ),
+    (
         "const a = b\nconst b = a\nconst c = a\n" + webhook("  when c == 1"),
         "E052",
         "refers to itself",
