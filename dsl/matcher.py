@@ -19,7 +19,8 @@ __all__ = ["Matcher", "Subscription"]
 class Subscription(BaseModel):
     """Something that reacts to an event: a webhook or a workflow trigger.
 
-    `order` is the position in the rule set, which fixes the order of results.
+    `order` is the position of the webhook or workflow trigger in the rule set:
+    it fixes the order of results, and patterns of one definition share it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,22 +36,30 @@ class Subscription(BaseModel):
 class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
     star: _Node | None = None
-    subscriptions: list[Subscription] = field(default_factory=list)
+    subscriptions: tuple[Subscription, ...] = ()
+
+
+def _ordered(subs: Iterable[Subscription]) -> tuple[Subscription, ...]:
+    # `order` identifies a definition (or workflow trigger): two patterns of one
+    # webhook that both match give one result.
+    unique = {s.order: s for s in subs}
+    return tuple(unique[k] for k in sorted(unique))
 
 
 class Matcher:
     """An immutable index from event types to the subscriptions whose pattern matches."""
 
     def __init__(self, subscriptions: Iterable[Subscription]) -> None:
-        self._exact: dict[str, list[Subscription]] = {}
+        exact: dict[str, list[Subscription]] = {}
         self._root = _Node()
         self._has_wildcards = False
-        self._memo: dict[str, tuple[Subscription, ...]] = {}
         for sub in subscriptions:
             if "*" in sub.pattern:
                 self._insert(sub)
             else:
-                self._exact.setdefault(sub.pattern, []).append(sub)
+                exact.setdefault(sub.pattern, []).append(sub)
+        self._exact = {k: _ordered(v) for k, v in exact.items()}
+        self._memo: dict[str, tuple[Subscription, ...]] = {}
 
     def _insert(self, sub: Subscription) -> None:
         self._has_wildcards = True
@@ -62,7 +71,7 @@ class Matcher:
                 node = node.star
             else:
                 node = node.children.setdefault(segment, _Node())
-        node.subscriptions.append(sub)
+        node.subscriptions = _ordered([*node.subscriptions, sub])
 
     def match(self, event_type: str) -> tuple[Subscription, ...]:
         """Subscriptions whose pattern matches `event_type`, in rule-set order, each once."""
@@ -74,7 +83,8 @@ class Matcher:
         return found
 
     def _lookup(self, event_type: str) -> tuple[Subscription, ...]:
-        hits = list(self._exact.get(event_type, ()))
+        """The index itself: one dict lookup, then one trie walk per segment."""
+        groups = [self._exact.get(event_type, ())]
         if self._has_wildcards:
             nodes = [self._root]
             for segment in event_type.split("."):
@@ -88,7 +98,8 @@ class Matcher:
                 nodes = following
                 if not nodes:
                     break
-            for node in nodes:
-                hits.extend(node.subscriptions)
-        unique = {(s.kind, s.name, s.order): s for s in hits}
-        return tuple(sorted(unique.values(), key=lambda s: s.order))
+            groups.extend(node.subscriptions for node in nodes)
+        found = [g for g in groups if g]
+        if len(found) <= 1:
+            return found[0] if found else ()
+        return _ordered(s for group in found for s in group)
