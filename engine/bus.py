@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol, Self
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from dsl import Context, RuleSet, Subscription
 from dsl.payload import typed_view
@@ -132,12 +132,12 @@ class AppendEvents(BatchWrite[list[Appended]]):
     events: Sequence[StoredEvent]
 
     @classmethod
-    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[list[Appended]]:
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[list[Appended]]:
         bus = writes[0].bus
         rules = bus.rules()
         now = bus.clock.now()
         ids = [event.id for write in writes for event in write.events]
-        stored = await _existing(conn, ids)
+        stored = _existing(conn, ids)
         rows: list[dict[str, Any]] = []
         jobs: list[NewJob] = []
         results: list[list[Appended]] = []
@@ -165,8 +165,8 @@ class AppendEvents(BatchWrite[list[Appended]]):
                 outcome.append(Appended(event.id, duplicate=False, jobs=len(planned)))
             results.append(outcome)
         if rows:
-            await conn.execute(insert(events), rows)
-        await insert_jobs(conn, jobs, now)
+            conn.execute(insert(events), rows)
+        insert_jobs(conn, jobs, now)
         return results
 
     def committed(self, result: list[Appended]) -> None:
@@ -174,9 +174,9 @@ class AppendEvents(BatchWrite[list[Appended]]):
             self.bus.waker.wake()
 
 
-async def _existing(conn: AsyncConnection, ids: list[str]) -> set[str]:
+def _existing(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        found.update(await conn.scalars(select(events.c.id).where(events.c.id.in_(chunk))))
+        found.update(conn.scalars(select(events.c.id).where(events.c.id.in_(chunk))))
     return found

@@ -20,7 +20,7 @@ from typing import Any, Literal, Self
 
 import watchfiles
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from dsl import Compilation, RuleSet, compile_rules, rule_files
 from engine.clock import Clock
@@ -74,14 +74,12 @@ class StoreRuleSet(BatchWrite[None]):
     applied: Applied
 
     @classmethod
-    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[None]:
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[None]:
         for write in writes:
             version = write.applied.rule_set.version
-            known = await conn.scalar(
-                select(rule_sets.c.version).where(rule_sets.c.version == version)
-            )
+            known = conn.scalar(select(rule_sets.c.version).where(rule_sets.c.version == version))
             if known is None:
-                await conn.execute(
+                conn.execute(
                     insert(rule_sets).values(
                         version=version,
                         applied_at=write.applied.applied_at,

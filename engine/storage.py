@@ -12,8 +12,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import URL
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -68,7 +68,7 @@ class Database:
                 ) from exc
         self._engine = create_async_engine(self.url)
         if self.is_sqlite:
-            self._configure_sqlite(self._engine)
+            self._configure_sqlite(self._engine.sync_engine)
         async with self.translate_errors(), self._engine.begin() as conn:
             await conn.execute(text("SELECT 1"))
 
@@ -92,7 +92,15 @@ class Database:
         """A context that turns driver errors into one readable ``StorageError``."""
         return _Translate(self.label)
 
-    def _configure_sqlite(self, engine: AsyncEngine) -> None:
+    def create_sync_engine(self) -> Engine:
+        """A synchronous engine on the same database, for a thread that owns its connection."""
+        url = self.url.set(drivername="sqlite+pysqlite") if self.is_sqlite else self.url
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        if self.is_sqlite:
+            self._configure_sqlite(engine)
+        return engine
+
+    def _configure_sqlite(self, engine: Engine) -> None:
         pragmas = (
             "PRAGMA journal_mode = WAL",
             f"PRAGMA synchronous = {self.config.synchronous}",
@@ -100,7 +108,7 @@ class Database:
             "PRAGMA foreign_keys = ON",
         )
 
-        @event.listens_for(engine.sync_engine, "connect")
+        @event.listens_for(engine, "connect")
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
@@ -110,7 +118,7 @@ class Database:
             finally:
                 cursor.close()
 
-        @event.listens_for(engine.sync_engine, "begin")
+        @event.listens_for(engine, "begin")
         def on_begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN")
 
@@ -123,6 +131,12 @@ class _Translate:
         return None
 
     async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        self.__exit__(kind, exc, tb)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         if exc is None or isinstance(exc, StorageError):
             return
         if isinstance(exc, DBAPIError | sqlite3.Error | OSError):

@@ -19,7 +19,7 @@ from typing import Any, Literal, Self
 
 from prometheus_client import Counter
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from connectors.webhook import Attempt, Outcome
 from engine.bus import AppendEvents, Bus, StoredEvent
@@ -133,25 +133,23 @@ async def load_stats(database: Database, names: Iterable[str]) -> dict[str, Stat
     return found
 
 
-async def _state_row(conn: AsyncConnection, name: str, now: datetime) -> dict[str, Any]:
-    row = (await conn.execute(select(webhook_state).where(webhook_state.c.name == name))).first()
+def _state_row(conn: Connection, name: str, now: datetime) -> dict[str, Any]:
+    row = (conn.execute(select(webhook_state).where(webhook_state.c.name == name))).first()
     if row is not None:
         return dict(row._mapping)
     fresh = {"name": name, "state": "active", "changed_at": now, "consecutive_failures": 0}
-    await conn.execute(insert(webhook_state).values(fresh))
+    conn.execute(insert(webhook_state).values(fresh))
     return {column: None for column in _STATE_COLUMNS} | fresh
 
 
-async def _change(
-    conn: AsyncConnection, name: str, state: State, reason: str | None, now: datetime
-) -> None:
+def _change(conn: Connection, name: str, state: State, reason: str | None, now: datetime) -> None:
     values: dict[str, Any] = {"state": state, "reason": reason, "changed_at": now}
     if state == "active":
         values |= {"failing_since": None, "consecutive_failures": 0}
-        await release_group(conn, group_key(name))
+        release_group(conn, group_key(name))
     else:
-        await hold_group(conn, group_key(name), state, now)
-    await conn.execute(update(webhook_state).where(webhook_state.c.name == name).values(values))
+        hold_group(conn, group_key(name), state, now)
+    conn.execute(update(webhook_state).where(webhook_state.c.name == name).values(values))
 
 
 @dataclass(frozen=True)
@@ -164,12 +162,12 @@ class SetState(BatchWrite[dict[str, Any]]):
     now: datetime
 
     @classmethod
-    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[dict[str, Any]]:
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[dict[str, Any]]:
         results = []
         for write in writes:
-            await _state_row(conn, write.name, write.now)
-            await _change(conn, write.name, write.state, write.reason, write.now)
-            row = await _state_row(conn, write.name, write.now)
+            _state_row(conn, write.name, write.now)
+            _change(conn, write.name, write.state, write.reason, write.now)
+            row = _state_row(conn, write.name, write.now)
             results.append({column: row[column] for column in _STATE_COLUMNS})
         return results
 
@@ -201,52 +199,45 @@ class RecordAttempt:
         self.disabled = False
         self.outcome: str | None = None
 
-    async def apply(self, conn: AsyncConnection, finish: FinishJob, kept: bool) -> None:
+    def apply(self, conn: Connection, finish: FinishJob, kept: bool) -> None:
+        self.apply_batch(conn, [(finish, kept)])
+
+    @classmethod
+    def apply_batch(cls, conn: Connection, items: Sequence[tuple[FinishJob, bool]]) -> None:
+        """Every attempt's row in one statement; each webhook's health read and written once."""
+        recorded = [(finish.hook, finish, kept) for finish, kept in items]
+        conn.execute(
+            insert(webhook_attempts),
+            [hook.row() for hook, _, _ in recorded if isinstance(hook, RecordAttempt)],
+        )
+        by_webhook: dict[str, list[tuple[RecordAttempt, FinishJob]]] = {}
+        for hook, finish, kept in recorded:
+            if isinstance(hook, RecordAttempt) and kept:  # else a newer attempt's outcome counts
+                hook.outcome = finish.outcome
+                by_webhook.setdefault(hook.webhook, []).append((hook, finish))
+        for name, finished in by_webhook.items():
+            _update_health(conn, name, finished)
+
+    def row(self) -> dict[str, Any]:
         attempt = self.attempt
-        await conn.execute(
-            insert(webhook_attempts).values(
-                job_id=self.job.id,
-                attempt=self.job.attempts,
-                outcome=attempt.outcome.value,
-                started_at=attempt.started_at,
-                duration=attempt.duration,
-                status=attempt.status,
-                response_headers=[list(pair) for pair in attempt.response_headers],
-                response_body=attempt.response_body,
-                response_body_truncated=attempt.response_body_truncated,
-                retry_after=attempt.retry_after,
-                error_class=attempt.error_class,
-                error_message=attempt.error_message,
-            )
-        )
-        if not kept:  # a newer attempt owns the job; its outcome will count
-            return
-        self.outcome = finish.outcome
-        now = finish.now
-        row = await _state_row(conn, self.webhook, now)
-        if attempt.outcome is Outcome.DELIVERED:
-            await conn.execute(
-                update(webhook_state)
-                .where(webhook_state.c.name == self.webhook)
-                .values(last_success_at=now, failing_since=None, consecutive_failures=0)
-            )
-            return
-        failing_since = row["failing_since"] or now
-        failures = row["consecutive_failures"] + 1
-        await conn.execute(
-            update(webhook_state)
-            .where(webhook_state.c.name == self.webhook)
-            .values(last_failure_at=now, failing_since=failing_since, consecutive_failures=failures)
-        )
-        if row["state"] != "active":
-            return
-        if attempt.outcome is Outcome.GONE:
-            reason = "the receiver answered 410 Gone"
-        elif now - failing_since >= self.health.disable_after:
-            reason = f"only failures since {failing_since.isoformat()} ({failures} attempts)"
-        else:
-            return
-        await _change(conn, self.webhook, "disabled", reason, now)
+        return {
+            "job_id": self.job.id,
+            "attempt": self.job.attempts,
+            "outcome": attempt.outcome.value,
+            "started_at": attempt.started_at,
+            "duration": attempt.duration,
+            "status": attempt.status,
+            "response_headers": [list(pair) for pair in attempt.response_headers],
+            "response_body": attempt.response_body,
+            "response_body_truncated": attempt.response_body_truncated,
+            "retry_after": attempt.retry_after,
+            "error_class": attempt.error_class,
+            "error_message": attempt.error_message,
+        }
+
+    def disable(self, conn: Connection, reason: str, failures: int, now: datetime) -> None:
+        """Disable the webhook and emit ``webhook.disabled`` in the same transaction."""
+        _change(conn, self.webhook, "disabled", reason, now)
         event = StoredEvent(
             id=new_event_id(),
             type=DISABLED_EVENT,
@@ -260,7 +251,7 @@ class RecordAttempt:
             received_at=now,
             source="ownly",
         )
-        await AppendEvents.apply_all(conn, [AppendEvents(self.health.bus, [event])])
+        AppendEvents.apply_all(conn, [AppendEvents(self.health.bus, [event])])
         self.disabled = True
 
     def committed(self) -> None:
@@ -268,3 +259,35 @@ class RecordAttempt:
             self.health.delivered(self.outcome)
         if self.disabled:
             self.health.bus.waker.wake()
+
+
+def _update_health(
+    conn: Connection, name: str, finished: list[tuple[RecordAttempt, FinishJob]]
+) -> None:
+    """Fold a webhook's outcomes, in order, into its health; disable it when it must be."""
+    row = _state_row(conn, name, finished[0][1].now)
+    state = row["state"]
+    failing_since: datetime | None = row["failing_since"]
+    failures: int = row["consecutive_failures"]
+    values: dict[str, Any] = {}
+    for hook, finish in finished:
+        now = finish.now
+        if hook.attempt.outcome is Outcome.DELIVERED:
+            values["last_success_at"] = now
+            failing_since, failures = None, 0
+            continue
+        failing_since = failing_since or now
+        failures += 1
+        values["last_failure_at"] = now
+        if state != "active":
+            continue
+        if hook.attempt.outcome is Outcome.GONE:
+            reason = "the receiver answered 410 Gone"
+        elif now - failing_since >= hook.health.disable_after:
+            reason = f"only failures since {failing_since.isoformat()} ({failures} attempts)"
+        else:
+            continue
+        hook.disable(conn, reason, failures, now)
+        state = "disabled"
+    values |= {"failing_since": failing_since, "consecutive_failures": failures}
+    conn.execute(update(webhook_state).where(webhook_state.c.name == name).values(values))

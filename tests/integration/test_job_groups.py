@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection, make_url
 
 from engine.clock import ManualClock
 from engine.config import DatabaseConfig
@@ -43,15 +42,11 @@ class Groups:
 
     async def add(self, *keys: str, group: str | None = "g", ordered: bool = False) -> None:
         now = self.clock.now()
+        new = [
+            NewJob("test", {"key": k}, k, 5, now, group_key=group, ordered=ordered) for k in keys
+        ]
         async with self.database.begin() as conn:
-            await insert_jobs(
-                conn,
-                [
-                    NewJob("test", {"key": k}, k, 5, now, group_key=group, ordered=ordered)
-                    for k in keys
-                ],
-                now,
-            )
+            await conn.run_sync(insert_jobs, new, now)
         self.waker.wake()
 
     def worker(self, handler: object) -> Worker:
@@ -124,7 +119,7 @@ async def test_a_held_group_keeps_its_jobs_pending_until_released(groups: Groups
     handler = Script(groups.clock, fail={})
     worker = groups.worker(handler)
     async with groups.database.begin() as conn:
-        await hold_group(conn, "g", "paused", groups.clock.now())
+        await conn.run_sync(hold_group, "g", "paused", groups.clock.now())
     worker.start()
     await groups.add("a", "b")
     await groups.add("free", group=None)
@@ -137,7 +132,7 @@ async def test_a_held_group_keeps_its_jobs_pending_until_released(groups: Groups
     assert held is not None and (held.state, held.attempts) == ("pending", 0)
 
     async with groups.database.begin() as conn:
-        await release_group(conn, "g")
+        await conn.run_sync(release_group, "g")
     groups.waker.wake()
     await until(lambda: len(handler.done) == 3, groups.clock, worker)
     await worker.stop(grace=1)
@@ -148,8 +143,8 @@ async def test_a_held_group_keeps_its_jobs_pending_until_released(groups: Groups
 
 async def test_holding_twice_keeps_one_hold_with_the_latest_reason(groups: Groups) -> None:
     async with groups.database.begin() as conn:
-        await hold_group(conn, "g", "paused", groups.clock.now())
-        await hold_group(conn, "g", "disabled", groups.clock.now())
+        await conn.run_sync(hold_group, "g", "paused", groups.clock.now())
+        await conn.run_sync(hold_group, "g", "disabled", groups.clock.now())
     async with groups.database.connect() as conn:
         rows = (await conn.execute(select(job_holds.c.group_key, job_holds.c.reason))).all()
     assert [tuple(row) for row in rows] == [("g", "disabled")]
@@ -160,7 +155,7 @@ class Recording:
     calls: list[tuple[str, bool]] = field(default_factory=list)
     commits: int = 0
 
-    async def apply(self, conn: AsyncConnection, finish: FinishJob, kept: bool) -> None:
+    def apply(self, conn: Connection, finish: FinishJob, kept: bool) -> None:
         self.calls.append((finish.outcome, kept))
 
     def committed(self) -> None:

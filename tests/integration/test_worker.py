@@ -32,10 +32,9 @@ class Harness:
 
     async def add(self, *keys: str, max_attempts: int = 5, kind: str = "test") -> None:
         now = self.clock.now()
+        new = [NewJob(kind, {"key": k}, k, max_attempts, now) for k in keys]
         async with self.database.begin() as conn:
-            await insert_jobs(
-                conn, [NewJob(kind, {"key": k}, k, max_attempts, now) for k in keys], now
-            )
+            await conn.run_sync(insert_jobs, new, now)
         self.waker.wake()
 
     def worker(self, handler: object, **options: object) -> Worker:

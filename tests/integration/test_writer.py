@@ -12,8 +12,7 @@ from typing import Self
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from sqlalchemy import insert, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection, make_url
 
 from engine.config import DatabaseConfig
 from engine.errors import StorageError
@@ -30,8 +29,8 @@ class AddVersion(BatchWrite[str]):
     version: str
 
     @classmethod
-    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[str]:
-        await conn.execute(
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[str]:
+        conn.execute(
             insert(rule_sets),
             [{"version": w.version, "applied_at": utc(), "files": [], "ir": {}} for w in writes],
         )
@@ -41,8 +40,8 @@ class AddVersion(BatchWrite[str]):
 @dataclass(frozen=True)
 class Explode(BatchWrite[None]):
     @classmethod
-    async def apply_all(cls, conn: AsyncConnection, writes: Sequence[Self]) -> list[None]:
-        await conn.execute(
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[None]:
+        conn.execute(
             text(
                 "INSERT INTO rule_sets (version, applied_at, files, ir) "
                 "VALUES ('half-written', '2026-01-01 00:00:00', '[]', '{}')"

@@ -38,7 +38,11 @@ def start_engine(
             **(env or {}),
         },
     )
-    process.wait_ready()
+    try:
+        process.wait_ready()
+    except BaseException:
+        process.kill()
+        raise
     return process
 
 
