@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl import compile_rules
+from dsl import DslError, compile_rules, parse
+from dsl.fmt import format_source
 
 ROOT = Path(__file__).parents[3]
 FILES = {p.name: p.read_text() for p in sorted((ROOT / "rules").glob("*.ownly"))}
@@ -47,6 +48,20 @@ def test_mutated_rules_give_diagnostics_not_exceptions(
     compilation = compile_rules([root], templates_dir=ROOT / "templates")
     # Either a rule set or the errors that explain why there is none.
     assert (compilation.rule_set is None) == bool(compilation.errors)
+    # Whatever parses formats idempotently, keeps its comments and its meaning.
+    for path in sorted(root.glob("*.ownly")):
+        text = path.read_text()
+        try:
+            formatted = format_source(text)
+        except DslError:
+            continue
+        assert format_source(formatted) == formatted
+        assert len(parse(formatted).comments) == len(parse(text).comments)
+        path.write_text(formatted)
+    if compilation.rule_set is not None:
+        again = compile_rules([root], templates_dir=ROOT / "templates").rule_set
+        assert again is not None
+        assert again.version == compilation.rule_set.version
 
 
 @pytest.mark.parametrize(
