@@ -7,6 +7,7 @@ and why; the HTTP layer decides what to store.
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from collections.abc import Mapping
@@ -66,16 +67,11 @@ class Rejection(Exception):
 
 
 def new_event_id() -> str:
-    """A time-ordered id (UUIDv7 layout): 48 bits of milliseconds, then randomness."""
+    """A time-ordered id (UUIDv7 layout): 48 bits of milliseconds, then 74 random bits."""
     millis = int(datetime.now(UTC).timestamp() * 1000)
-    rand = uuid.uuid4().int & ((1 << 74) - 1)
-    value = (
-        (millis << 80)
-        | (0x7 << 76)
-        | ((rand >> 62) << 64)
-        | (0b10 << 62)
-        | (rand & ((1 << 62) - 1))
-    )
+    rand = random.getrandbits(74)
+    rand_a, rand_b = rand >> 62, rand & ((1 << 62) - 1)
+    value = (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
     return "evt_" + str(uuid.UUID(int=value)).replace("-", "")
 
 

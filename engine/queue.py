@@ -45,6 +45,7 @@ __all__ = [
     "FinishJob",
     "Job",
     "JobState",
+    "Lease",
     "LeaseJobs",
     "NewJob",
     "hold_group",
@@ -131,8 +132,20 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
 
 
 @dataclass(frozen=True)
-class LeaseJobs(BatchWrite[list[Job]]):
-    """Lease up to ``limit`` due jobs to ``owner`` until ``now + lease``."""
+class Lease:
+    """Jobs leased to one owner, and when the next job not leased now is due."""
+
+    jobs: list[Job]
+    next_due: datetime | None
+
+
+@dataclass(frozen=True)
+class LeaseJobs(BatchWrite[Lease]):
+    """Lease up to ``limit`` due jobs to ``owner`` until ``now + lease``.
+
+    The answer also says when the next job is due, read in the same
+    transaction, so an idle worker knows how long to nap without another query.
+    """
 
     owner: str
     limit: int
@@ -140,7 +153,7 @@ class LeaseJobs(BatchWrite[list[Job]]):
     lease: timedelta
 
     @classmethod
-    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[list[Job]]:
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[Lease]:
         results = []
         for write in writes:
             _expire_leases(conn, write.now)
@@ -164,7 +177,7 @@ class LeaseJobs(BatchWrite[list[Job]]):
                 .returning(*jobs.c)
             )
             leased = sorted((Job.from_row(row) for row in rows), key=lambda j: (j.due_at, j.id))
-            results.append(leased)
+            results.append(Lease(leased, _next_due(conn)))
         return results
 
 
@@ -317,12 +330,13 @@ def _apply_hooks(conn: Connection, finished: list[tuple[FinishJob, bool]]) -> No
 async def next_due(database: Database, now: datetime) -> datetime | None:
     """When the next leasable job is due (the past when one is waiting), or None."""
     async with database.connect() as conn:
-        pending = await conn.scalar(
-            select(jobs.c.due_at).where(leasable()).order_by(jobs.c.due_at).limit(1)
-        )
-        expiry = await conn.scalar(
-            select(func.min(jobs.c.lease_expires_at)).where(jobs.c.state == "running")
-        )
+        due: datetime | None = await conn.run_sync(_next_due)
+    return due
+
+
+def _next_due(conn: Connection) -> datetime | None:
+    pending = conn.scalar(select(jobs.c.due_at).where(leasable()).order_by(jobs.c.due_at).limit(1))
+    expiry = conn.scalar(select(func.min(jobs.c.lease_expires_at)).where(jobs.c.state == "running"))
     candidates = [at for at in (pending, expiry) if at is not None]
     return min(candidates) if candidates else None
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import signal
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -66,8 +66,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
-    body = request.app[ENGINE].metrics.render()
+    engine = request.app[ENGINE]
+    await engine.refresh_gauges()
+    body = engine.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _new_request_id() -> str:
+    return f"{random.getrandbits(128):032x}"
 
 
 @web.middleware
@@ -96,7 +102,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     """Give each request an id, log it once, and count it."""
     engine = request.app[ENGINE]
     offered = request.headers.get("X-Request-Id", "")
-    request_id = offered if _SAFE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+    request_id = offered if _SAFE_REQUEST_ID.match(offered) else _new_request_id()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from engine.clock import Clock
 from engine.logs import Logger
-from engine.queue import FinishHook, FinishJob, Job, LeaseJobs, next_due
+from engine.queue import FinishHook, FinishJob, Job, LeaseJobs
 from engine.storage import Database
 from engine.writer import Writer
 
@@ -180,41 +180,35 @@ class Worker:
     async def _loop(self) -> None:
         while not self._stopping:
             try:
-                if await self._lease_due():
-                    continue
-                nap = await self._nap_seconds()
+                nap = await self._lease_due()
             except Exception as exc:  # the database is unwell: keep trying, do not die
                 self._logger.error("worker.lease_failed", error=str(exc))
                 nap = self._poll_interval
-            await self._waker.nap(self._clock, nap)
+            if nap is not None:
+                await self._waker.nap(self._clock, nap)
 
-    async def _lease_due(self) -> int:
+    async def _lease_due(self) -> float | None:
+        """Lease what is due; answer how long to nap, or None to lease again at once."""
         room = min(self._concurrency - len(self._running), self._batch)
         if room <= 0:
-            return 0
+            return self._poll_interval  # a finishing job wakes the loop
         now = self._clock.now()
-        due = await next_due(self._database, now)
-        if due is None or due > now:
-            return 0
-        jobs = await self._writer.submit(LeaseJobs(self.owner, room, now, self._lease))
-        for job in jobs:
+        lease = await self._writer.submit(LeaseJobs(self.owner, room, now, self._lease))
+        for job in lease.jobs:
             task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
             self._running[task] = job
             task.add_done_callback(self._finished)
-        return len(jobs)
+        if len(lease.jobs) == room:
+            return None  # there may be more
+        if lease.next_due is None:
+            return self._poll_interval
+        wait = (lease.next_due - self._clock.now()).total_seconds()
+        return min(self._poll_interval, max(0.0, wait))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
         if not self._stopping:
             self._waker.wake()
-
-    async def _nap_seconds(self) -> float:
-        if len(self._running) >= self._concurrency:
-            return self._poll_interval
-        due = await next_due(self._database, self._clock.now())
-        if due is None:
-            return self._poll_interval
-        return max(0.0, min(self._poll_interval, (due - self._clock.now()).total_seconds()))
 
     async def _execute(self, job: Job) -> None:
         handler = self._handlers.get(job.kind)

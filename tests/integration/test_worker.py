@@ -218,11 +218,14 @@ async def test_an_expired_lease_returns_the_job_and_fences_the_old_owner(
 ) -> None:
     await harness.add("a")
     now = harness.clock.now()
-    (first,) = await harness.writer.submit(LeaseJobs("dead", 10, now, timedelta(seconds=30)))
-    assert await harness.writer.submit(LeaseJobs("other", 10, now, timedelta(seconds=30))) == []
+    (first,) = (await harness.writer.submit(LeaseJobs("dead", 10, now, timedelta(seconds=30)))).jobs
+    none = await harness.writer.submit(LeaseJobs("other", 10, now, timedelta(seconds=30)))
+    assert none.jobs == []
+    assert none.next_due == now + timedelta(seconds=30), "the lease's expiry is next"
     harness.clock.advance(31)
     later = harness.clock.now()
-    (again,) = await harness.writer.submit(LeaseJobs("alive", 10, later, timedelta(seconds=30)))
+    lease = await harness.writer.submit(LeaseJobs("alive", 10, later, timedelta(seconds=30)))
+    (again,) = lease.jobs
     assert (again.id, again.attempts, again.lease_owner) == (first.id, 2, "alive")
     assert not await harness.writer.submit(FinishJob(first.id, "dead", "succeeded", later))
     assert await harness.writer.submit(FinishJob(first.id, "alive", "succeeded", later))
