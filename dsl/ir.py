@@ -9,11 +9,20 @@ version hash so that moving a definition is not a new version.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 __all__ = [
+    "VERSION_CONTEXT",
     "ActionStep",
     "Arg",
     "Branch",
@@ -51,15 +60,29 @@ __all__ = [
 ]
 
 
+# Serialisation context key: dump the IR as the text its version is the hash of.
+VERSION_CONTEXT = "version"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Source(_Model):
-    """The file and line where a definition is written."""
+    """The file and line where a definition is written.
+
+    Serialised as null when the context asks for the version text, so that
+    moving a definition does not change the version.
+    """
 
     file: str
     line: int
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        if isinstance(info.context, dict) and info.context.get(VERSION_CONTEXT):
+            return None
+        return handler(self)
 
 
 class EnvRef(_Model):

@@ -6,7 +6,6 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -18,18 +17,12 @@ from dsl.parser import parse_expression
 __all__ = ["RuleSet", "version_of"]
 
 
-def _strip_sources(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_sources(v) for k, v in value.items() if k != "source"}
-    if isinstance(value, list):
-        return [_strip_sources(v) for v in value]
-    return value
-
-
 def version_of(rules: ir.RuleSetIR) -> str:
-    """sha256 of the canonical JSON of the IR (template file digests included, sources not)."""
-    data = _strip_sources(rules.model_dump(mode="json"))
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """sha256 of the IR's JSON (template file digests included, sources left out).
+
+    Field order is fixed by the models, so the JSON text is canonical.
+    """
+    text = rules.model_dump_json(context={ir.VERSION_CONTEXT: True})
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
