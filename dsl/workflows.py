@@ -24,6 +24,8 @@ class _Workflow:
         self.low = low
         self.node = node
         self.step_names: dict[str, int] = {}
+        # Event types the workflow can start on; None once a trigger is not an event.
+        self.event_types: list[str] | None = []
 
     # ---- triggers and options
 
@@ -97,10 +99,13 @@ class _Workflow:
                 merged = object_of((), open=True)
                 break
             merged = t if merged is None else _join_data(merged, t)
-        return self.low.catalog.envelope([], merged or object_of((), open=True))
+        types = list(dict.fromkeys(self.event_types)) if self.event_types else []
+        return self.low.catalog.envelope(types, merged or object_of((), open=True))
 
     def trigger(self, stmt: ast.WorkflowStmt) -> tuple[ir.Trigger | None, Type]:
         low = self.low
+        if not isinstance(stmt, ast.OnEvent):
+            self.event_types = None
         if isinstance(stmt, ast.OnManual):
             return ir.Trigger(kind="manual"), ANY
         if isinstance(stmt, ast.OnSchedule):
@@ -130,6 +135,8 @@ class _Workflow:
         assert isinstance(stmt, ast.OnEvent)
         patterns = low.patterns(stmt.patterns)
         types = low.event_types(patterns)
+        if self.event_types is not None:
+            self.event_types.extend(types)
         data = low.catalog.data_type(types, "events " + ", ".join(p for p, _ in patterns))
         if len(patterns) == 1 and "*" not in patterns[0][0]:
             data = low.catalog.data_type(types, f"event {patterns[0][0]}")
