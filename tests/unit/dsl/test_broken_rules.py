@@ -191,6 +191,13 @@ CASES = [
         5,
         8,
     ),
+    (
+        workflow('  if event.type == "investment.creatd" {\n    fail\n  }'),
+        "E023",
+        '"investment.creatd" is not a value',
+        3,
+        20,
+    ),
     # ---- templates
     (
         workflow('  send_email receipt to event.data.investor.email { name: "x", amout: 1 }'),
