@@ -100,7 +100,7 @@ def compile_rules(
         except RuleSyntaxError as exc:
             diagnostics.append(exc.diagnostic)
             with contextlib.suppress(OSError, UnicodeDecodeError):
-                sources[exc.diagnostic.span.file] = path.read_text(encoding="utf-8")
+                sources[exc.diagnostic.span.file] = path.read_text(encoding="utf-8-sig")
             continue
         modules.append(module)
         sources[module.file] = text

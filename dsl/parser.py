@@ -65,7 +65,7 @@ def parse_file(
     """Read and parse a rule file; returns the module and its text."""
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         span = ast.Span(name, 1, 1, 1, 2)
         raise RuleSyntaxError(Diagnostic("E004", f"cannot read file: {exc}", span)) from exc

@@ -127,7 +127,7 @@ def fmt(paths: tuple[Path, ...], check_only: bool) -> None:
     """Format rule files in the one canonical layout."""
     failed = False
     for path in rule_files(_paths(paths)):
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
         try:
             formatted = format_source(text, str(path))
         except DslError as exc:

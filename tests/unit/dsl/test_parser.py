@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from dsl import DslError, ParseCache, RuleSyntaxError, ast, parse, parse_expression
 from dsl.grammar import lark_parser
+from dsl.parser import parse_file
 
 
 def test_nodes_carry_spans() -> None:
@@ -117,3 +119,11 @@ def test_parse_cache_reuses_unchanged_files_only() -> None:
     assert cache.parse("const a = 1\n", "a.ownly") is first
     assert cache.parse("const a = 2\n", "a.ownly") is not first
     assert cache.parse("const a = 1\n", "b.ownly").file == "b.ownly"
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "bom.ownly"
+    path.write_bytes("\ufeffconst a = 1\n".encode())
+    module, text = parse_file(path)
+    assert text == "const a = 1\n"
+    assert isinstance(module.definitions[0], ast.ConstDef)
