@@ -11,6 +11,7 @@ from typing import TextIO
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import func, select
 
 from connectors.ssrf import guarded_session
 from connectors.webhook import WebhookSender
@@ -26,6 +27,7 @@ from engine.logs import Logger, make_logger
 from engine.metrics import Metrics
 from engine.migrate import migrate, migration_status
 from engine.reload import ReloadOutcome, Rules, RulesError
+from engine.schema import jobs, webhook_state
 from engine.storage import Database
 from engine.version import VERSION
 from engine.webhook_state import Health
@@ -67,9 +69,10 @@ class Engine:
                 settings.state_dir, environ, base_url=f"http://{host}:{server.port}", logger=logger
             ).fill
         self.waker = Waker()
+        self.planner = WebhookPlanner(clock)
         self.bus = Bus(
             self.rules,
-            {WEBHOOK: WebhookPlanner(clock)},
+            {WEBHOOK: self.planner},
             clock=clock,
             waker=self.waker,
             env=environ,
@@ -180,6 +183,27 @@ class Engine:
             poll_interval=queue.poll_interval,
         )
         self.worker.start()
+
+    async def refresh_gauges(self) -> None:
+        """Read what the gauges show (queue depth, disabled webhooks) from the database."""
+        try:
+            async with self.database.translate_errors(), self.database.connect() as conn:
+                depth = (
+                    await conn.execute(
+                        select(jobs.c.kind, func.count())
+                        .where(jobs.c.state == "pending")
+                        .group_by(jobs.c.kind)
+                    )
+                ).all()
+                disabled = await conn.scalar(
+                    select(func.count()).where(webhook_state.c.state == "disabled")
+                )
+        except StorageError:
+            return
+        self.metrics.queue_depth.clear()
+        for kind, count in depth:
+            self.metrics.queue_depth.labels(kind).set(count)
+        self.metrics.webhooks_disabled.set(disabled or 0)
 
     async def _migrate(self) -> None:
         status = await migration_status(self.database)

@@ -26,6 +26,7 @@ from engine.rules_cli import check, fmt, simulate
 from engine.server import serve
 from engine.storage import Database
 from engine.version import VERSION
+from engine.webhooks_cli import webhooks
 
 __all__ = ["main"]
 
@@ -145,5 +146,5 @@ def version() -> None:
     click.echo(f"ownly {VERSION}")
 
 
-for _command in (check, fmt, simulate):
+for _command in (check, fmt, simulate, webhooks):
     main.add_command(_command)

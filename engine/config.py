@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "OWNLY_"
+CLIENT_KEY_ENV = "OWNLY_API_KEY"  # the key `ownly webhooks ...` sends; not an [api] override
 Scope = Literal[
     "admin",
     "events:read",
@@ -336,7 +337,7 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str], origins:
     }
     sections = Config.model_fields
     for variable in sorted(environ):
-        if not variable.startswith(ENV_PREFIX) or variable in key_envs:
+        if not variable.startswith(ENV_PREFIX) or variable in key_envs | {CLIENT_KEY_ENV}:
             continue
         rest = variable[len(ENV_PREFIX) :].lower()
         section = next((name for name in sections if rest.startswith(name + "_")), None)

@@ -52,7 +52,11 @@ class WebhookPlanner:
         self._clock = clock
 
     def plan(self, rules: RuleSet, subscription: Subscription, event: StoredEvent) -> NewJob:
-        webhook = rules.webhooks[subscription.name]
+        return self.delivery(rules, subscription.name, event)
+
+    def delivery(self, rules: RuleSet, name: str, event: StoredEvent) -> NewJob:
+        """The delivery of ``event`` to the webhook ``name`` of ``rules``."""
+        webhook = rules.webhooks[name]
         definition = webhook.model_dump(mode="json", exclude={"source", "description", "when"})
         return NewJob(
             kind=KIND,
