@@ -50,6 +50,7 @@ webhook bench {
   url     = env("SINK_URL")
   secret  = env("SINK_SECRET")
   events  = [investment.created]
+  when      event.type != env("BENCH_TYPE", "none")
   timeout   5s
 }
 """
@@ -148,6 +149,16 @@ def main() -> None:
                         "SINK_SECRET": "whsec_" + "a" * 44,
                     },
                 ),
+                "(b') Ownly, the same, but the webhook's `when` is false: no job": (
+                    [python, "-m", "engine", "run"],
+                    {
+                        "OWNLY_SERVER_PORT": "{port}",
+                        "BENCH_KEY": KEY,
+                        "SINK_URL": f"http://127.0.0.1:{sink_port}/hook",
+                        "SINK_SECRET": "whsec_" + "a" * 44,
+                        "BENCH_TYPE": "investment.created",
+                    },
+                ),
                 "(c) naive: one SQLAlchemy transaction per event": (
                     [python, servers, "naive", "{port}", str(work / "naive.db")],
                     {},
@@ -158,6 +169,8 @@ def main() -> None:
                 port = free_port()
                 args = [part.replace("{port}", str(port)) for part in command]
                 environ = {k: v.replace("{port}", str(port)) for k, v in env.items()}
+                # A fresh database per case: no case inherits another's backlog.
+                environ["OWNLY_DATABASE_URL"] = f"sqlite:///{work}/case-{port}.db"
                 server = start(args, work, environ)
                 try:
                     wait_up(f"http://127.0.0.1:{port}")
