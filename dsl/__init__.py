@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dsl.checker import Compilation, compile_rules, rule_files
 from dsl.diagnostics import Diagnostic, Severity, render_json, render_text
-from dsl.errors import DslError, EvaluationError, RuleCompileError, RuleSyntaxError
+from dsl.errors import DslError, RuleCompileError, RuleSyntaxError
 from dsl.evaluate import Context, Evaluator, compile_expr, truthy
 from dsl.matcher import Subscription
 from dsl.parser import ParseCache, parse, parse_expression
@@ -20,7 +20,6 @@ __all__ = [
     "Context",
     "Diagnostic",
     "DslError",
-    "EvaluationError",
     "Evaluator",
     "ParseCache",
     "RenderedEmail",

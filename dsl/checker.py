@@ -13,7 +13,7 @@ from dsl import ast, ir
 from dsl.blocks import lower_hook, lower_template, lower_webhook
 from dsl.catalog import build_catalog
 from dsl.diagnostics import Diagnostic, Severity, render_json, render_text, sort_diagnostics
-from dsl.errors import RuleSyntaxError
+from dsl.errors import RuleCompileError, RuleSyntaxError
 from dsl.expr import FUNCTIONS
 from dsl.lowering import Definitions, Lowering
 from dsl.parser import ParseCache, parse_file
@@ -46,6 +46,16 @@ class Compilation:
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
+
+    def require(self) -> RuleSet:
+        """The rule set.
+
+        Raises:
+            RuleCompileError: the rule files have errors; it carries all diagnostics.
+        """
+        if self.rule_set is None:
+            raise RuleCompileError(self.errors)
+        return self.rule_set
 
     def render(self, fmt: str = "text") -> str:
         """The diagnostics as compiler-style text or as JSON."""

@@ -4,8 +4,9 @@ Everything the language raises derives from `DslError`::
 
     DslError
     ├── RuleSyntaxError      a file does not parse (carries its Diagnostic)
-    ├── RuleCompileError     a rule set has errors (carries all Diagnostics)
-    └── EvaluationError      a compiled expression was given an unusable context
+    └── RuleCompileError     a rule set has errors (carries all Diagnostics)
+
+Compiled expressions raise nothing: evaluation is total.
 
 Diagnostics are the normal way to report problems in rule files; these
 exceptions exist for callers that want to stop at the first problem.
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dsl.diagnostics import Diagnostic
 
-__all__ = ["DslError", "EvaluationError", "RuleCompileError", "RuleSyntaxError"]
+__all__ = ["DslError", "RuleCompileError", "RuleSyntaxError"]
 
 
 class DslError(Exception):
@@ -43,7 +44,3 @@ class RuleCompileError(DslError):
         first = diagnostics[0].headline() if diagnostics else None
         super().__init__(first)
         self.diagnostics = diagnostics
-
-
-class EvaluationError(DslError):
-    """A compiled expression was evaluated with an unusable context."""

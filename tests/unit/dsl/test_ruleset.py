@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dsl import Context, RuleSet, compile_rules, ir
+from dsl import Context, RuleCompileError, RuleSet, compile_rules, ir
 from tests.unit.dsl.conftest import Rules
 
 WEBHOOK = """\
@@ -131,3 +131,11 @@ def test_models_are_immutable(rules: Rules) -> None:
         webhook.timeout_seconds = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
         rule_set.webhooks["other"] = webhook  # type: ignore[index]
+
+
+def test_require_returns_the_rule_set_or_raises_with_every_error(rules: Rules) -> None:
+    assert rules.compile(WEBHOOK).require().webhooks["crm"].name == "crm"
+    broken = rules.compile(WEBHOOK.replace("investment.*", "nope.x").replace("15s", "5m"))
+    with pytest.raises(RuleCompileError) as caught:
+        broken.require()
+    assert [d.code for d in caught.value.diagnostics] == ["E011", "E043"]
