@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.dsl.conftest import Rules
+from tests.unit.dsl.support import Rules
 
 
 def webhook(body: str) -> str:

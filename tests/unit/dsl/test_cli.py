@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.rules_cli import check, fmt, simulate
-from tests.unit.dsl.conftest import Rules
+from tests.unit.dsl.support import Rules
 
 ROOT = Path(__file__).parents[3]
 HEAD = 'webhook w {\n  url = "https://a.example.com"\n  secret = env("S")\n'

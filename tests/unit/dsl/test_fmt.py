@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from dsl import parse
 from dsl.fmt import format_source
-from tests.unit.dsl.conftest import Rules
+from tests.unit.dsl.support import Rules
 
 RULES_DIR = Path(__file__).parents[3] / "rules"
 

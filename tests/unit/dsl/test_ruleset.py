@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from dsl import Context, RuleCompileError, RuleSet, compile_rules, ir
-from tests.unit.dsl.conftest import Rules
+from tests.unit.dsl.support import Rules
 
 WEBHOOK = """\
 # CRM gets the large ones

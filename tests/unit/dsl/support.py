@@ -1,0 +1,82 @@
+"""A small catalog, templates and a helper to compile rule text against them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dsl import Compilation, compile_rules
+
+BASE_RULES = """\
+event investment.created {
+  investment_id: string
+  user_id:       string
+  amount:        decimal
+  currency:      string = "usd"
+  status:        "pending" | "active"
+  investor:      { email: email, name: string }
+  deal:          { id: string, name: string }
+  note?:         string
+  created_at:    timestamp
+}
+
+event investment.cancelled {
+  investment_id: string
+  reason?:       string
+}
+
+event deal.funded {
+  deal_id:       string
+  name:          string
+  amount_raised: decimal
+}
+
+event transaction.completed {
+  transaction_id: string
+  user_id:        string
+  amount:         decimal
+}
+
+template receipt {
+  subject   = "Hi {{ name }}"
+  html      = "receipt.html"
+  variables = ["name", "amount"]
+}
+
+webhook ops {
+  url    = "https://ops.example.com/hook"
+  secret = env("OPS_SECRET")
+  events = [deal.funded]
+}
+
+hook docusign {
+  secret = env("DOCUSIGN_SECRET")
+}
+"""
+
+TEMPLATES = {
+    "receipt.html": "<p>{{ name }} paid {{ amount }}</p>",
+    "bad.html": "<p>{% if %}</p>",
+    "bad_filter.html": "<p>\n{{ name | shout }}</p>",
+    "undeclared.html": "<p>{{ nme }}</p>",
+    "layout.html": "<html>{{ content }}</html>",
+    "samples/receipt.json": '{"name": "Ada", "amount": "10.00"}',
+}
+
+
+class Rules:
+    """Compile rule text (as `case.ownly`) together with the base catalog."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.templates = root / "templates"
+        for name, text in TEMPLATES.items():
+            path = self.templates / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        (root / "base.ownly").write_text(BASE_RULES)
+
+    def compile(self, text: str, *, base: bool = True) -> Compilation:
+        case = self.root / "case.ownly"
+        case.write_text(text)
+        paths = [self.root / "base.ownly", case] if base else [case]
+        return compile_rules(paths, templates_dir=self.templates)
