@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -19,7 +20,8 @@ class Received:
     at: float
 
 
-Answer = Callable[[Received, int], web.StreamResponse]  # (request, nth arrival) -> response
+# (request, nth arrival) -> the response, or a coroutine that answers it later
+Answer = Callable[[Received, int], web.StreamResponse | Awaitable[web.StreamResponse]]
 
 
 def ok(request: Received, nth: int) -> web.StreamResponse:
@@ -88,4 +90,5 @@ class Receiver:
         with self._lock:
             self.received.append(received)
             nth = len(self.received)
-        return self.answer(received, nth)
+        answer = self.answer(received, nth)
+        return await answer if inspect.isawaitable(answer) else answer
