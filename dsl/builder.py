@@ -69,10 +69,6 @@ _VALUE_TOKENS = frozenset({"NAME", "STRING", "INT", "DECIMAL", "DURATION", "OPTI
 _RAW_RULES = frozenset({"comp_op", "add_op", "mul_op"})
 
 
-def _punctuation(child: object) -> bool:
-    return isinstance(child, Token) and child.type not in _VALUE_TOKENS
-
-
 def _start(child: object) -> tuple[int, int] | None:
     if isinstance(child, Token):
         return None if child.type == "_NL" else (child.line or 1, child.column or 1)
@@ -117,23 +113,39 @@ class Builder(Transformer[Token, Any]):
 
     def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
         children = tree.children if new_children is None else new_children
-        method = getattr(self, tree.data)
+        raw = tree.data in _RAW_RULES
+        kept: list[Any] = []
+        depth = 0
+        depths = self._depth
+        for child in children:
+            if isinstance(child, Token):
+                if raw or child.type in _VALUE_TOKENS:
+                    kept.append(child)
+            else:
+                kept.append(child)
+                depth = max(depth, depths.get(id(child), 0))
         span = self._span_of(children)
-        if tree.data not in _RAW_RULES:
-            children = [c for c in children if not _punctuation(c)]
-        result = method(span, children)
+        result = getattr(self, tree.data)(span, children if raw else kept)
         # Every later stage recurses over the tree, and so does evaluation at
         # run time: bounding the depth here keeps all of them within the stack.
-        depth = 1 + max((self._depth.get(id(c), 0) for c in children), default=0)
-        if depth > MAX_NESTING:
+        if depth >= MAX_NESTING:
             raise NestingError(span)
-        self._depth[id(result)] = depth
+        depths[id(result)] = depth + 1
         return result
 
     def _span_of(self, children: list[Any]) -> ast.Span:
-        start = next((p for p in map(_start, children) if p is not None), (1, 1))
-        end = next((p for p in map(_end, reversed(children)) if p is not None), start)
-        return ast.Span(self.file, start[0], start[1], end[0], end[1])
+        start = end = None
+        for child in children:
+            start = _start(child)
+            if start is not None:
+                break
+        for child in reversed(children):
+            end = _end(child)
+            if end is not None:
+                break
+        first = start or (1, 1)
+        last = end or first
+        return ast.Span(self.file, first[0], first[1], last[0], last[1])
 
     def _tok(self, token: Token) -> ast.Span:
         return token_span(self.file, token)
