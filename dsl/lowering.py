@@ -153,7 +153,7 @@ class Lowering:
     ) -> tuple[str, Type]:
         """Inline, type-check and register an expression; returns its canonical text."""
         inlined = self.inline(expr, frozenset(scope.names))
-        if any(_is_poisoned(node) for node in walk(inlined)):
+        if self.defs.consts and any(_is_poisoned(node) for node in walk(inlined)):
             return canonical(inlined), ERROR  # already reported, nothing more to say
         t = check_expr(inlined, scope, self.report)
         if want is BOOL and t.kind not in ("bool", "any", "error"):
