@@ -22,7 +22,7 @@ import watchfiles
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from dsl import Compilation, RuleSet, compile_rules, rule_files
+from dsl import Compilation, ParseCache, RuleSet, compile_rules, rule_files
 from engine.clock import Clock
 from engine.errors import OwnlyError
 from engine.logs import Logger
@@ -105,6 +105,8 @@ class Rules:
     current: Applied | None = None
     last_failure: ReloadOutcome | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Parsed files by content: a reload re-parses only the files that changed.
+    _parsed: ParseCache = field(default_factory=ParseCache)
 
     def rule_set(self) -> RuleSet | None:
         return self.current.rule_set if self.current is not None else None
@@ -152,7 +154,9 @@ class Rules:
                 self.logger.error("rules.reload_crashed", error=str(exc))
 
     def _compile(self, env: Mapping[str, str] | None) -> Compilation:
-        return compile_rules(self.paths, templates_dir=self.templates_dir, env=env)
+        return compile_rules(
+            self.paths, templates_dir=self.templates_dir, env=env, cache=self._parsed
+        )
 
     def _failed(self, compilation: Compilation, now: datetime, reason: str) -> ReloadOutcome:
         outcome = ReloadOutcome(
