@@ -201,6 +201,7 @@ class Engine:
         except StorageError:
             return
         self.metrics.queue_depth.clear()
+        self.metrics.queue_depth.labels(WEBHOOK).set(0)
         for kind, count in depth:
             self.metrics.queue_depth.labels(kind).set(count)
         self.metrics.webhooks_disabled.set(disabled or 0)

@@ -192,6 +192,8 @@ def test_pause_holds_deliveries_across_a_restart_and_activate_releases(
         api.post("/api/events", json=investment("evt_held"))
     time.sleep(1.0)
     assert receiver.snapshot() == []
+    metrics = httpx.get(engine.url + "/metrics").text
+    assert 'ownly_queue_depth{kind="webhook"} 1.0' in metrics, "held, not dropped"
     assert engine.stop() == 0
     again = EngineProcess(tmp_path, env=_env(receiver))
     try:
@@ -328,3 +330,4 @@ def test_metrics_count_deliveries_and_show_the_queue(
     assert 'ownly_webhook_attempts_total{outcome="delivered"} 1.0' in text
     assert "ownly_webhook_attempt_seconds_count 1.0" in text
     assert "ownly_webhooks_disabled 0.0" in text
+    assert 'ownly_queue_depth{kind="webhook"} 0.0' in text

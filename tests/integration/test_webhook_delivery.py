@@ -13,6 +13,7 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from tests.support.inprocess import (
+    SECOND_SECRET,
     SECRET,
     attempts_of,
     delivery_jobs,
@@ -163,3 +164,24 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(tmp_path: Path) -> No
     assert [a.outcome for a in attempts] == ["redirect", "delivered"]
     assert attempts[0].status == 302
     assert [r.path for r in receiver.snapshot()] == ["/hooks", "/hooks"]
+
+
+async def test_during_a_rotation_both_secrets_sign_and_each_verifies_alone(
+    tmp_path: Path,
+) -> None:
+    rules = webhook().replace(
+        'secret = env("RECEIVER_SECRET")',
+        'secret = [env("RECEIVER_SECRET"), env("SECOND_SECRET", "")]',
+    )
+    with Receiver() as receiver:
+        env = {"RECEIVER_URL": receiver.url + "/hooks", "SECOND_SECRET": SECOND_SECRET}
+        async with running_engine(tmp_path, rules, env) as engine:
+            await send(engine, "evt_rotate")
+            await drive(engine, lambda: len(receiver.snapshot()) == 1)
+    (request,) = receiver.snapshot()
+    signatures = request.headers["webhook-signature"].split(" ")
+    stamp = datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), UTC)
+    for secret in (SECRET, SECOND_SECRET):
+        expected = Webhook(secret).sign(request.headers["webhook-id"], stamp, request.body.decode())
+        assert expected in signatures
+    assert len(signatures) == 2

@@ -30,14 +30,27 @@ class Switch:
         self.up = False
 
     def __call__(self, request: Received, nth: int) -> web.Response:
-        return web.Response(status=200 if self.up else 500)
+        return web.Response(status=200 if self.up or request.path == "/alerts" else 500)
+
+
+def hooks(receiver: Receiver) -> list[Received]:
+    return [r for r in receiver.snapshot() if r.path == "/hooks"]
+
+
+ALERTS = """
+webhook alerts {
+  url = env("ALERTS_URL")
+  secret = env("RECEIVER_SECRET")
+  events = [webhook.disabled]
+}
+"""
 
 
 async def test_a_run_of_failures_disables_holds_and_activate_releases(tmp_path: Path) -> None:
     switch = Switch()
-    rules = webhook(body="  retry 50 times, every 10s\n")
+    rules = webhook(body="  retry 50 times, every 10s\n") + ALERTS
     with Receiver(switch) as receiver:
-        env = {"RECEIVER_URL": receiver.url + "/hooks"}
+        env = {"RECEIVER_URL": receiver.url + "/hooks", "ALERTS_URL": receiver.url + "/alerts"}
         async with running_engine(tmp_path, rules, env, 'disable_after = "60s"\n') as engine:
             await send(engine, "evt_a")
 
@@ -45,20 +58,22 @@ async def test_a_run_of_failures_disables_holds_and_activate_releases(tmp_path: 
                 return (await stats_of(engine)).state == "disabled"
 
             await drive(engine, disabled)
+            await drive(engine, lambda: any(r.path == "/alerts" for r in receiver.snapshot()))
             await settle(engine)
-            tried = len(receiver.snapshot())
+            (alert,) = [r for r in receiver.snapshot() if r.path == "/alerts"]
+            tried = len(hooks(receiver))
             stats = await stats_of(engine)
             (event,) = await events_of_type(engine, "webhook.disabled")
 
             await send(engine, "evt_b")
             await idle_for(engine, 600)
             held = await delivery_jobs(engine)
-            assert len(receiver.snapshot()) == tried, "nothing leaves a disabled webhook"
+            assert len(hooks(receiver)) == tried, "nothing leaves a disabled webhook"
 
             switch.up = True
             await engine.writer.submit(SetState("receiver", "active", None, engine.clock.now()))
             engine.waker.wake()
-            await drive(engine, lambda: len(receiver.snapshot()) == tried + 2)
+            await drive(engine, lambda: len(hooks(receiver)) == tried + 2)
             await settle(engine)
             after = await delivery_jobs(engine)
             active = await stats_of(engine)
@@ -68,13 +83,14 @@ async def test_a_run_of_failures_disables_holds_and_activate_releases(tmp_path: 
     assert stats.reason is not None and stats.reason.startswith("only failures since")
     assert event.data["webhook"] == "receiver"
     assert event.data["consecutive_failures"] == tried
+    assert json.loads(alert.body)["data"] == event.data, "rules react to webhook.disabled"
     webhook_jobs = [j for j in held if j.kind == "webhook" and j.payload["webhook"] == "receiver"]
     assert [(j.event_id, j.state) for j in webhook_jobs] == [
         ("evt_a", "pending"),
         ("evt_b", "pending"),
     ]
     assert webhook_jobs[1].attempts == 0
-    delivered = [json.loads(r.body)["id"] for r in receiver.snapshot()[tried:]]
+    delivered = [json.loads(r.body)["id"] for r in hooks(receiver)[tried:]]
     assert sorted(delivered) == ["evt_a", "evt_b"]
     assert [j.state for j in after if j.payload.get("webhook") == "receiver"] == [
         "succeeded",
