@@ -122,3 +122,27 @@ def test_an_unreachable_engine_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: cannot reach the engine at http://127.0.0.1:9")
+
+
+def test_in_development_the_address_and_key_come_from_the_project(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    write_project(tmp_path, extra_toml='[webhooks]\nallow_networks = ["127.0.0.0/8"]\n')
+    install_catalog(tmp_path, webhooks=ONE_ATTEMPT)
+    env = {"RECEIVER_URL": receiver.url + "/hooks", "RECEIVER_SECRET": SECRET}
+    process = EngineProcess(tmp_path, env=env)
+    try:
+        process.wait_ready()
+        done = ownly(
+            "webhooks",
+            "test",
+            "receiver",
+            cwd=tmp_path,
+            env={**env, "OWNLY_SERVER_PORT": str(process.port)},
+        )
+    finally:
+        process.kill()
+    assert done.returncode == 0, done.stderr
+    assert ": delivered (200)" in done.stdout
+    (arrived,) = receiver.snapshot()
+    assert arrived.headers["X-Event-Type"] == "webhook.test"
