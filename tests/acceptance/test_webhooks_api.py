@@ -245,7 +245,8 @@ def test_a_failed_delivery_is_retried_on_request_with_the_same_webhook_id(
         (failed,) = until(lambda: deliveries(api, state="failed"))
         receiver.answer = lambda request, nth: web.Response(status=200)
         retried = api.post(f"/api/webhooks/receiver/deliveries/{failed['id']}/retry")
-        shown = api.get(f"/api/webhooks/receiver/deliveries/{failed['id']}").json()
+        shown_answer = api.get(f"/api/webhooks/receiver/deliveries/{failed['id']}")
+        shown = shown_answer.json()
     assert retried.status_code == 200, retried.text
     assert retried.json()["attempt"]["outcome"] == "delivered"
     assert retried.json()["attempt_number"] == 3
@@ -258,6 +259,8 @@ def test_a_failed_delivery_is_retried_on_request_with_the_same_webhook_id(
     assert [a["status"] for a in shown["attempts"]] == [500, 500, 200]
     assert shown["attempts"][0]["response_body"] == "down"
     assert shown["payload"]["id"] == "evt_fail"
+    assert SECRET.removeprefix("whsec_") not in shown_answer.text
+    assert arrivals[0].headers["webhook-signature"] not in shown_answer.text, "no request headers"
 
 
 def test_recover_requeues_failed_deliveries_in_the_window(
