@@ -191,7 +191,7 @@ class Engine:
                 depth = (
                     await conn.execute(
                         select(jobs.c.kind, func.count())
-                        .where(jobs.c.state == "pending")
+                        .where(jobs.c.state.in_(("pending", "held")))
                         .group_by(jobs.c.kind)
                     )
                 ).all()

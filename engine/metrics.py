@@ -78,7 +78,7 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "ownly_queue_depth",
-            "Jobs waiting to run (pending), by kind.",
+            "Jobs waiting to run (pending, or held with their paused group), by kind.",
             ["kind"],
             registry=self.registry,
         )

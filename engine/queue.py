@@ -5,7 +5,8 @@ to ``cancelled``. Leasing marks it ``running`` for one owner until a deadline;
 a lease that runs out (the engine died) puts the job back to ``pending``.
 
 Jobs may belong to a group (``group_key``, e.g. one webhook's deliveries). A
-held group's pending jobs stay pending and are not leased until it is released;
+held group's pending jobs become ``held`` (so leasing never walks past them)
+and are not leased until the group is released, when they are pending again;
 an ``ordered`` job is not leased while an earlier job of its group is still
 pending or running, so a group's ordered jobs run one at a time, in id order.
 Finishing is fenced by the lease owner, so a worker whose lease was taken over
@@ -56,7 +57,7 @@ __all__ = [
     "release_group",
 ]
 
-JobState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+JobState = Literal["pending", "held", "running", "succeeded", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Job:
 
 
 def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
-    """Insert ``new`` jobs as ``pending`` (one statement)."""
+    """Insert ``new`` jobs as ``pending``, or ``held`` in a held group."""
     if not new:
         return
     conn.execute(
@@ -129,6 +130,19 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
             for job in new
         ],
     )
+    # Read only after writing: a read first would make this a read transaction
+    # that another connection's commit can keep from ever writing (SQLite).
+    groups = {job.group_key for job in new if job.group_key is not None}
+    if not groups:
+        return
+    held = set(conn.scalars(select(job_holds.c.group_key).where(job_holds.c.group_key.in_(groups))))
+    keys = [job.idempotency_key for job in new if job.group_key in held]
+    for start in range(0, len(keys), 500):
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.idempotency_key.in_(keys[start : start + 500]))
+            .values(state="held")
+        )
 
 
 @dataclass(frozen=True)
@@ -187,17 +201,26 @@ def leasable() -> ColumnElement[bool]:
     waits = exists().where(
         earlier.c.group_key == jobs.c.group_key,
         earlier.c.id < jobs.c.id,
-        earlier.c.state.in_(("pending", "running")),
+        earlier.c.state.in_(("pending", "held", "running")),
     )
     held = exists().where(job_holds.c.group_key == jobs.c.group_key)
     return and_(jobs.c.state == "pending", not_(held), or_(jobs.c.ordered == false(), not_(waits)))
 
 
 def hold_group(conn: Connection, group_key: str, reason: str, now: datetime) -> None:
-    """Keep the group's pending jobs pending, unleased, until ``release_group``."""
+    """Hold the group's pending jobs (and those to come) until ``release_group``.
+
+    A job that becomes pending while its group is held (a retry, an expired
+    lease) stays ``pending`` but is not leased either.
+    """
     held = conn.scalar(select(job_holds.c.group_key).where(job_holds.c.group_key == group_key))
     if held is None:
         conn.execute(insert(job_holds).values(group_key=group_key, reason=reason, held_at=now))
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.group_key == group_key, jobs.c.state == "pending")
+            .values(state="held")
+        )
     else:
         conn.execute(
             update(job_holds).where(job_holds.c.group_key == group_key).values(reason=reason)
@@ -207,6 +230,11 @@ def hold_group(conn: Connection, group_key: str, reason: str, now: datetime) -> 
 def release_group(conn: Connection, group_key: str) -> None:
     """Let the group's jobs be leased again."""
     conn.execute(delete(job_holds).where(job_holds.c.group_key == group_key))
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.group_key == group_key, jobs.c.state == "held")
+        .values(state="pending")
+    )
 
 
 def _expire_leases(conn: Connection, now: datetime) -> None:

@@ -24,7 +24,7 @@ from engine.bus import StoredEvent
 from engine.delivery import WebhookHandler, WebhookPlanner
 from engine.ingest import new_event_id
 from engine.queue import Job, insert_jobs
-from engine.schema import events, jobs
+from engine.schema import events, job_holds, jobs
 from engine.webhook_state import RecordAttempt, group_key
 from engine.worker import Waker, finish_for
 from engine.writer import BatchWrite, Writer
@@ -175,12 +175,17 @@ class _RecoverBatch(BatchWrite[int]):
             if write.until is not None:
                 query = query.where(jobs.c.created_at < write.until)
             ids = list(conn.scalars(query))
+            held = conn.scalar(
+                select(job_holds.c.group_key).where(
+                    job_holds.c.group_key == group_key(write.webhook)
+                )
+            )
             if ids:
                 conn.execute(
                     update(jobs)
                     .where(jobs.c.id.in_(ids))
                     .values(
-                        state="pending",
+                        state="pending" if held is None else "held",
                         due_at=write.now,
                         finished_at=None,
                         updated_at=write.now,

@@ -128,7 +128,7 @@ async def load_stats(database: Database, names: Iterable[str]) -> dict[str, Stat
             deliveries=sum(by_state.values()),
             successes=by_state.get("succeeded", 0),
             failures=by_state.get("failed", 0),
-            pending=by_state.get("pending", 0) + by_state.get("running", 0),
+            pending=sum(by_state.get(state, 0) for state in ("pending", "held", "running")),
         )
     return found
 

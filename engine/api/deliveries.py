@@ -30,7 +30,7 @@ from engine.webhook_state import group_key
 
 __all__ = ["add_routes"]
 
-STATES = ("pending", "running", "succeeded", "failed", "cancelled")
+STATES = ("pending", "held", "running", "succeeded", "failed", "cancelled")
 
 
 def add_routes(app: web.Application) -> None:
@@ -66,7 +66,7 @@ def _delivery(row: Row[Any]) -> dict[str, Any]:
         "state": row.state,
         "attempts": row.attempts,
         "max_attempts": row.max_attempts,
-        "next_attempt_at": row.due_at if row.state == "pending" else None,
+        "next_attempt_at": row.due_at if row.state in ("pending", "held") else None,
         "last_error": row.last_error,
         "rule_set": row.rule_set,
         "created_at": row.created_at,

@@ -202,6 +202,7 @@ def test_pause_holds_deliveries_across_a_restart_and_activate_releases(
             shown = api.get("/api/webhooks/receiver").json()
             assert shown["state"] == "paused"
             assert shown["stats"]["pending"] == 1
+            assert [d["event_id"] for d in deliveries(api, state="held")] == ["evt_held"]
             time.sleep(1.0)
             assert receiver.snapshot() == []
             assert api.post("/api/webhooks/receiver/activate").json()["state"] == "active"

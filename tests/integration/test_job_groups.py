@@ -115,7 +115,7 @@ async def test_unordered_jobs_of_a_group_do_not_wait(groups: Groups) -> None:
     assert handler.done == ["b", "c", "a"]
 
 
-async def test_a_held_group_keeps_its_jobs_pending_until_released(groups: Groups) -> None:
+async def test_a_held_group_holds_its_new_jobs_until_released(groups: Groups) -> None:
     handler = Script(groups.clock, fail={})
     worker = groups.worker(handler)
     async with groups.database.begin() as conn:
@@ -129,7 +129,7 @@ async def test_a_held_group_keeps_its_jobs_pending_until_released(groups: Groups
     assert handler.done == ["free"]
     assert await next_due(groups.database, groups.clock.now()) is None, "nothing leasable"
     held = await load_job(groups.database, 1)
-    assert held is not None and (held.state, held.attempts) == ("pending", 0)
+    assert held is not None and (held.state, held.attempts) == ("held", 0)
 
     async with groups.database.begin() as conn:
         await conn.run_sync(release_group, "g")
@@ -139,6 +139,24 @@ async def test_a_held_group_keeps_its_jobs_pending_until_released(groups: Groups
     assert sorted(handler.done) == ["a", "b", "free"]
     async with groups.database.connect() as conn:
         assert (await conn.execute(select(job_holds))).all() == []
+
+
+async def test_holding_takes_pending_jobs_aside_and_releasing_puts_them_back(
+    groups: Groups,
+) -> None:
+    await groups.add("a", "b")
+    await groups.add("free", group=None)
+
+    async def states() -> list[str]:
+        found = [await load_job(groups.database, job_id) for job_id in (1, 2, 3)]
+        return [job.state for job in found if job is not None]
+
+    async with groups.database.begin() as conn:
+        await conn.run_sync(hold_group, "g", "paused", groups.clock.now())
+    assert await states() == ["held", "held", "pending"]
+    async with groups.database.begin() as conn:
+        await conn.run_sync(release_group, "g")
+    assert await states() == ["pending", "pending", "pending"]
 
 
 async def test_holding_twice_keeps_one_hold_with_the_latest_reason(groups: Groups) -> None:

@@ -86,8 +86,8 @@ async def test_a_run_of_failures_disables_holds_and_activate_releases(tmp_path: 
     assert json.loads(alert.body)["data"] == event.data, "rules react to webhook.disabled"
     webhook_jobs = [j for j in held if j.kind == "webhook" and j.payload["webhook"] == "receiver"]
     assert [(j.event_id, j.state) for j in webhook_jobs] == [
-        ("evt_a", "pending"),
-        ("evt_b", "pending"),
+        ("evt_a", "held"),
+        ("evt_b", "held"),
     ]
     assert webhook_jobs[1].attempts == 0
     delivered = [json.loads(r.body)["id"] for r in hooks(receiver)[tried:]]
@@ -108,7 +108,7 @@ async def test_a_paused_webhook_holds_its_deliveries(tmp_path: Path) -> None:
             await idle_for(engine, 3600)
             assert receiver.snapshot() == []
             (paused, *_) = await delivery_jobs(engine)
-            assert (paused.state, paused.attempts) == ("pending", 0)
+            assert (paused.state, paused.attempts) == ("held", 0)
             await engine.writer.submit(SetState("receiver", "active", None, engine.clock.now()))
             engine.waker.wake()
             await drive(engine, lambda: len(receiver.snapshot()) == 2)
