@@ -3,73 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from engine.clock import ManualClock
-from engine.config import DatabaseConfig
-from engine.logs import make_logger
-from engine.migrate import migrate
 from engine.queue import (
     FinishJob,
     Job,
-    NewJob,
     hold_group,
-    insert_jobs,
     load_job,
     next_due,
     release_group,
 )
 from engine.schema import job_holds
-from engine.storage import Database
-from engine.worker import Deferred, Result, Retry, Succeeded, Waker, Worker
-from engine.writer import Writer
-from tests.integration.test_worker import until
-
-
-@dataclass
-class Groups:
-    database: Database
-    writer: Writer
-    clock: ManualClock
-    waker: Waker
-
-    async def add(self, *keys: str, group: str | None = "g", ordered: bool = False) -> None:
-        now = self.clock.now()
-        new = [
-            NewJob("test", {"key": k}, k, 5, now, group_key=group, ordered=ordered) for k in keys
-        ]
-        async with self.database.begin() as conn:
-            await conn.run_sync(insert_jobs, new, now)
-        self.waker.wake()
-
-    def worker(self, handler: object) -> Worker:
-        return Worker(
-            self.database,
-            self.writer,
-            {"test": handler},  # type: ignore[dict-item]
-            clock=self.clock,
-            waker=self.waker,
-            logger=make_logger(io.StringIO()),
-        )
+from engine.worker import Deferred, Result, Retry, Succeeded
+from tests.support.queue import QueueHarness, queue_harness, until
 
 
 @pytest.fixture
-async def groups(tmp_path: Path) -> AsyncIterator[Groups]:
-    database = Database(make_url(f"sqlite+aiosqlite:///{tmp_path}/g.db"), DatabaseConfig())
-    await database.open()
-    await migrate(database)
-    writer = Writer(database, logger=make_logger(io.StringIO()))
-    writer.start()
-    yield Groups(database, writer, ManualClock(), Waker())
-    await writer.stop()
-    await database.close()
+async def groups(tmp_path: Path) -> AsyncIterator[QueueHarness]:
+    async with queue_harness(tmp_path) as running:
+        yield running
 
 
 @dataclass
@@ -88,11 +47,11 @@ class Script:
         return Succeeded()
 
 
-async def test_ordered_jobs_wait_for_the_earlier_one_to_finish(groups: Groups) -> None:
+async def test_ordered_jobs_wait_for_the_earlier_one_to_finish(groups: QueueHarness) -> None:
     handler = Script(groups.clock, fail={"a": 2})
     worker = groups.worker(handler)
     worker.start()
-    await groups.add("a", "b", "c", ordered=True)
+    await groups.add("a", "b", "c", ordered=True, group="g")
     await until(lambda: len(handler.done) == 3, groups.clock, worker)
     await worker.stop(grace=1)
     assert handler.done == ["a", "b", "c"]
@@ -105,23 +64,23 @@ async def test_ordered_jobs_wait_for_the_earlier_one_to_finish(groups: Groups) -
     ]
 
 
-async def test_unordered_jobs_of_a_group_do_not_wait(groups: Groups) -> None:
+async def test_unordered_jobs_of_a_group_do_not_wait(groups: QueueHarness) -> None:
     handler = Script(groups.clock, fail={"a": 2})
     worker = groups.worker(handler)
     worker.start()
-    await groups.add("a", "b", "c")
+    await groups.add("a", "b", "c", group="g")
     await until(lambda: len(handler.done) == 3, groups.clock, worker)
     await worker.stop(grace=1)
     assert handler.done == ["b", "c", "a"]
 
 
-async def test_a_held_group_holds_its_new_jobs_until_released(groups: Groups) -> None:
+async def test_a_held_group_holds_its_new_jobs_until_released(groups: QueueHarness) -> None:
     handler = Script(groups.clock, fail={})
     worker = groups.worker(handler)
     async with groups.database.begin() as conn:
         await conn.run_sync(hold_group, "g", "paused", groups.clock.now())
     worker.start()
-    await groups.add("a", "b")
+    await groups.add("a", "b", group="g")
     await groups.add("free", group=None)
     await until(lambda: handler.done == ["free"], groups.clock, worker)
     groups.clock.advance(3600)
@@ -142,9 +101,9 @@ async def test_a_held_group_holds_its_new_jobs_until_released(groups: Groups) ->
 
 
 async def test_holding_takes_pending_jobs_aside_and_releasing_puts_them_back(
-    groups: Groups,
+    groups: QueueHarness,
 ) -> None:
-    await groups.add("a", "b")
+    await groups.add("a", "b", group="g")
     await groups.add("free", group=None)
 
     async def states() -> list[str]:
@@ -159,7 +118,7 @@ async def test_holding_takes_pending_jobs_aside_and_releasing_puts_them_back(
     assert await states() == ["pending", "pending", "pending"]
 
 
-async def test_holding_twice_keeps_one_hold_with_the_latest_reason(groups: Groups) -> None:
+async def test_holding_twice_keeps_one_hold_with_the_latest_reason(groups: QueueHarness) -> None:
     async with groups.database.begin() as conn:
         await conn.run_sync(hold_group, "g", "paused", groups.clock.now())
         await conn.run_sync(hold_group, "g", "disabled", groups.clock.now())
@@ -180,7 +139,7 @@ class Recording:
         self.commits += 1
 
 
-async def test_a_deferred_job_runs_later_without_counting_the_attempt(groups: Groups) -> None:
+async def test_a_deferred_job_runs_later_without_counting_the_attempt(groups: QueueHarness) -> None:
     hook = Recording()
     runs: list[tuple[int, float]] = []
 
@@ -193,7 +152,7 @@ async def test_a_deferred_job_runs_later_without_counting_the_attempt(groups: Gr
 
     worker = groups.worker(Limited())
     worker.start()
-    await groups.add("a")
+    await groups.add("a", group="g")
     await until(lambda: len(hook.calls) == 2, groups.clock, worker)
     await worker.stop(grace=1)
     assert [attempt for attempt, _ in runs] == [1, 1]

@@ -4,61 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from engine.clock import ManualClock
-from engine.config import DatabaseConfig
-from engine.logs import make_logger
-from engine.migrate import migrate
-from engine.queue import FinishJob, Job, LeaseJobs, NewJob, insert_jobs, load_job
-from engine.storage import Database
-from engine.worker import Failed, Result, Retry, Succeeded, Waker, Worker
-from engine.writer import Writer
-
-
-@dataclass
-class Harness:
-    database: Database
-    writer: Writer
-    clock: ManualClock
-    waker: Waker
-
-    async def add(self, *keys: str, max_attempts: int = 5, kind: str = "test") -> None:
-        now = self.clock.now()
-        new = [NewJob(kind, {"key": k}, k, max_attempts, now) for k in keys]
-        async with self.database.begin() as conn:
-            await conn.run_sync(insert_jobs, new, now)
-        self.waker.wake()
-
-    def worker(self, handler: object, **options: object) -> Worker:
-        return Worker(
-            self.database,
-            self.writer,
-            {"test": handler},  # type: ignore[dict-item]
-            clock=self.clock,
-            waker=self.waker,
-            logger=make_logger(io.StringIO()),
-            **options,  # type: ignore[arg-type]
-        )
+from engine.queue import FinishJob, Job, LeaseJobs, load_job
+from engine.worker import Failed, Result, Retry, Succeeded
+from tests.support.queue import QueueHarness, queue_harness, until
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    database = Database(make_url(f"sqlite+aiosqlite:///{tmp_path}/q.db"), DatabaseConfig())
-    await database.open()
-    await migrate(database)
-    writer = Writer(database, logger=make_logger(io.StringIO()))
-    writer.start()
-    yield Harness(database, writer, ManualClock(), Waker())
-    await writer.stop()
-    await database.close()
+async def harness(tmp_path: Path) -> AsyncIterator[QueueHarness]:
+    async with queue_harness(tmp_path) as running:
+        yield running
 
 
 @dataclass
@@ -78,26 +40,7 @@ class Scripted:
         return self.script(key, job.attempts)
 
 
-async def until(
-    condition: Callable[[], bool], clock: ManualClock, worker: Worker | None = None
-) -> None:
-    """Run the engine until ``condition`` holds; when it is idle, jump the clock to its
-    next wake-up, so time moves only while nothing is in flight."""
-    idle_checks = 0
-    for _ in range(4000):
-        if condition():
-            return
-        await asyncio.sleep(0.002)
-        idle = worker is not None and worker.busy == 0 and clock.sleepers > 0
-        idle_checks = idle_checks + 1 if idle else 0
-        wakeup = clock.next_wakeup()
-        if idle_checks >= 3 and wakeup is not None:
-            clock.advance((wakeup - clock.now()).total_seconds())
-            idle_checks = 0
-    raise AssertionError("condition not reached")
-
-
-async def test_retries_follow_the_delays_then_succeed(harness: Harness) -> None:
+async def test_retries_follow_the_delays_then_succeed(harness: QueueHarness) -> None:
     def script(key: str, attempt: int) -> Result:
         return Succeeded() if attempt == 4 else Retry(delay=5.0 * attempt, error=f"boom {attempt}")
 
@@ -115,7 +58,7 @@ async def test_retries_follow_the_delays_then_succeed(harness: Harness) -> None:
     assert (job.state, job.attempts, job.last_error) == ("succeeded", 4, None)
 
 
-async def test_attempts_run_out_and_the_job_stays_failed(harness: Harness) -> None:
+async def test_attempts_run_out_and_the_job_stays_failed(harness: QueueHarness) -> None:
     handler = Scripted(harness.clock, lambda key, attempt: Retry(1.0, f"down {attempt}"))
     worker = harness.worker(handler)
     worker.start()
@@ -133,7 +76,7 @@ async def test_attempts_run_out_and_the_job_stays_failed(harness: Harness) -> No
     assert job.finished_at == finished_at
 
 
-async def test_failed_is_final(harness: Harness) -> None:
+async def test_failed_is_final(harness: QueueHarness) -> None:
     handler = Scripted(harness.clock, lambda key, attempt: Failed("gone"))
     worker = harness.worker(handler)
     worker.start()
@@ -146,7 +89,7 @@ async def test_failed_is_final(harness: Harness) -> None:
     assert (job.state, job.attempts) == ("failed", 1)
 
 
-async def test_a_crashing_handler_is_retried_not_lost(harness: Harness) -> None:
+async def test_a_crashing_handler_is_retried_not_lost(harness: QueueHarness) -> None:
     def script(key: str, attempt: int) -> Result:
         if attempt == 1:
             raise RuntimeError("handler bug")
@@ -163,7 +106,7 @@ async def test_a_crashing_handler_is_retried_not_lost(harness: Harness) -> None:
     assert job is not None and job.state == "succeeded"
 
 
-async def test_concurrency_is_bounded_and_every_job_runs_once(harness: Harness) -> None:
+async def test_concurrency_is_bounded_and_every_job_runs_once(harness: QueueHarness) -> None:
     running = 0
     peak = 0
     seen: list[str] = []
@@ -193,7 +136,7 @@ async def test_concurrency_is_bounded_and_every_job_runs_once(harness: Harness) 
 
 
 async def test_stop_releases_unfinished_jobs_without_counting_the_attempt(
-    harness: Harness,
+    harness: QueueHarness,
 ) -> None:
     started = asyncio.Event()
 
@@ -214,7 +157,7 @@ async def test_stop_releases_unfinished_jobs_without_counting_the_attempt(
 
 
 async def test_an_expired_lease_returns_the_job_and_fences_the_old_owner(
-    harness: Harness,
+    harness: QueueHarness,
 ) -> None:
     await harness.add("a")
     now = harness.clock.now()
@@ -233,7 +176,7 @@ async def test_an_expired_lease_returns_the_job_and_fences_the_old_owner(
     assert job is not None and job.state == "succeeded"
 
 
-async def test_an_unknown_kind_fails_with_a_reason(harness: Harness) -> None:
+async def test_an_unknown_kind_fails_with_a_reason(harness: QueueHarness) -> None:
     worker = harness.worker(Scripted(harness.clock, lambda k, a: Succeeded()))
     worker.start()
     await harness.add("a", kind="mystery")
