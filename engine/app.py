@@ -152,7 +152,9 @@ class Engine:
         webhooks = self.settings.config.webhooks
         queue = self.settings.config.queue
         self._session = guarded_session(
-            webhooks.allow_networks, limit=queue.concurrency, limit_per_host=queue.concurrency
+            webhooks.allow_networks,
+            limit=queue.concurrency,
+            limit_per_host=min(webhooks.connections_per_host, queue.concurrency),
         )
         sender = WebhookSender(
             self._session,

@@ -139,6 +139,7 @@ class QueueConfig(_Section):
 class WebhooksConfig(_Section):
     allow_networks: list[str] = Field(default_factory=list)
     response_body_limit: Bytes = 16 * 1024
+    connections_per_host: int = Field(default=16, ge=1, le=1_000)
     disable_after: LongSeconds = 5 * 86_400.0  # a run of only failures this long disables
 
     @field_validator("allow_networks")
