@@ -20,7 +20,15 @@ import orjson
 from dsl import RuleSet
 from dsl.payload import check_payload
 
-__all__ = ["Incoming", "Problem", "Rejection", "check_event", "new_event_id", "read_events"]
+__all__ = [
+    "Incoming",
+    "Problem",
+    "Rejection",
+    "check_event",
+    "new_event_id",
+    "parse_rfc3339",
+    "read_events",
+]
 
 JSON = "application/json"
 CE_JSON = "application/cloudevents+json"
@@ -240,18 +248,22 @@ def _data(value: object, path: str, problems: list[Problem], *, required: bool) 
     return value
 
 
+def parse_rfc3339(text: str) -> datetime | None:
+    """``text`` as an aware time in UTC, or None unless it is RFC 3339 with a zone."""
+    try:
+        parsed = datetime.fromisoformat(text)
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # year 1 at +01:00 does not fit in UTC
+        return None
+
+
 def _time(value: object, path: str, problems: list[Problem]) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return parsed.astimezone(UTC)
-    problems.append(Problem(path, "must be an RFC 3339 timestamp with a time zone"))
-    return None
+    parsed = parse_rfc3339(value) if isinstance(value, str) else None
+    if parsed is None:
+        problems.append(Problem(path, "must be an RFC 3339 timestamp with a time zone"))
+    return parsed
 
 
 def _text(value: object, path: str, problems: list[Problem]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -12,6 +12,7 @@ from aiohttp import web
 
 from engine.app import ENGINE, Engine
 from engine.config import ApiKey
+from engine.ingest import parse_rfc3339
 
 __all__ = [
     "decode_cursor",
@@ -69,16 +70,19 @@ def encode_cursor(position: int) -> str:
 def decode_cursor(text: str) -> int:
     try:
         padded = text + "=" * (-len(text) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+        position = int(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise error(400, "invalid_cursor", "the cursor is not one this API gave out") from None
+        position = -1
+    if not 0 <= position < 2**63:  # a position the database can hold
+        raise error(400, "invalid_cursor", "the cursor is not one this API gave out")
+    return position
 
 
 def parse_limit(request: web.Request, default: int = 50, maximum: int = 500) -> int:
     text = request.query.get("limit")
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= maximum:
         raise error(400, "invalid_limit", f"limit must be a whole number from 1 to {maximum}")
     return int(text)
 
@@ -87,10 +91,7 @@ def parse_time(request: web.Request, name: str) -> datetime | None:
     text = request.query.get(name)
     if text is None:
         return None
-    try:
-        value = datetime.fromisoformat(text.replace(" ", "+"))  # a "+" arrives as a space
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
+    value = parse_rfc3339(text.replace(" ", "+"))  # a "+" in a query arrives as a space
+    if value is None:
         raise error(400, "invalid_time", f"{name} must be an RFC 3339 time with a time zone")
-    return value.astimezone(UTC)
+    return value

@@ -18,6 +18,7 @@ from tests.support.rules import investment
 pytestmark = pytest.mark.acceptance
 
 JSON = {"Content-Type": "application/json"}
+HUGE_CURSOR = "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"  # 30 nines: past any row id
 
 
 def ce(**changes: Any) -> dict[str, Any]:
@@ -279,6 +280,14 @@ def test_bad_ingest_requests(
         ("GET", "/api/events?limit=0", 400, "invalid_limit"),
         ("GET", "/api/events?limit=abc", 400, "invalid_limit"),
         ("GET", "/api/events?since=yesterday", 400, "invalid_time"),
+        ("GET", "/api/events?until=9999-12-31T23:59:59-01:00", 400, "invalid_time"),
+        ("GET", "/api/events?limit=%C2%B2", 400, "invalid_limit"),
+        (
+            "GET",
+            "/api/events?cursor=OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5",
+            400,
+            "invalid_cursor",
+        ),
         ("DELETE", "/api/events", 405, "method_not_allowed"),
         ("GET", "/api/nothing-here", 404, "not_found"),
         ("POST", "/api/rules/reload", 403, "forbidden"),
