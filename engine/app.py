@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Mapping, MutableMapping
 from datetime import timedelta
@@ -138,15 +137,19 @@ class Engine:
     async def stop(self) -> None:
         """Let running jobs finish within the grace period, release the rest, close."""
         self._watch_stop.set()
-        if self._watcher is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-        if self.worker is not None:
-            await self.worker.stop(grace=self.settings.config.server.shutdown_grace)
-        if self._session is not None:
-            await self._session.close()
-        await self.writer.stop()
-        await self.database.close()
+        try:
+            if self._watcher is not None:
+                try:
+                    await self._watcher
+                except (asyncio.CancelledError, Exception) as exc:  # it may have died earlier
+                    self.logger.error("rules.watch_ended", error=repr(exc))
+            if self.worker is not None:
+                await self.worker.stop(grace=self.settings.config.server.shutdown_grace)
+        finally:
+            if self._session is not None:
+                await self._session.close()
+            await self.writer.stop()
+            await self.database.close()
 
     def _start_worker(self) -> None:
         webhooks = self.settings.config.webhooks

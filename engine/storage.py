@@ -66,7 +66,8 @@ class Database:
                 raise StorageError(
                     f"cannot create the database directory {self.path.parent}: {exc.strerror}"
                 ) from exc
-        self._engine = create_async_engine(self.url)
+        # Errors never carry the statement's values: event data may hold personal data.
+        self._engine = create_async_engine(self.url, hide_parameters=True)
         if self.is_sqlite:
             self._configure_sqlite(self._engine.sync_engine)
         async with self.translate_errors(), self._engine.begin() as conn:
@@ -95,7 +96,7 @@ class Database:
     def create_sync_engine(self) -> Engine:
         """A synchronous engine on the same database, for a thread that owns its connection."""
         url = self.url.set(drivername="sqlite+pysqlite") if self.is_sqlite else self.url
-        engine = create_engine(url, pool_size=1, max_overflow=0)
+        engine = create_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
         if self.is_sqlite:
             self._configure_sqlite(engine)
         return engine

@@ -82,6 +82,7 @@ class Writer:
         self._max_group = max_group
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._thread: ThreadPoolExecutor | None = None
         self._engine: Engine | None = None
         self._group_sizes = group_sizes
@@ -89,7 +90,7 @@ class Writer:
 
     async def submit(self, write: BatchWrite[T]) -> T:
         """Apply ``write``; return its result once it is committed."""
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._stopping:
             raise StorageError("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(write, future))
@@ -105,9 +106,14 @@ class Writer:
         """Commit what has been submitted, then stop."""
         if self._task is None or self._thread is None:
             return
+        self._stopping = True
         self._queue.put_nowait(None)
         await self._task
         self._task = None
+        while not self._queue.empty():  # nothing can be queued after the marker, but be sure
+            late = self._queue.get_nowait()
+            if late is not None and not late.future.done():
+                late.future.set_exception(StorageError("the writer stopped"))
         if self._engine is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
             self._engine = None
@@ -150,9 +156,14 @@ class Writer:
                 continue
             if pending.error is not None:
                 pending.future.set_exception(pending.error)
-            else:
+                continue
+            try:
                 pending.write.committed(pending.result)
-                pending.future.set_result(pending.result)
+            except Exception:  # a hook's bug must not stop the writer: the write is committed
+                self._logger.exception(
+                    "writer.committed_hook_failed", kind=type(pending.write).__name__
+                )
+            pending.future.set_result(pending.result)
 
     def _transaction(self, group: list[_Pending]) -> None:
         """On the writer's thread: apply the group in one transaction and commit."""
@@ -170,9 +181,14 @@ class Writer:
             with conn.begin_nested():
                 results = kind.apply_all(conn, [item.write for item in items])
         except Exception as exc:  # only this kind's savepoint is rolled back
-            self._logger.warning("writer.write_failed", kind=kind.__name__, error=str(exc))
+            # The driver's first line only: its full text lists every row's values.
+            original = getattr(exc, "orig", None) or exc
+            reason = (str(original).splitlines() or [type(original).__name__])[0]
+            self._logger.warning("writer.write_failed", kind=kind.__name__, error=reason)
+            failure = StorageError(f"{kind.__name__} could not be written: {reason}")
+            failure.__cause__ = exc
             for item in items:
-                item.error = exc
+                item.error = failure
             return
         if len(results) != len(items):
             raise StorageError(f"{kind.__name__} answered {len(results)} of {len(items)} writes")

@@ -104,7 +104,9 @@ async def test_a_failing_kind_fails_only_its_callers(database: Database) -> None
     )
     await writer.stop()
     assert outcomes[0] == "kept"
-    assert isinstance(outcomes[1], RuntimeError)
+    assert isinstance(outcomes[1], StorageError)
+    assert str(outcomes[1]) == "Explode could not be written: this kind always fails"
+    assert isinstance(outcomes[1].__cause__, RuntimeError)
     assert outcomes[2] == "also-kept"
     assert sorted(await versions(database)) == ["also-kept", "kept"]
 
@@ -132,3 +134,49 @@ async def test_stop_commits_what_was_submitted(database: Database) -> None:
     assert [await p for p in pending] == [f"v{i}" for i in range(10)]
     with pytest.raises(StorageError, match="not running"):
         await writer.submit(AddVersion("late"))
+
+
+@dataclass(frozen=True)
+class BrokenHook(BatchWrite[str]):
+    version: str
+
+    @classmethod
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[str]:
+        return AddVersion.apply_all(conn, [AddVersion(w.version) for w in writes])
+
+    def committed(self, result: str) -> None:
+        raise RuntimeError("a hook with a bug")
+
+
+async def test_a_failing_committed_hook_does_not_stop_the_writer(database: Database) -> None:
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    assert await writer.submit(BrokenHook("v1")) == "v1", "the write is committed and answered"
+    assert await writer.submit(AddVersion("v2")) == "v2"
+    await writer.stop()
+    assert sorted(await versions(database)) == ["v1", "v2"]
+
+
+async def test_a_failed_write_logs_no_values(database: Database) -> None:
+    logs = io.StringIO()
+    writer = Writer(database, logger=make_logger(logs))
+    writer.start()
+    await writer.submit(AddVersion("card_tok_SECRET"))
+    with pytest.raises(StorageError) as caught:
+        await writer.submit(AddVersion("card_tok_SECRET"))  # the same primary key again
+    await writer.stop()
+    assert "UNIQUE constraint failed" in str(caught.value)
+    assert "card_tok_SECRET" not in logs.getvalue() + str(caught.value)
+
+
+async def test_a_write_submitted_while_stopping_is_refused(database: Database) -> None:
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    first = asyncio.ensure_future(writer.submit(AddVersion("v1")))
+    await asyncio.sleep(0)
+    stopping = asyncio.ensure_future(writer.stop())
+    await asyncio.sleep(0)
+    with pytest.raises(StorageError, match="not running"):
+        await writer.submit(AddVersion("late"))
+    await stopping
+    assert await first == "v1"
