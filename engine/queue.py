@@ -49,6 +49,7 @@ __all__ = [
     "Lease",
     "LeaseJobs",
     "NewJob",
+    "RenewLeases",
     "hold_group",
     "insert_jobs",
     "leasable",
@@ -195,6 +196,31 @@ class LeaseJobs(BatchWrite[Lease]):
         return results
 
 
+@dataclass(frozen=True)
+class RenewLeases(BatchWrite[int]):
+    """Extend the leases ``owner`` holds on running jobs to ``until``; answers how many."""
+
+    owner: str
+    job_ids: tuple[int, ...]
+    until: datetime
+    now: datetime
+
+    @classmethod
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[int]:
+        return [
+            conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id.in_(write.job_ids),
+                    jobs.c.lease_owner == write.owner,
+                    jobs.c.state == "running",
+                )
+                .values(lease_expires_at=write.until, updated_at=write.now)
+            ).rowcount
+            for write in writes
+        ]
+
+
 def leasable() -> ColumnElement[bool]:
     """Pending, not in a held group, and (when ordered) first of its group still to run."""
     earlier = jobs.alias("earlier")
@@ -304,21 +330,26 @@ class FinishJob(BatchWrite[bool]):
     due_at: datetime | None = None
     error: str | None = None
     hook: FinishHook | None = None
+    # The lease this finish belongs to: a job re-leased since (its attempts moved on)
+    # is another run's to finish.
+    attempt: int | None = None
 
     @classmethod
     def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[bool]:
         ids = [write.job_id for write in writes]
-        owners = dict(
-            conn.execute(
-                select(jobs.c.id, jobs.c.lease_owner).where(
+        leases = {
+            row.id: (row.lease_owner, row.attempts)
+            for row in conn.execute(
+                select(jobs.c.id, jobs.c.lease_owner, jobs.c.attempts).where(
                     jobs.c.id.in_(ids), jobs.c.state == "running"
                 )
-            ).all()
-        )
+            )
+        }
         kept: list[bool] = []
         by_outcome: dict[Outcome, list[dict[str, Any]]] = {}
         for write in writes:
-            keep = owners.pop(write.job_id, None) == write.owner
+            owner, attempts = leases.pop(write.job_id, (None, None))
+            keep = owner == write.owner and write.attempt in (None, attempts)
             kept.append(keep)
             if keep:
                 by_outcome.setdefault(write.outcome, []).append(

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from engine.clock import Clock
 from engine.logs import Logger
-from engine.queue import FinishHook, FinishJob, Job, LeaseJobs
+from engine.queue import FinishHook, FinishJob, Job, LeaseJobs, RenewLeases
 from engine.storage import Database
 from engine.writer import Writer
 
@@ -74,16 +74,18 @@ Result = Succeeded | Retry | Failed | Deferred
 
 def finish_for(job: Job, result: Result, owner: str, now: datetime) -> FinishJob:
     """The write that records ``result`` of the leased ``job``."""
-    hook = result.hook
+    hook, attempt = result.hook, job.attempts
     if isinstance(result, Succeeded):
-        return FinishJob(job.id, owner, "succeeded", now, hook=hook)
+        return FinishJob(job.id, owner, "succeeded", now, hook=hook, attempt=attempt)
     if isinstance(result, Deferred):
         due = now + timedelta(seconds=max(0.0, result.delay))
-        return FinishJob(job.id, owner, "deferred", now, due_at=due, hook=hook)
+        return FinishJob(job.id, owner, "deferred", now, due_at=due, hook=hook, attempt=attempt)
     if isinstance(result, Retry) and job.attempts < job.max_attempts:
         due = now + timedelta(seconds=max(0.0, result.delay))
-        return FinishJob(job.id, owner, "retry", now, due_at=due, error=result.error, hook=hook)
-    return FinishJob(job.id, owner, "failed", now, error=result.error, hook=hook)
+        return FinishJob(
+            job.id, owner, "retry", now, due_at=due, error=result.error, hook=hook, attempt=attempt
+        )
+    return FinishJob(job.id, owner, "failed", now, error=result.error, hook=hook, attempt=attempt)
 
 
 class Handler(Protocol):
@@ -149,6 +151,8 @@ class Worker:
         self._running: dict[asyncio.Task[None], Job] = {}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self.napping = False  # waiting for work: a test may move its clock now
 
     @property
     def busy(self) -> int:
@@ -157,6 +161,7 @@ class Worker:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=self.owner)
+            self._heartbeat_task = asyncio.create_task(self._heartbeat(), name=f"{self.owner}-beat")
 
     async def stop(self, grace: float) -> None:
         """Stop leasing; give running jobs ``grace`` seconds; release what is left."""
@@ -173,9 +178,30 @@ class Worker:
         for task, job in unfinished.items():
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await self._writer.submit(FinishJob(job.id, self.owner, "released", self._clock.now()))
+            await self._writer.submit(
+                FinishJob(job.id, self.owner, "released", self._clock.now(), attempt=job.attempts)
+            )
         if unfinished:
             self._logger.info("worker.released", jobs=len(unfinished))
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
+
+    async def _heartbeat(self) -> None:
+        """Keep the leases of running jobs alive, so a long job is never run twice at once."""
+        every = self._lease.total_seconds() / 3
+        while True:
+            await self._clock.sleep(every)
+            ids = tuple(job.id for job in self._running.values())
+            if not ids:
+                continue
+            now = self._clock.now()
+            try:
+                await self._writer.submit(RenewLeases(self.owner, ids, now + self._lease, now))
+            except Exception as exc:  # the next beat tries again; the lease has slack
+                self._logger.error("worker.renew_failed", error=str(exc))
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -185,7 +211,11 @@ class Worker:
                 self._logger.error("worker.lease_failed", error=str(exc))
                 nap = self._poll_interval
             if nap is not None:
-                await self._waker.nap(self._clock, nap)
+                self.napping = True
+                try:
+                    await self._waker.nap(self._clock, nap)
+                finally:
+                    self.napping = False
 
     async def _lease_due(self) -> float | None:
         """Lease what is due; answer how long to nap, or None to lease again at once."""

@@ -194,3 +194,37 @@ async def test_an_unknown_kind_fails_with_a_reason(harness: QueueHarness) -> Non
     await worker.stop(grace=1)
     assert job is not None
     assert job.last_error == "no handler for jobs of kind 'mystery'"
+
+
+async def test_a_job_longer_than_its_lease_is_not_run_twice(harness: QueueHarness) -> None:
+    release = asyncio.Event()
+    runs = 0
+
+    class Long:
+        async def run(self, job: Job) -> Result:
+            nonlocal runs
+            runs += 1
+            await release.wait()
+            return Succeeded()
+
+    worker = harness.worker(Long(), lease=timedelta(seconds=30), poll_interval=1.0)
+    worker.start()
+    await harness.add("a")
+    await until(lambda: runs == 1, harness.clock, worker)
+    for _ in range(40):  # 200 s on the clock: the heartbeat keeps renewing the 30 s lease
+        harness.clock.advance(5)
+        await asyncio.sleep(0.01)
+    assert runs == 1, "never leased again while it runs"
+    release.set()
+    job = await _until_state(harness, 1, "succeeded")
+    await worker.stop(grace=1)
+    assert (job.attempts, job.lease_owner) == (1, None)
+
+
+async def _until_state(harness: QueueHarness, job_id: int, state: str) -> Job:
+    for _ in range(500):
+        job = await load_job(harness.database, job_id)
+        if job is not None and job.state == state:
+            return job
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"job {job_id} never reached {state}")

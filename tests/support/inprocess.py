@@ -86,7 +86,7 @@ async def drive(
         if holds if isinstance(holds, bool) else await holds:
             return
         await asyncio.sleep(0.002)
-        idle = idle + 1 if worker.busy == 0 and clock.sleepers > 0 else 0
+        idle = idle + 1 if worker.busy == 0 and worker.napping else 0
         wakeup = clock.next_wakeup()
         if idle >= 3 and wakeup is not None:
             clock.advance((wakeup - clock.now()).total_seconds())

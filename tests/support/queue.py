@@ -82,7 +82,7 @@ async def until(
         if condition():
             return
         await asyncio.sleep(0.002)
-        idle = worker is not None and worker.busy == 0 and clock.sleepers > 0
+        idle = worker is not None and worker.busy == 0 and worker.napping
         idle_checks = idle_checks + 1 if idle else 0
         wakeup = clock.next_wakeup()
         if idle_checks >= 3 and wakeup is not None:
