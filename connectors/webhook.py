@@ -49,6 +49,7 @@ _SENSITIVE_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", 
 _SENSITIVE_PARTS = ("token", "secret", "key", "auth", "password", "session", "signature")
 _MESSAGE_LIMIT = 500
 _DELTA_SECONDS = re.compile(r"^[0-9]+$")
+_YEAR = 366 * 86_400
 
 
 class Outcome(enum.StrEnum):
@@ -160,7 +161,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         return None
     value = value.strip()
     if _DELTA_SECONDS.match(value):
-        return float(int(value))
+        # A year is plenty (the policy clamps it anyway); 400 digits would overflow a float.
+        return float(min(int(value), _YEAR)) if len(value) <= 12 else float(_YEAR)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -277,7 +277,8 @@ def _database_url(text: str, base_dir: Path, origin: str = "") -> URL:
     try:
         url = make_url(text)
     except ArgumentError:
-        raise ConfigError(f"{origin}: [database] url: not a database URL: {text!r}") from None
+        # The value is not repeated: a malformed URL may still hold a password.
+        raise ConfigError(f"{origin}: [database] url: not a database URL") from None
     if url.get_backend_name() != "sqlite":
         return url
     database = url.database or ""

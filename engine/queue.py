@@ -181,7 +181,7 @@ class LeaseJobs(BatchWrite[Lease]):
             )
             rows = conn.execute(
                 update(jobs)
-                .where(jobs.c.id.in_(due))
+                .where(jobs.c.id.in_(due), jobs.c.state == "pending")
                 .values(
                     state="running",
                     lease_owner=write.owner,

@@ -34,6 +34,8 @@ NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
         ("-5", None),
         ("1.5", None),
         ("١٢", None),  # non-ASCII digits are not delta-seconds
+        ("9" * 400, 366 * 86_400.0),  # a year at most; no float overflow
+        ("9" * 5000, 366 * 86_400.0),  # nor int() refusing a 5,000-digit string
     ],
 )
 def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
