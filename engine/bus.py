@@ -41,6 +41,19 @@ class StoredEvent:
     source: str | None = None
     subject: str | None = None
 
+    def row(self, rule_set: str | None) -> dict[str, Any]:
+        """The ``events`` row, matched by the rule set ``rule_set``."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "subject": self.subject,
+            "occurred_at": self.occurred_at,
+            "received_at": self.received_at,
+            "data": self.data,
+            "rule_set": rule_set,
+        }
+
     def envelope(self) -> dict[str, Any]:
         """The event as expressions and receivers see it."""
         return {
@@ -149,18 +162,7 @@ class AppendEvents(BatchWrite[list[Appended]]):
                     continue
                 stored.add(event.id)
                 planned = bus.plan(rules, event) if rules is not None else []
-                rows.append(
-                    {
-                        "id": event.id,
-                        "type": event.type,
-                        "source": event.source,
-                        "subject": event.subject,
-                        "occurred_at": event.occurred_at,
-                        "received_at": event.received_at,
-                        "data": event.data,
-                        "rule_set": rules.version if rules is not None else None,
-                    }
-                )
+                rows.append(event.row(rules.version if rules is not None else None))
                 jobs.extend(planned)
                 outcome.append(Appended(event.id, duplicate=False, jobs=len(planned)))
             results.append(outcome)

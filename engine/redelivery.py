@@ -108,17 +108,7 @@ class StartTest(BatchWrite[Job]):
         results = []
         for write in writes:
             event, now = write.event, write.event.received_at
-            conn.execute(
-                insert(events).values(
-                    id=event.id,
-                    type=event.type,
-                    source=event.source,
-                    occurred_at=event.occurred_at,
-                    received_at=event.received_at,
-                    data=event.data,
-                    rule_set=write.rules.version,
-                )
-            )
+            conn.execute(insert(events).values(event.row(write.rules.version)))
             new = write.planner.delivery(write.rules, write.webhook, event)
             insert_jobs(conn, [new], now)
             row = (
