@@ -143,15 +143,43 @@ class Rules:
             return ReloadOutcome("applied", rule_set.version, now, reason)
 
     async def watch(self, writer: Writer, stop: asyncio.Event) -> None:
-        """Reload whenever a rule file or template changes, until ``stop`` is set."""
-        watched = [path for path in (*self.paths, self.templates_dir) if path.exists()]
-        async for _changes in watchfiles.awatch(
-            *watched, debounce=self.debounce_ms, stop_event=stop, step=50
-        ):
-            try:
-                await self.reload(writer, "files changed")
-            except Exception as exc:  # a storage hiccup must not end the watch
-                self.logger.error("rules.reload_crashed", error=str(exc))
+        """Reload whenever a rule file or template changes, until ``stop`` is set.
+
+        A watched directory that is replaced (deleted and created again, as a
+        deploy tool may do) is no longer the one being watched: the watch starts
+        again on the new one, and the change is reloaded.
+        """
+        while not stop.is_set():
+            roots = self._roots()
+            if not roots:  # nothing to watch yet: look again shortly
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                continue
+            async for changes in watchfiles.awatch(
+                *(path for path, _ in roots),
+                debounce=self.debounce_ms,
+                stop_event=stop,
+                step=50,
+                rust_timeout=1000,
+                yield_on_timeout=True,  # an empty batch each second: time to look at the roots
+            ):
+                replaced = self._roots() != roots
+                if changes or replaced:
+                    try:
+                        await self.reload(writer, "files changed")
+                    except Exception as exc:  # a storage hiccup must not end the watch
+                        self.logger.error("rules.reload_crashed", error=str(exc))
+                if replaced:
+                    self.logger.info("rules.watch_restarted")
+                    break
+
+    def _roots(self) -> list[tuple[Path, int]]:
+        """The watched paths that exist, each with its inode (which a replacement changes)."""
+        roots = []
+        for path in (*self.paths, self.templates_dir):
+            with contextlib.suppress(OSError):
+                roots.append((path, path.stat().st_ino))
+        return roots
 
     def _compile(self, env: Mapping[str, str] | None) -> Compilation:
         return compile_rules(

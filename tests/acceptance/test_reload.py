@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 import time
@@ -183,5 +184,28 @@ def test_reload_endpoint_and_sighup(tmp_path: Path) -> None:
                 version = rules_state(api)["version"]
                 engine.process.send_signal(signal.SIGHUP)
                 wait_until(lambda: rules_state(api)["version"] != version)
+        finally:
+            assert engine.stop() == 0
+
+
+def test_a_replaced_rules_directory_is_still_watched(tmp_path: Path) -> None:
+    with Receiver() as receiver:
+        engine = start_engine(tmp_path, receiver, env={"PAYOUT_URL": receiver.url + "/payouts"})
+        rules = tmp_path / "rules"
+        staged = tmp_path / "staged"
+        try:
+            with client(engine) as api:
+                first = rules_state(api)["version"]
+                for round_ in range(2):  # a deploy tool swaps the directory, twice
+                    shutil.copytree(rules, staged)
+                    (staged / "payouts.ownly").write_text(
+                        PAYOUT_RULE.replace("5s", f"{5 + round_}s"), encoding="utf-8"
+                    )
+                    shutil.rmtree(rules)
+                    staged.rename(rules)
+                    before = rules_state(api)["version"]
+                    wait_until(lambda b=before: rules_state(api)["version"] != b)
+                assert rules_state(api)["version"] != first
+                assert rules_state(api)["last_failure"] is None
         finally:
             assert engine.stop() == 0
