@@ -102,6 +102,8 @@ def _scalar(t: ir.TypeSpec, value: object) -> str | None:
     if t.kind == "string":
         if not isinstance(value, str):
             return f"must be a string, not {_kind(value)}"
+        if "\x00" in value:  # no database text type can hold it (PostgreSQL refuses it)
+            return "must not contain NUL characters"
         if t.values and value not in t.values:
             return "must be one of " + ", ".join(repr(v) for v in t.values)
         if t.format == "email" and not _EMAIL.match(value):

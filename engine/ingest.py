@@ -269,7 +269,7 @@ def _time(value: object, path: str, problems: list[Problem]) -> datetime | None:
 def _text(value: object, path: str, problems: list[Problem]) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 500:
-        problems.append(Problem(path, "must be a string of at most 500 characters"))
+    if not isinstance(value, str) or len(value) > 500 or "\x00" in value:
+        problems.append(Problem(path, "must be a string of at most 500 characters, without NUL"))
         return None
     return value

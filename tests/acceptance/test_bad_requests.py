@@ -157,6 +157,8 @@ CASES: list[Any] = [
         "payload: unknown envelope field",
     ),
     ("id-with-space", JSON, investment("evt 1"), 422, "invalid_event", "id: must be"),
+    ("nul-in-source", JSON, {**investment(), "source": "a\x00b"}, 422, "invalid_event", "NUL"),
+    ("nul-in-data", JSON, with_data(user_id="u\x00"), 422, "invalid_event", "data.user_id"),
     (
         "duplicate-ids-in-batch",
         JSON,

@@ -75,6 +75,11 @@ def test_a_good_payload_gets_its_defaults() -> None:
         ({"investor": "Ada"}, "data.investor", "must be an object, not a string"),
         ({"amout": "1"}, "data.amout", "unknown field; did you mean 'amount'?"),
         ({"status": None}, "data.status", "is required"),
+        (
+            {"investor": {"name": "Ada\x00"}},
+            "data.investor.name",
+            "must not contain NUL characters",
+        ),
     ],
 )
 def test_each_problem_names_its_path(change: dict[str, Any], path: str, reason: str) -> None:
