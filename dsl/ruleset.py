@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -27,34 +28,24 @@ def version_of(rules: ir.RuleSetIR) -> str:
 
 
 def _subscriptions(rules: ir.RuleSetIR) -> list[Subscription]:
+    """One subscription per pattern; the patterns of one rule share its place in the order."""
     subs: list[Subscription] = []
-    for webhook in rules.webhooks:
+
+    def add(
+        kind: Literal["webhook", "workflow"], name: str, patterns: Iterable[str], when: str | None
+    ) -> None:
         order = len(subs)
-        for pattern in webhook.events:
-            subs.append(
-                Subscription(
-                    kind="webhook",
-                    name=webhook.name,
-                    pattern=pattern,
-                    when=webhook.when,
-                    order=order,
-                )
-            )
+        subs.extend(
+            Subscription(kind=kind, name=name, pattern=pattern, when=when, order=order)
+            for pattern in patterns
+        )
+
+    for webhook in rules.webhooks:
+        add("webhook", webhook.name, webhook.events, webhook.when)
     for workflow in rules.workflows:
         for trigger in workflow.triggers:
-            if trigger.kind != "event":
-                continue
-            order = len(subs)
-            for pattern in trigger.events:
-                subs.append(
-                    Subscription(
-                        kind="workflow",
-                        name=workflow.name,
-                        pattern=pattern,
-                        when=trigger.when,
-                        order=order,
-                    )
-                )
+            if trigger.kind == "event":
+                add("workflow", workflow.name, trigger.events, trigger.when)
     return subs
 
 
