@@ -1,4 +1,12 @@
-"""Lark parse trees to `dsl.ast` nodes, with a span on every node."""
+"""Parsed rules to `dsl.ast` nodes, with a span on every node.
+
+Both parsers feed the same `Builder`: the fast one (`dsl.fastparse`) calls
+`Builder.node` on each reduction, the Lark one transforms its tree through
+`TreeBuilder`. Tokens reach the builder as plain lists
+`[type, text, line, column, end_line, end_column]` (`Tok`), which cost far less
+to make than Lark tokens; no built value is a list, so `type(x) is list` tells a
+token apart.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +20,18 @@ from lark import Token, Transformer, Tree
 
 from dsl import ast
 
-__all__ = ["MAX_NESTING", "Builder", "LiteralError", "NestingError", "token_span"]
+__all__ = [
+    "MAX_NESTING",
+    "Builder",
+    "LiteralError",
+    "NestingError",
+    "Tok",
+    "TreeBuilder",
+    "token_span",
+]
+
+# A token: [type, text, line, column, end_line, end_column].
+Tok = list[Any]
 
 _UNITS = MappingProxyType(
     {
@@ -41,19 +60,22 @@ class NestingError(Exception):
 class LiteralError(Exception):
     """A literal the lexer accepted but that has no value (a bad escape)."""
 
-    def __init__(self, token: Token, message: str) -> None:
+    def __init__(self, token: Tok, message: str) -> None:
         super().__init__(message)
         self.token = token
 
 
-def token_span(file: str, token: Token) -> ast.Span:
-    return ast.Span(
-        file,
-        token.line or 1,
-        token.column or 1,
-        token.end_line or token.line or 1,
-        token.end_column or (token.column or 1) + 1,
-    )
+def token_span(file: str, token: Tok) -> ast.Span:
+    return ast.Span(file, token[2], token[3], token[4], token[5])
+
+
+def lark_token(token: Token) -> Tok:
+    """A Lark token as the builder's list."""
+    line = token.line or 1
+    column = token.column or 1
+    end_line = token.end_line or line
+    end_column = token.end_column or column + 1
+    return [token.type, str(token), line, column, end_line, end_column]
 
 
 def _duration_seconds(raw: str) -> Decimal:
@@ -70,8 +92,8 @@ _RAW_RULES = frozenset({"comp_op", "add_op", "mul_op"})
 
 
 def _start(child: object) -> tuple[int, int] | None:
-    if isinstance(child, Token):
-        return None if child.type == "_NL" else (child.line or 1, child.column or 1)
+    if type(child) is list:
+        return None if child[0] == "_NL" else (child[2], child[3])
     if isinstance(child, tuple) and child:
         return _start(child[-1] if isinstance(child[0], str) else child[0])
     span = getattr(child, "span", None)
@@ -79,10 +101,8 @@ def _start(child: object) -> tuple[int, int] | None:
 
 
 def _end(child: object) -> tuple[int, int] | None:
-    if isinstance(child, Token):
-        if child.type == "_NL":
-            return None
-        return (child.end_line or 1, child.end_column or 1)
+    if type(child) is list:
+        return None if child[0] == "_NL" else (child[4], child[5])
     if isinstance(child, tuple) and child:
         return _end(child[-1])
     span = getattr(child, "span", None)
@@ -97,35 +117,35 @@ def _options(items: Any) -> tuple[ast.RetryClause | ast.TimeoutClause, ...]:
     return tuple(items or ())
 
 
-class Builder(Transformer[Token, Any]):
+class Builder:
     """Build AST nodes; every method receives the node's span and its meaningful children.
 
-    The parser keeps every token (`keep_all_tokens`) instead of propagating
-    positions through the tree, which is much faster: the span of a node runs
-    from its first to its last token, and punctuation is dropped here before
-    the node's method sees its children.
+    The parsers keep every token instead of propagating positions, which is
+    much faster: the span of a node runs from its first to its last token, and
+    punctuation is dropped here before the node's method sees its children.
     """
 
     def __init__(self, file: str) -> None:
-        super().__init__(visit_tokens=False)
         self.file = file
         self._depth: dict[int, int] = {}
 
-    def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
-        children = tree.children if new_children is None else new_children
-        raw = tree.data in _RAW_RULES
+    def node(self, rule: str, children: list[Any]) -> Any:
+        """The value of grammar rule `rule` (its alias if it has one) over `children`."""
+        raw = rule in _RAW_RULES
         kept: list[Any] = []
         depth = 0
         depths = self._depth
         for child in children:
-            if isinstance(child, Token):
-                if raw or child.type in _VALUE_TOKENS:
+            if type(child) is list:
+                if raw or child[0] in _VALUE_TOKENS:
                     kept.append(child)
             else:
                 kept.append(child)
-                depth = max(depth, depths.get(id(child), 0))
+                child_depth = depths.get(id(child), 0)
+                if child_depth > depth:
+                    depth = child_depth
         span = self._span_of(children)
-        result = getattr(self, tree.data)(span, children if raw else kept)
+        result = getattr(self, rule)(span, children if raw else kept)
         # Every later stage recurses over the tree, and so does evaluation at
         # run time: bounding the depth here keeps all of them within the stack.
         if depth >= MAX_NESTING:
@@ -147,8 +167,8 @@ class Builder(Transformer[Token, Any]):
         last = end or first
         return ast.Span(self.file, first[0], first[1], last[0], last[1])
 
-    def _tok(self, token: Token) -> ast.Span:
-        return token_span(self.file, token)
+    def _tok(self, token: Tok) -> ast.Span:
+        return ast.Span(self.file, token[2], token[3], token[4], token[5])
 
     # ---- top level
 
@@ -160,43 +180,43 @@ class Builder(Transformer[Token, Any]):
         return result
 
     def const_def(self, span: ast.Span, c: list[Any]) -> ast.ConstDef:
-        return ast.ConstDef(span, str(c[0]), self._tok(c[0]), c[1])
+        return ast.ConstDef(span, c[0][1], self._tok(c[0]), c[1])
 
-    def dotted(self, span: ast.Span, c: list[Token]) -> tuple[str, ast.Span]:
-        return ".".join(str(t) for t in c), span
+    def dotted(self, span: ast.Span, c: list[Tok]) -> tuple[str, ast.Span]:
+        return ".".join(t[1] for t in c), span
 
     def event_def(self, span: ast.Span, c: list[Any]) -> ast.EventDef:
         name, name_span = c[0]
         return ast.EventDef(span, name, name_span, tuple(c[1:]))
 
     def webhook_def(self, span: ast.Span, c: list[Any]) -> ast.WebhookDef:
-        return ast.WebhookDef(span, str(c[0]), self._tok(c[0]), tuple(c[1:]))
+        return ast.WebhookDef(span, c[0][1], self._tok(c[0]), tuple(c[1:]))
 
     def template_def(self, span: ast.Span, c: list[Any]) -> ast.TemplateDef:
-        return ast.TemplateDef(span, str(c[0]), self._tok(c[0]), tuple(c[1:]))
+        return ast.TemplateDef(span, c[0][1], self._tok(c[0]), tuple(c[1:]))
 
     def hook_def(self, span: ast.Span, c: list[Any]) -> ast.HookDef:
-        return ast.HookDef(span, str(c[0]), self._tok(c[0]), tuple(c[1:]))
+        return ast.HookDef(span, c[0][1], self._tok(c[0]), tuple(c[1:]))
 
     def workflow_def(self, span: ast.Span, c: list[Any]) -> ast.WorkflowDef:
-        return ast.WorkflowDef(span, str(c[0]), self._tok(c[0]), tuple(c[1:]))
+        return ast.WorkflowDef(span, c[0][1], self._tok(c[0]), tuple(c[1:]))
 
     # ---- catalog
 
     def field(self, span: ast.Span, c: list[Any]) -> ast.FieldDef:
         default = c[3] if len(c) > 3 else None
-        return ast.FieldDef(span, str(c[0]), c[1], c[2], default)
+        return ast.FieldDef(span, c[0][1], c[1], c[2], default)
 
     def optional_mark(self, span: ast.Span, c: list[Any]) -> bool:
         return bool(c)
 
-    def named_type(self, span: ast.Span, c: list[Token]) -> ast.NamedType:
-        return ast.NamedType(span, str(c[0]))
+    def named_type(self, span: ast.Span, c: list[Tok]) -> ast.NamedType:
+        return ast.NamedType(span, c[0][1])
 
     def list_type(self, span: ast.Span, c: list[Any]) -> ast.ListType:
         return ast.ListType(span, c[0])
 
-    def enum_type(self, span: ast.Span, c: list[Token]) -> ast.EnumType:
+    def enum_type(self, span: ast.Span, c: list[Tok]) -> ast.EnumType:
         return ast.EnumType(span, tuple(self._string(t) for t in c))
 
     def object_type(self, span: ast.Span, c: list[Any]) -> ast.ObjectType:
@@ -205,7 +225,7 @@ class Builder(Transformer[Token, Any]):
     # ---- clauses
 
     def attribute(self, span: ast.Span, c: list[Any]) -> ast.Attribute:
-        return ast.Attribute(span, str(c[0]), c[1])
+        return ast.Attribute(span, c[0][1], c[1])
 
     def description(self, span: ast.Span, c: list[Any]) -> ast.Description:
         return ast.Description(span, c[0])
@@ -244,7 +264,7 @@ class Builder(Transformer[Token, Any]):
         return ast.OnManual(span)
 
     def on_hook(self, span: ast.Span, c: list[Any]) -> ast.OnHook:
-        return ast.OnHook(span, str(c[0]), self._tok(c[0]), _at(c, 1))
+        return ast.OnHook(span, c[0][1], self._tok(c[0]), _at(c, 1))
 
     def concurrency(self, span: ast.Span, c: list[Any]) -> ast.Concurrency:
         return ast.Concurrency(span, c[0], _at(c, 1))
@@ -267,15 +287,15 @@ class Builder(Transformer[Token, Any]):
         return tuple(c)
 
     def named_step(self, span: ast.Span, c: list[Any]) -> ast.NamedStep:
-        return ast.NamedStep(span, str(c[0]), c[1])
+        return ast.NamedStep(span, c[0][1], c[1])
 
     def send_email(self, span: ast.Span, c: list[Any]) -> ast.SendEmail:
         variables = c[2] if len(c) == 4 else None
-        return ast.SendEmail(span, str(c[0]), self._tok(c[0]), c[1], variables, _options(c[-1]))
+        return ast.SendEmail(span, c[0][1], self._tok(c[0]), c[1], variables, _options(c[-1]))
 
     def send_webhook(self, span: ast.Span, c: list[Any]) -> ast.SendWebhook:
         payload = c[1] if len(c) == 3 else None
-        return ast.SendWebhook(span, str(c[0]), self._tok(c[0]), payload, _options(c[-1]))
+        return ast.SendWebhook(span, c[0][1], self._tok(c[0]), payload, _options(c[-1]))
 
     def emit(self, span: ast.Span, c: list[Any]) -> ast.Emit:
         data = c[1] if len(c) == 3 else None
@@ -283,7 +303,7 @@ class Builder(Transformer[Token, Any]):
 
     def call_step(self, span: ast.Span, c: list[Any]) -> ast.CallStep:
         args = tuple(c[1:-1])
-        return ast.CallStep(span, str(c[0]), self._tok(c[0]), args, _options(c[-1]))
+        return ast.CallStep(span, c[0][1], self._tok(c[0]), args, _options(c[-1]))
 
     def wait_for(self, span: ast.Span, c: list[Any]) -> ast.WaitFor:
         on_timeout = c.pop() if isinstance(c[-1], ast.Block) else None
@@ -307,13 +327,13 @@ class Builder(Transformer[Token, Any]):
         return ast.WaitUntil(span, c[0])
 
     def set_step(self, span: ast.Span, c: list[Any]) -> ast.SetStep:
-        return ast.SetStep(span, str(c[0]), c[1])
+        return ast.SetStep(span, c[0][1], c[1])
 
     def fail_step(self, span: ast.Span, c: list[Any]) -> ast.FailStep:
         return ast.FailStep(span, _at(c, 0))
 
     def retry_from(self, span: ast.Span, c: list[Any]) -> ast.RetryFrom:
-        return ast.RetryFrom(span, str(c[0]))
+        return ast.RetryFrom(span, c[0][1])
 
     # ---- expressions
 
@@ -335,8 +355,8 @@ class Builder(Transformer[Token, Any]):
     def arith(self, span: ast.Span, c: list[Any]) -> ast.Binary:
         return self._binary(span, c[1], c[0], c[2])
 
-    def comp_op(self, span: ast.Span, c: list[Token]) -> str:
-        return " ".join(str(t) for t in c)
+    def comp_op(self, span: ast.Span, c: list[Tok]) -> str:
+        return " ".join(t[1] for t in c)
 
     add_op = mul_op = comp_op
 
@@ -350,7 +370,7 @@ class Builder(Transformer[Token, Any]):
         return ast.Unary(span, "-", c[0])
 
     def member(self, span: ast.Span, c: list[Any]) -> ast.Expr:
-        obj, name = c[0], str(c[1])
+        obj, name = c[0], c[1][1]
         if isinstance(obj, ast.Path):
             return ast.Path(span, (*obj.parts, name))
         return ast.Member(span, obj, name)
@@ -364,41 +384,41 @@ class Builder(Transformer[Token, Any]):
     def index(self, span: ast.Span, c: list[Any]) -> ast.Index:
         return ast.Index(span, c[0], c[1])
 
-    def name(self, span: ast.Span, c: list[Token]) -> ast.Path:
-        return ast.Path(span, (str(c[0]),))
+    def name(self, span: ast.Span, c: list[Tok]) -> ast.Path:
+        return ast.Path(span, (c[0][1],))
 
-    def star(self, span: ast.Span, c: list[Token]) -> ast.Path:
+    def star(self, span: ast.Span, c: list[Tok]) -> ast.Path:
         return ast.Path(span, ("*",))
 
     def call(self, span: ast.Span, c: list[Any]) -> ast.Call:
         args = tuple(c[1:])
-        return ast.Call(span, str(c[0]), args)
+        return ast.Call(span, c[0][1], args)
 
     def arg(self, span: ast.Span, c: list[Any]) -> ast.Arg:
         if len(c) == 1:
             return ast.Arg(span, None, c[0])
-        return ast.Arg(span, str(c[0]), c[1])
+        return ast.Arg(span, c[0][1], c[1])
 
-    def _string(self, token: Token) -> str:
+    def _string(self, token: Tok) -> str:
         try:
-            value = json.loads(str(token))
+            value = json.loads(token[1])
         except ValueError:
             raise LiteralError(token, "invalid escape sequence in string") from None
         if not isinstance(value, str):  # pragma: no cover - the lexer admits only strings
             raise LiteralError(token, "invalid string")
         return value
 
-    def string(self, span: ast.Span, c: list[Token]) -> ast.Literal:
-        return ast.Literal(span, self._string(c[0]), str(c[0]))
+    def string(self, span: ast.Span, c: list[Tok]) -> ast.Literal:
+        return ast.Literal(span, self._string(c[0]), c[0][1])
 
-    def integer(self, span: ast.Span, c: list[Token]) -> ast.Literal:
-        return ast.Literal(span, int(str(c[0]).replace("_", "")), str(c[0]))
+    def integer(self, span: ast.Span, c: list[Tok]) -> ast.Literal:
+        return ast.Literal(span, int(c[0][1].replace("_", "")), c[0][1])
 
-    def decimal(self, span: ast.Span, c: list[Token]) -> ast.Literal:
-        return ast.Literal(span, Decimal(str(c[0]).replace("_", "")), str(c[0]))
+    def decimal(self, span: ast.Span, c: list[Tok]) -> ast.Literal:
+        return ast.Literal(span, Decimal(c[0][1].replace("_", "")), c[0][1])
 
-    def duration(self, span: ast.Span, c: list[Token]) -> ast.DurationLit:
-        return ast.DurationLit(span, _duration_seconds(str(c[0])), str(c[0]))
+    def duration(self, span: ast.Span, c: list[Tok]) -> ast.DurationLit:
+        return ast.DurationLit(span, _duration_seconds(c[0][1]), c[0][1])
 
     def true(self, span: ast.Span, c: list[Any]) -> ast.Literal:
         return ast.Literal(span, True, "true")
@@ -416,10 +436,23 @@ class Builder(Transformer[Token, Any]):
         return ast.MapExpr(span, tuple(c))
 
     def entry(self, span: ast.Span, c: list[Any]) -> ast.MapEntry:
-        key: Token = c[0]
-        quoted = key.type == "STRING"
-        text = self._string(key) if quoted else str(key)
+        key: Tok = c[0]
+        quoted = key[0] == "STRING"
+        text = self._string(key) if quoted else key[1]
         return ast.MapEntry(span, text, quoted, c[1])
 
     def group(self, span: ast.Span, c: list[Any]) -> ast.Group:
         return ast.Group(span, c[0])
+
+
+class TreeBuilder(Transformer[Token, Any]):
+    """Lark's parse tree through a `Builder` (the fallback parser's path)."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__(visit_tokens=False)
+        self._builder = Builder(file)
+
+    def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
+        children = tree.children if new_children is None else new_children
+        converted = [lark_token(c) if isinstance(c, Token) else c for c in children]
+        return self._builder.node(tree.data, converted)

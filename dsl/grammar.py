@@ -15,10 +15,10 @@ from lark.lexer import PatternStr
 from dsl.ast import Span
 from dsl.diagnostics import Diagnostic, did_you_mean
 
-__all__ = ["lark_parser", "syntax_diagnostic"]
+__all__ = ["BRACKET_CLOSERS", "BRACKET_OPENERS", "lark_parser", "syntax_diagnostic"]
 
-_OPENERS = MappingProxyType({"LPAR": "(", "LSQB": "[", "LBRACE": "{"})
-_CLOSERS = frozenset({"RPAR", "RSQB", "RBRACE"})
+BRACKET_OPENERS = MappingProxyType({"LPAR": "(", "LSQB": "[", "LBRACE": "{"})
+BRACKET_CLOSERS = frozenset({"RPAR", "RSQB", "RBRACE"})
 
 # When most expression-starting (or operator) terminals are expected, the
 # message says "an expression" ("an operator") instead of listing a dozen tokens.
@@ -57,9 +57,9 @@ class _BracketNewlines:
             kind = token.type
             if kind == "_NL" and stack and stack[-1] != "{":
                 continue
-            if kind in _OPENERS:
-                stack.append(_OPENERS[kind])
-            elif kind in _CLOSERS and stack:
+            if kind in BRACKET_OPENERS:
+                stack.append(BRACKET_OPENERS[kind])
+            elif kind in BRACKET_CLOSERS and stack:
                 stack.pop()
             yield token
 

@@ -1,4 +1,9 @@
-"""Rule files to syntax trees: Lark parse, then a transformer that builds `dsl.ast` nodes."""
+"""Rule files to syntax trees.
+
+The fast path (`dsl.fastparse`) drives Lark's tables from its own loop and
+builds `dsl.ast` nodes as it reduces; text it cannot parse goes through Lark
+itself (parse tree, then `TreeBuilder`), whose errors become diagnostics.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,10 @@ from typing import Any
 from lark.exceptions import UnexpectedInput
 
 from dsl import ast
-from dsl.builder import Builder, LiteralError, NestingError, token_span
+from dsl.builder import LiteralError, NestingError, TreeBuilder, token_span
 from dsl.diagnostics import Diagnostic
 from dsl.errors import RuleSyntaxError
+from dsl.fastparse import Fallback, parse_fast
 from dsl.grammar import lark_parser, syntax_diagnostic
 
 __all__ = ["ParseCache", "parse", "parse_expression", "parse_file", "scan_comments"]
@@ -96,8 +102,17 @@ def scan_comments(text: str) -> tuple[ast.Comment, ...]:
 
 def _run(source: str, file: str, start: str) -> Any:
     try:
+        return parse_fast(source, file, start)
+    except Fallback:
+        pass
+    return _run_lark(source, file, start)
+
+
+def _run_lark(source: str, file: str, start: str) -> Any:
+    """Parse with Lark: slower, and the source of every syntax diagnostic."""
+    try:
         tree = lark_parser().parse(source, start=start)
-        return Builder(file).transform(tree)
+        return TreeBuilder(file).transform(tree)
     except UnexpectedInput as exc:
         raise RuleSyntaxError(syntax_diagnostic(exc, file, source)) from None
     except LiteralError as exc:

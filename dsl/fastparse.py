@@ -1,0 +1,266 @@
+"""The fast path of parsing: Lark's own LALR tables and lexers, driven by a tight loop.
+
+Lark parses a rule file by creating a `Token` object per token, a `Tree` per
+rule and then transforming that tree; for a large rule set that is most of
+the time of a cold check. This module drives the very same tables (the parse
+table and the contextual lexer's per-state regular expressions of
+`lark_parser()`) from one loop, makes tokens as plain lists and calls
+`Builder.node` on each reduction, exactly where Lark would have made a tree.
+So the grammar stays in `ownly.lark` and the syntax trees are the same.
+
+It only knows the way through valid input: on anything else (an unexpected
+character or token, a bad literal, nesting too deep) it raises `Fallback`, and
+`dsl.parser` parses the text again with Lark, whose errors become diagnostics.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lark.lexer import BasicLexer, ContextualLexer, PatternStr, UnlessCallback
+from lark.parsers.lalr_analysis import Shift
+
+from dsl.builder import Builder, LiteralError, NestingError
+from dsl.grammar import BRACKET_CLOSERS, BRACKET_OPENERS, lark_parser
+
+__all__ = ["Fallback", "available", "parse_fast"]
+
+
+class Fallback(Exception):
+    """The fast path cannot parse this text; the Lark parser must (and will explain why)."""
+
+
+# How a reduction builds its value (Lark's parse-tree builder, without the tree):
+_NODE = 0  # a node: Builder.node(name, children)
+_INLINE = 1  # a `_rule`: its children go into its parent's
+_EXPAND1 = 2  # a `?rule`: its only child, else a node
+_PASS = 3  # a `?rule` over one symbol: the child itself, only the state changes
+
+
+@dataclass(frozen=True, slots=True)
+class _StateLexer:
+    """What the contextual lexer does in one parser state."""
+
+    match: Callable[[str, int], re.Match[str] | None]
+    keywords: Mapping[str, Mapping[str, str]]  # terminal -> {text: keyword terminal}
+    ignore: frozenset[str]
+    newline: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    actions: list[dict[str, int]]  # state -> terminal -> next state, or ~rule index
+    gotos: list[dict[str, int]]  # state -> rule name -> next state
+    rules: list[tuple[int, str, frozenset[int], int, str]]  # size, origin, splice, mode, name
+    lexers: list[_StateLexer]
+    start_states: Mapping[str, int]
+    end_states: Mapping[str, int]
+    # (state below, state, terminal) -> the state after every `_PASS` reduction
+    # that terminal causes there (a chain such as atom -> postfix -> ... -> expr).
+    passes: dict[tuple[int, int, str], int]
+
+
+def _state_lexer(lexer: BasicLexer) -> _StateLexer | None:
+    scanner = lexer.scanner
+    if len(scanner._mres) != 1:
+        return None
+    keywords: dict[str, dict[str, str]] = {}
+    for terminal, callback in lexer.callback.items():
+        if not isinstance(callback, UnlessCallback):
+            return None
+        words: dict[str, str] = {}
+        for word in callback.scanner.terminals:
+            if not isinstance(word.pattern, PatternStr) or word.pattern.flags:
+                return None
+            words.setdefault(word.pattern.value, word.name)
+        keywords[terminal] = words
+    return _StateLexer(scanner._mres[0].match, keywords, lexer.ignore_types, lexer.newline_types)
+
+
+@functools.cache
+def _tables() -> _Tables | None:
+    """The tables of `lark_parser()`, or None where this Lark is not what we expect."""
+    lark = lark_parser()
+    table = lark.parser.parser.parser.parse_table
+    contextual = lark.parser.lexer.lexer
+    if not isinstance(contextual, ContextualLexer):
+        return None
+    count = len(table.states)
+    if set(table.states) != set(range(count)):
+        return None
+    rule_index: dict[Any, int] = {}
+    rules: list[tuple[int, str, frozenset[int], int, str]] = []
+    actions: list[dict[str, int]] = [{} for _ in range(count)]
+    gotos: list[dict[str, int]] = [{} for _ in range(count)]
+    for state, row in table.states.items():
+        for symbol, (action, arg) in row.items():
+            if not symbol.isupper():
+                gotos[state][symbol] = arg
+            elif action is Shift:
+                actions[state][symbol] = arg
+            else:
+                if arg not in rule_index:
+                    rule_index[arg] = len(rules)
+                    rules.append(_rule(arg))
+                actions[state][symbol] = ~rule_index[arg]
+    if any(mode < 0 for _, _, _, mode, _ in rules):
+        return None
+    lexers: list[_StateLexer] = []
+    made: dict[int, _StateLexer | None] = {}
+    for state in range(count):
+        basic = contextual.lexers[state]
+        if not isinstance(basic, BasicLexer):
+            return None
+        if id(basic) not in made:
+            made[id(basic)] = _state_lexer(basic)
+        state_lexer = made[id(basic)]
+        if state_lexer is None:
+            return None
+        lexers.append(state_lexer)
+    ends = table.end_states
+    return _Tables(actions, gotos, rules, lexers, table.start_states, ends, {})
+
+
+def _rule(rule: Any) -> tuple[int, str, frozenset[int], int, str]:
+    origin: str = rule.origin.name
+    splice = frozenset(
+        i for i, sym in enumerate(rule.expansion) if not sym.is_term and sym.name.startswith("_")
+    )
+    expand1 = bool(rule.options.expand1) and not rule.alias
+    name: str = rule.alias or rule.options.template_source or origin
+    if origin.startswith("_"):
+        mode = -1 if expand1 else _INLINE  # -1: a shape Lark allows and this loop does not
+    elif expand1:
+        mode = _PASS if len(rule.expansion) == 1 and not splice else _EXPAND1
+    else:
+        mode = _NODE
+    return len(rule.expansion), origin, splice, mode, name
+
+
+def available() -> bool:
+    """Whether the installed Lark has the tables this loop reads."""
+    return _tables() is not None
+
+
+def parse_fast(text: str, file: str, start: str) -> Any:
+    """Parse `text` (ending with a newline) from rule `start` and build its AST.
+
+    Raises:
+        Fallback: the text is not valid (or this Lark is not the expected one).
+    """
+    tables = _tables()
+    if tables is None:
+        raise Fallback
+    try:
+        return _parse(tables, text, Builder(file).node, start)
+    except (LiteralError, NestingError):
+        raise Fallback from None
+
+
+def _pass_chain(tables: _Tables, key: tuple[int, int, str]) -> int:
+    below, state, kind = key
+    while state not in tables.end_states.values():
+        act = tables.actions[state].get(kind)
+        if act is None or act >= 0:
+            break
+        _, origin, _, mode, _ = tables.rules[~act]
+        if mode != _PASS:
+            break
+        state = tables.gotos[below][origin]
+    return state
+
+
+def _parse(tables: _Tables, text: str, node: Callable[[str, list[Any]], Any], start: str) -> Any:
+    actions, gotos, rules, lexers = tables.actions, tables.gotos, tables.rules, tables.lexers
+    passes = tables.passes
+    openers, closers = BRACKET_OPENERS, BRACKET_CLOSERS
+    end_state = tables.end_states[start]
+    state = tables.start_states[start]
+    states = [state]
+    values: list[Any] = []
+    brackets: list[str] = []
+    pos, line, line_start, size = 0, 1, 0, len(text)
+    token: list[Any]
+    while True:
+        if pos < size:
+            lexer = lexers[state]
+            match = lexer.match(text, pos)
+            if match is None:
+                raise Fallback
+            kind = match.lastgroup
+            assert kind is not None
+            value = match.group()
+            column = pos - line_start + 1
+            first_line = line
+            if kind in lexer.newline:
+                breaks = value.count("\n")
+                if breaks:
+                    line += breaks
+                    line_start = pos + value.rindex("\n") + 1
+            pos = match.end()
+            if kind in lexer.ignore:
+                continue
+            if lexer.keywords:
+                keywords = lexer.keywords.get(kind)
+                if keywords:
+                    kind = keywords.get(value, kind)
+            # The post-lexer (`grammar._BracketNewlines`): no newlines inside ( ) or [ ].
+            if kind == "_NL":
+                if brackets and brackets[-1] != "{":
+                    continue
+            elif kind in openers:
+                brackets.append(openers[kind])
+            elif kind in closers and brackets:
+                brackets.pop()
+            token = [kind, value, first_line, column, line, pos - line_start + 1]
+        else:
+            kind = "$END"
+            token = []
+        while True:
+            act = actions[state].get(kind)
+            if act is None:
+                raise Fallback
+            if act >= 0:
+                if kind == "$END":  # pragma: no cover - the table never shifts the end
+                    raise Fallback
+                state = act
+                states.append(state)
+                values.append(token)
+                break
+            count, origin, splice, mode, name = rules[~act]
+            if mode == _PASS:
+                key = (states[-2], state, kind)
+                target = passes.get(key)
+                if target is None:
+                    target = passes[key] = _pass_chain(tables, key)
+                state = states[-1] = target
+            else:
+                if count:
+                    children = values[-count:]
+                    del values[-count:]
+                    del states[-count:]
+                else:
+                    children = []
+                if splice:
+                    spliced: list[Any] = []
+                    for i, child in enumerate(children):
+                        if i in splice:
+                            spliced += child
+                        else:
+                            spliced.append(child)
+                    children = spliced
+                if mode == _INLINE:
+                    result: Any = children
+                elif mode == _EXPAND1 and len(children) == 1:
+                    result = children[0]
+                else:
+                    result = node(name, children)
+                state = gotos[states[-1]][origin]
+                states.append(state)
+                values.append(result)
+            if kind == "$END" and state == end_state:
+                return values[-1]

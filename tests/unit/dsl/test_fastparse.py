@@ -1,0 +1,134 @@
+"""The fast parser builds exactly the trees the Lark parser builds, and declines the rest."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.dsl import _write_rules
+from dsl.builder import LiteralError, NestingError, TreeBuilder
+from dsl.fastparse import Fallback, available, parse_fast
+from dsl.grammar import lark_parser
+from tests.unit.dsl.support import BASE_RULES
+from tests.unit.dsl.test_fmt import random_rules
+from tests.unit.dsl.test_parser import TOKENS
+from tests.unit.dsl.test_robustness import mutate
+
+RULES_DIR = Path(__file__).parents[3] / "rules"
+DECLINED = object()
+
+
+def lark_tree(text: str, start: str = "start") -> Any:
+    """What the Lark path builds, or DECLINED where it has an error to report."""
+    try:
+        return TreeBuilder("f.ownly").transform(lark_parser().parse(text, start=start))
+    except Exception:
+        return DECLINED
+
+
+def fast_tree(text: str, start: str = "start") -> Any:
+    try:
+        return parse_fast(text, "f.ownly", start)
+    except Fallback:
+        return DECLINED
+
+
+def assert_same(text: str, start: str = "start") -> Any:
+    source = text if text.endswith("\n") else text + "\n"
+    expected = lark_tree(source, start)
+    assert fast_tree(source, start) == expected
+    return expected
+
+
+def test_the_fast_path_is_available() -> None:
+    assert available()
+
+
+@pytest.mark.parametrize("path", sorted(RULES_DIR.glob("*.ownly")), ids=lambda p: p.name)
+def test_shipped_rules(path: Path) -> None:
+    assert assert_same(path.read_text()) is not DECLINED
+
+
+def test_the_benchmark_rules_and_test_catalog(tmp_path: Path) -> None:
+    paths = _write_rules(tmp_path, files=4, per_file=10, namespaces=5)
+    for path in paths:
+        assert assert_same(path.read_text()) is not DECLINED
+    assert assert_same(BASE_RULES) is not DECLINED
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "a or b and c",
+        "not a == b",
+        "a ?? b > c",
+        "a + b * c - -d % 2 / e",
+        "a not in [1, 2.5, 3d,]",
+        'x.y[0].*.z matches "^a" and exists p.q',
+        'f(a, b: {"k": 1, m: [true, false, null]})',
+        "(" * 99 + "1" + ")" * 99,
+        "(" * 100 + "1" + ")" * 100,
+    ],
+)
+def test_expressions(expression: str) -> None:
+    assert_same(expression, "expression")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'const a = "bad \\q escape"\n',
+        "const a = " + "-" * 120 + "1\n",
+        "const a = 'x'\n",
+        "webhook w {\n  when a = 1\n}\n",
+        'event e {\n  a?: string\n  b: list[{ c: int, d?: "x" | "y" }]\n}\n',
+        "",
+        "\n\n# only a comment\n",
+    ],
+)
+def test_errors_and_edges(text: str) -> None:
+    assert_same(text)
+
+
+def test_literal_and_nesting_errors_fall_back() -> None:
+    with pytest.raises(Fallback):
+        parse_fast('const a = "\\q"\n', "f", "start")
+    with pytest.raises(Fallback):
+        parse_fast("const a = " + "(" * 101 + "1" + ")" * 101 + "\n", "f", "start")
+    # The Lark path raises what becomes the diagnostic.
+    with pytest.raises(LiteralError):
+        TreeBuilder("f").transform(lark_parser().parse('const a = "\\q"\n', start="start"))
+    with pytest.raises(NestingError):
+        text = "const a = " + "(" * 101 + "1" + ")" * 101 + "\n"
+        TreeBuilder("f").transform(lark_parser().parse(text, start="start"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_generated_rules(rng: random.Random) -> None:
+    assert assert_same(random_rules(rng)) is not DECLINED
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_mutated_shipped_rules(rng: random.Random) -> None:
+    for text in mutate(rng).values():
+        assert_same(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=40))
+def test_random_token_sequences(tokens: list[str]) -> None:
+    assert_same(" ".join(tokens))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from('ab_19."{}()[],:=<>?*\n #\\'), max_size=60))
+def test_random_text(text: str) -> None:
+    assert_same(text)
+    assert_same(text, "expression")
