@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, Self
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from dsl import Context, RuleSet, Subscription
 from dsl.payload import typed_view
 from engine.clock import Clock
 from engine.queue import NewJob, insert_jobs
+from engine.rows import insert_rows
 from engine.schema import events
 from engine.worker import Waker
 from engine.writer import BatchWrite
@@ -166,8 +167,7 @@ class AppendEvents(BatchWrite[list[Appended]]):
                 jobs.extend(planned)
                 outcome.append(Appended(event.id, duplicate=False, jobs=len(planned)))
             results.append(outcome)
-        if rows:
-            conn.execute(insert(events), rows)
+        insert_rows(conn, events, rows)
         insert_jobs(conn, jobs, now)
         return results
 

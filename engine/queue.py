@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Row
 
+from engine.rows import insert_rows
 from engine.schema import UTCDateTime, job_holds, jobs
 from engine.storage import Database
 from engine.writer import BatchWrite
@@ -110,8 +111,9 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
     """Insert ``new`` jobs as ``pending``, or ``held`` in a held group."""
     if not new:
         return
-    conn.execute(
-        insert(jobs),
+    insert_rows(
+        conn,
+        jobs,
         [
             {
                 "kind": job.kind,

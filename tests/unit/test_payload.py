@@ -7,9 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsl import ir
-from dsl.payload import check_payload, typed_view
+from dsl.payload import FieldProblem, _fast_checker, _Invalid, _object, check_payload, typed_view
 
 
 def t(kind: str, **extra: Any) -> ir.TypeSpec:
@@ -119,3 +121,62 @@ def test_the_typed_view_gives_rules_numbers_and_times() -> None:
     assert typed["at"] == datetime(2026, 11, 26, 10, tzinfo=UTC)
     assert typed["investor"] == {"name": "Ada"}
     assert data["amount"] == "2500.50", "the stored data stays JSON"
+
+
+# The compiled fast path and the walk that names problems must agree on every input.
+
+_SCALARS = st.sampled_from(
+    [
+        t("string"),
+        t("string", values=("a", "b")),
+        t("string", format="email"),
+        t("string", format="url"),
+        t("int"),
+        t("decimal"),
+        t("bool"),
+        t("timestamp"),
+        t("any"),
+    ]
+)
+_TYPES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.builds(lambda item: t("list", item=item), inner),
+        st.lists(
+            st.tuples(st.sampled_from("abcd"), inner, st.booleans()),
+            max_size=4,
+            unique_by=lambda x: x[0],
+        ).map(lambda fs: t("object", fields=tuple(f(n, ty, optional=o) for n, ty, o in fs))),
+    ),
+    max_leaves=8,
+)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.sampled_from(["a", "x@y.io", "https://a.b/", "2026-01-01T00:00:00Z", "1.5", "\x00"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abcde"), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(type_=_TYPES, data=_JSON)
+def test_the_fast_path_agrees_with_the_walk(type_: ir.TypeSpec, data: Any) -> None:
+    fields = type_.fields if type_.kind == "object" else (f("value", type_),)
+    spec = ir.EventSpec(type="x.y", fields=fields, source=ir.Source(file="c.ownly", line=1))
+    payload = data if type_.kind == "object" else {"value": data}
+    problems: list[FieldProblem] = []
+    walked = _object(spec.fields, payload, "data", problems, 0) if isinstance(payload, dict) else {}
+    try:
+        fast: dict[str, Any] | None = _fast_checker(spec)(payload)
+    except _Invalid:
+        fast = None
+    if problems or not isinstance(payload, dict):
+        assert fast is None
+    else:
+        assert fast == walked
+        assert check_payload(spec, payload) == (walked, [])
