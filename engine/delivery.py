@@ -50,6 +50,9 @@ class WebhookPlanner:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
+        # The stored definition of each webhook, by rule-set version: rule sets are
+        # immutable, so it is worked out once, not once per delivery.
+        self._definitions: dict[tuple[str, str], dict[str, Any]] = {}
 
     def plan(self, rules: RuleSet, subscription: Subscription, event: StoredEvent) -> NewJob:
         return self.delivery(rules, subscription.name, event)
@@ -57,7 +60,12 @@ class WebhookPlanner:
     def delivery(self, rules: RuleSet, name: str, event: StoredEvent) -> NewJob:
         """The delivery of ``event`` to the webhook ``name`` of ``rules``."""
         webhook = rules.webhooks[name]
-        definition = webhook.model_dump(mode="json", exclude={"source", "description", "when"})
+        definition = self._definitions.get((rules.version, name))
+        if definition is None:
+            if len(self._definitions) > 10_000:
+                self._definitions.clear()
+            definition = webhook.model_dump(mode="json", exclude={"source", "description", "when"})
+            self._definitions[(rules.version, name)] = definition
         return NewJob(
             kind=KIND,
             payload={

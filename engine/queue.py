@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol, Self
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     and_,
     bindparam,
     delete,
@@ -173,25 +174,15 @@ class LeaseJobs(BatchWrite[Lease]):
     def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[Lease]:
         results = []
         for write in writes:
-            _expire_leases(conn, write.now)
-            due = (
-                select(jobs.c.id)
-                .where(leasable(), jobs.c.due_at <= write.now)
-                .order_by(jobs.c.due_at, jobs.c.id)
-                .limit(write.limit)
-                .scalar_subquery()
-            )
+            conn.execute(_EXPIRE, {"e_now": write.now})
             rows = conn.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(due), jobs.c.state == "pending")
-                .values(
-                    state="running",
-                    lease_owner=write.owner,
-                    lease_expires_at=write.now + write.lease,
-                    attempts=jobs.c.attempts + 1,
-                    updated_at=write.now,
-                )
-                .returning(*jobs.c)
+                _LEASE,
+                {
+                    "l_now": write.now,
+                    "l_limit": write.limit,
+                    "l_owner": write.owner,
+                    "l_until": write.now + write.lease,
+                },
             )
             leased = sorted((Job.from_row(row) for row in rows), key=lambda j: (j.due_at, j.id))
             results.append(Lease(leased, _next_due(conn)))
@@ -265,13 +256,37 @@ def release_group(conn: Connection, group_key: str) -> None:
     )
 
 
-def _expire_leases(conn: Connection, now: datetime) -> None:
-    """Jobs whose lease ran out go back to ``pending``; the lost attempt still counts."""
-    conn.execute(
-        update(jobs)
-        .where(jobs.c.state == "running", jobs.c.lease_expires_at <= now)
-        .values(state="pending", lease_owner=None, lease_expires_at=None, updated_at=now)
+# Statements the workers run all the time, built once (SQLAlchemy then reuses
+# their compiled form without working out their cache key again).
+_NOW = bindparam("e_now", type_=UTCDateTime())
+# Jobs whose lease ran out go back to ``pending``; the lost attempt still counts.
+_EXPIRE = (
+    update(jobs)
+    .where(jobs.c.state == "running", jobs.c.lease_expires_at <= _NOW)
+    .values(state="pending", lease_owner=None, lease_expires_at=None, updated_at=_NOW)
+)
+_LEASE_NOW = bindparam("l_now", type_=UTCDateTime())
+_DUE = (
+    select(jobs.c.id)
+    .where(leasable(), jobs.c.due_at <= _LEASE_NOW)
+    .order_by(jobs.c.due_at, jobs.c.id)
+    .limit(bindparam("l_limit", type_=Integer()))
+    .scalar_subquery()
+)
+_LEASE = (
+    update(jobs)
+    .where(jobs.c.id.in_(_DUE), jobs.c.state == "pending")
+    .values(
+        state="running",
+        lease_owner=bindparam("l_owner", type_=jobs.c.lease_owner.type),
+        lease_expires_at=bindparam("l_until", type_=UTCDateTime()),
+        attempts=jobs.c.attempts + 1,
+        updated_at=_LEASE_NOW,
     )
+    .returning(*jobs.c)
+)
+_NEXT_PENDING = select(jobs.c.due_at).where(leasable()).order_by(jobs.c.due_at).limit(1)
+_NEXT_EXPIRY = select(func.min(jobs.c.lease_expires_at)).where(jobs.c.state == "running")
 
 
 Outcome = Literal["succeeded", "retry", "failed", "released", "deferred"]
@@ -396,8 +411,8 @@ async def next_due(database: Database, now: datetime) -> datetime | None:
 
 
 def _next_due(conn: Connection) -> datetime | None:
-    pending = conn.scalar(select(jobs.c.due_at).where(leasable()).order_by(jobs.c.due_at).limit(1))
-    expiry = conn.scalar(select(func.min(jobs.c.lease_expires_at)).where(jobs.c.state == "running"))
+    pending = conn.scalar(_NEXT_PENDING)
+    expiry = conn.scalar(_NEXT_EXPIRY)
     candidates = [at for at in (pending, expiry) if at is not None]
     return min(candidates) if candidates else None
 

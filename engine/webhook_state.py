@@ -25,6 +25,7 @@ from connectors.webhook import Attempt, Outcome
 from engine.bus import AppendEvents, Bus, StoredEvent
 from engine.ingest import new_event_id
 from engine.queue import FinishJob, Job, hold_group, release_group
+from engine.rows import insert_rows
 from engine.schema import jobs, webhook_attempts, webhook_state
 from engine.storage import Database
 from engine.writer import BatchWrite
@@ -206,8 +207,9 @@ class RecordAttempt:
     def apply_batch(cls, conn: Connection, items: Sequence[tuple[FinishJob, bool]]) -> None:
         """Every attempt's row in one statement; each webhook's health read and written once."""
         recorded = [(finish.hook, finish, kept) for finish, kept in items]
-        conn.execute(
-            insert(webhook_attempts),
+        insert_rows(
+            conn,
+            webhook_attempts,
             [hook.row() for hook, _, _ in recorded if isinstance(hook, RecordAttempt)],
         )
         by_webhook: dict[str, list[tuple[RecordAttempt, FinishJob]]] = {}
