@@ -117,6 +117,26 @@ def _options(items: Any) -> tuple[ast.RetryClause | ast.TimeoutClause, ...]:
     return tuple(items or ())
 
 
+# Where a rule's children are, by position: the kept ones, the built ones
+# (nodes, for the depth), and whether the first and the last are tokens.
+Shape = tuple[tuple[int, ...], tuple[int, ...], bool, bool]
+
+
+def shape_of(rule: str, symbols: list[tuple[bool, str]]) -> Shape | None:
+    """The shape of a rule over `symbols` (is_terminal, name), where it has a fixed one.
+
+    None where `Builder.node` must look at the children: operator rules, and
+    rules with inlined `_rule`s, whose children vary in number.
+    """
+    if rule in _RAW_RULES or any(not term and name.startswith("_") for term, name in symbols):
+        return None
+    kept = tuple(i for i, (term, name) in enumerate(symbols) if not term or name in _VALUE_TOKENS)
+    inner = tuple(i for i, (term, _) in enumerate(symbols) if not term)
+    first = bool(symbols) and symbols[0][0] and symbols[0][1] != "_NL"
+    last = bool(symbols) and symbols[-1][0] and symbols[-1][1] != "_NL"
+    return kept, inner, first, last
+
+
 class Builder:
     """Build AST nodes; every method receives the node's span and its meaningful children.
 
@@ -148,6 +168,26 @@ class Builder:
         result = getattr(self, rule)(span, children if raw else kept)
         # Every later stage recurses over the tree, and so does evaluation at
         # run time: bounding the depth here keeps all of them within the stack.
+        if depth >= MAX_NESTING:
+            raise NestingError(span)
+        depths[id(result)] = depth + 1
+        return result
+
+    def shaped(self, rule: str, shape: Shape, children: list[Any]) -> Any:
+        """`node(rule, children)` for children of a known `shape` (see `shape_of`), faster."""
+        kept_at, inner_at, token_first, token_last = shape
+        depth = 0
+        depths = self._depth
+        for i in inner_at:
+            child_depth = depths.get(id(children[i]), 0)
+            if child_depth > depth:
+                depth = child_depth
+        if token_first and token_last:
+            first, last = children[0], children[-1]
+            span = ast.Span(self.file, first[2], first[3], last[4], last[5])
+        else:
+            span = self._span_of(children)
+        result = getattr(self, rule)(span, [children[i] for i in kept_at])
         if depth >= MAX_NESTING:
             raise NestingError(span)
         depths[id(result)] = depth + 1

@@ -16,15 +16,15 @@ character or token, a bad literal, nesting too deep) it raises `Fallback`, and
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lark.lexer import BasicLexer, ContextualLexer, PatternStr, UnlessCallback
+from lark.lexer import ContextualLexer
 from lark.parsers.lalr_analysis import Shift
 
-from dsl.builder import Builder, LiteralError, NestingError
+from dsl.builder import Builder, LiteralError, NestingError, Shape, shape_of
+from dsl.fastlex import Lexicon, Unknown, lexicon
 from dsl.grammar import BRACKET_CLOSERS, BRACKET_OPENERS, lark_parser
 
 __all__ = ["Fallback", "available", "parse_fast"]
@@ -41,44 +41,22 @@ _EXPAND1 = 2  # a `?rule`: its only child, else a node
 _PASS = 3  # a `?rule` over one symbol: the child itself, only the state changes
 
 
-@dataclass(frozen=True, slots=True)
-class _StateLexer:
-    """What the contextual lexer does in one parser state."""
-
-    match: Callable[[str, int], re.Match[str] | None]
-    keywords: Mapping[str, Mapping[str, str]]  # terminal -> {text: keyword terminal}
-    ignore: frozenset[str]
-    newline: frozenset[str]
+# A rule: its size, the rule it reduces to, the children to splice, how
+# its value is built (_NODE...), the builder's name for it and its Shape.
+_Rule = tuple[int, str, frozenset[int], int, str, Shape | None]
 
 
 @dataclass(frozen=True, slots=True)
 class _Tables:
     actions: list[dict[str, int]]  # state -> terminal -> next state, or ~rule index
     gotos: list[dict[str, int]]  # state -> rule name -> next state
-    rules: list[tuple[int, str, frozenset[int], int, str]]  # size, origin, splice, mode, name
-    lexers: list[_StateLexer]
+    rules: list[_Rule]
+    lexicon: Lexicon
     start_states: Mapping[str, int]
     end_states: Mapping[str, int]
     # (state below, state, terminal) -> the state after every `_PASS` reduction
     # that terminal causes there (a chain such as atom -> postfix -> ... -> expr).
     passes: dict[tuple[int, int, str], int]
-
-
-def _state_lexer(lexer: BasicLexer) -> _StateLexer | None:
-    scanner = lexer.scanner
-    if len(scanner._mres) != 1:
-        return None
-    keywords: dict[str, dict[str, str]] = {}
-    for terminal, callback in lexer.callback.items():
-        if not isinstance(callback, UnlessCallback):
-            return None
-        words: dict[str, str] = {}
-        for word in callback.scanner.terminals:
-            if not isinstance(word.pattern, PatternStr) or word.pattern.flags:
-                return None
-            words.setdefault(word.pattern.value, word.name)
-        keywords[terminal] = words
-    return _StateLexer(scanner._mres[0].match, keywords, lexer.ignore_types, lexer.newline_types)
 
 
 @functools.cache
@@ -93,7 +71,7 @@ def _tables() -> _Tables | None:
     if set(table.states) != set(range(count)):
         return None
     rule_index: dict[Any, int] = {}
-    rules: list[tuple[int, str, frozenset[int], int, str]] = []
+    rules: list[_Rule] = []
     actions: list[dict[str, int]] = [{} for _ in range(count)]
     gotos: list[dict[str, int]] = [{} for _ in range(count)]
     for state, row in table.states.items():
@@ -107,25 +85,16 @@ def _tables() -> _Tables | None:
                     rule_index[arg] = len(rules)
                     rules.append(_rule(arg))
                 actions[state][symbol] = ~rule_index[arg]
-    if any(mode < 0 for _, _, _, mode, _ in rules):
+    if any(rule[3] < 0 for rule in rules):
         return None
-    lexers: list[_StateLexer] = []
-    made: dict[int, _StateLexer | None] = {}
-    for state in range(count):
-        basic = contextual.lexers[state]
-        if not isinstance(basic, BasicLexer):
-            return None
-        if id(basic) not in made:
-            made[id(basic)] = _state_lexer(basic)
-        state_lexer = made[id(basic)]
-        if state_lexer is None:
-            return None
-        lexers.append(state_lexer)
+    words = lexicon(contextual, actions)
+    if words is None:
+        return None
     ends = table.end_states
-    return _Tables(actions, gotos, rules, lexers, table.start_states, ends, {})
+    return _Tables(actions, gotos, rules, words, table.start_states, ends, {})
 
 
-def _rule(rule: Any) -> tuple[int, str, frozenset[int], int, str]:
+def _rule(rule: Any) -> _Rule:
     origin: str = rule.origin.name
     splice = frozenset(
         i for i, sym in enumerate(rule.expansion) if not sym.is_term and sym.name.startswith("_")
@@ -138,7 +107,8 @@ def _rule(rule: Any) -> tuple[int, str, frozenset[int], int, str]:
         mode = _PASS if len(rule.expansion) == 1 and not splice else _EXPAND1
     else:
         mode = _NODE
-    return len(rule.expansion), origin, splice, mode, name
+    shape = shape_of(name, [(sym.is_term, sym.name) for sym in rule.expansion])
+    return len(rule.expansion), origin, splice, mode, name, shape
 
 
 def available() -> bool:
@@ -156,8 +126,8 @@ def parse_fast(text: str, file: str, start: str) -> Any:
     if tables is None:
         raise Fallback
     try:
-        return _parse(tables, text, Builder(file).node, start)
-    except (LiteralError, NestingError):
+        return _parse(tables, text, Builder(file), start)
+    except (LiteralError, NestingError, Unknown):
         raise Fallback from None
 
 
@@ -167,17 +137,25 @@ def _pass_chain(tables: _Tables, key: tuple[int, int, str]) -> int:
         act = tables.actions[state].get(kind)
         if act is None or act >= 0:
             break
-        _, origin, _, mode, _ = tables.rules[~act]
+        _, origin, _, mode, _, _ = tables.rules[~act]
         if mode != _PASS:
             break
         state = tables.gotos[below][origin]
     return state
 
 
-def _parse(tables: _Tables, text: str, node: Callable[[str, list[Any]], Any], start: str) -> Any:
-    actions, gotos, rules, lexers = tables.actions, tables.gotos, tables.rules, tables.lexers
-    passes = tables.passes
+def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
+    actions, gotos, rules, passes = tables.actions, tables.gotos, tables.rules, tables.passes
+    lex = tables.lexicon
+    lex_match, ignore, newline, keywords, words = (
+        lex.match,
+        lex.ignore,
+        lex.newline,
+        lex.keywords,
+        lex.words,
+    )
     openers, closers = BRACKET_OPENERS, BRACKET_CLOSERS
+    node, shaped = builder.node, builder.shaped
     end_state = tables.end_states[start]
     state = tables.start_states[start]
     states = [state]
@@ -187,27 +165,29 @@ def _parse(tables: _Tables, text: str, node: Callable[[str, list[Any]], Any], st
     token: list[Any]
     while True:
         if pos < size:
-            lexer = lexers[state]
-            match = lexer.match(text, pos)
+            match = lex_match(text, pos)
             if match is None:
                 raise Fallback
             kind = match.lastgroup
             assert kind is not None
-            value = match.group()
-            column = pos - line_start + 1
+            value = match[kind]
+            pos = match.end()
+            begin = pos - len(value)
+            column = begin - line_start + 1
             first_line = line
-            if kind in lexer.newline:
+            if kind in newline:
                 breaks = value.count("\n")
                 if breaks:
                     line += breaks
-                    line_start = pos + value.rindex("\n") + 1
-            pos = match.end()
-            if kind in lexer.ignore:
+                    line_start = begin + value.rindex("\n") + 1
+            if kind in ignore:
                 continue
-            if lexer.keywords:
-                keywords = lexer.keywords.get(kind)
-                if keywords:
-                    kind = keywords.get(value, kind)
+            if kind == "NAME":
+                names = keywords[state]
+                if names is not None:
+                    kind = names.get(value, "NAME")
+                else:
+                    kind = words[state].get(value) or lex.word(state, text, begin, value)
             # The post-lexer (`grammar._BracketNewlines`): no newlines inside ( ) or [ ].
             if kind == "_NL":
                 if brackets and brackets[-1] != "{":
@@ -231,7 +211,7 @@ def _parse(tables: _Tables, text: str, node: Callable[[str, list[Any]], Any], st
                 states.append(state)
                 values.append(token)
                 break
-            count, origin, splice, mode, name = rules[~act]
+            count, origin, splice, mode, name, shape = rules[~act]
             if mode == _PASS:
                 key = (states[-2], state, kind)
                 target = passes.get(key)
@@ -253,8 +233,10 @@ def _parse(tables: _Tables, text: str, node: Callable[[str, list[Any]], Any], st
                         else:
                             spliced.append(child)
                     children = spliced
-                if mode == _INLINE:
-                    result: Any = children
+                if shape is not None and mode == _NODE:
+                    result: Any = shaped(name, shape, children)
+                elif mode == _INLINE:
+                    result = children
                 elif mode == _EXPAND1 and len(children) == 1:
                     result = children[0]
                 else:
