@@ -145,6 +145,7 @@ class Worker:
         self._logger = logger.bind(worker=self.owner)
         self._concurrency = concurrency
         self._batch = batch
+        self._refill = max(1, min(concurrency, batch) // 4)
         self._lease = lease
         self._poll_interval = poll_interval
         self._retry_unexpected = retry_unexpected
@@ -220,8 +221,11 @@ class Worker:
     async def _lease_due(self) -> float | None:
         """Lease what is due; answer how long to nap, or None to lease again at once."""
         room = min(self._concurrency - len(self._running), self._batch)
-        if room <= 0:
-            return self._poll_interval  # a finishing job wakes the loop
+        if room <= 0 or (self._running and room < self._refill):
+            # A finishing job wakes the loop. Leasing waits until a quarter of
+            # the slots are free, so a busy worker leases in batches, not one
+            # transaction per finished job.
+            return self._poll_interval
         now = self._clock.now()
         lease = await self._writer.submit(LeaseJobs(self.owner, room, now, self._lease))
         for job in lease.jobs:
