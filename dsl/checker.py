@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,6 +102,34 @@ def compile_rules(
     Returns:
         A `Compilation`; its `rule_set` is None when there is any error.
     """
+    with _collector_paused():
+        return _compile(paths, templates_dir, env, cache)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold off Python's cycle collector while a rule set is built.
+
+    Compiling makes millions of objects that all stay alive (syntax trees, IR),
+    and each full collection walks every one of them again: with 10,000 rules
+    that was about a third of the time. Nothing is freed later than it would
+    have been by reference counting; cycles wait until the collector resumes.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _compile(
+    paths: Sequence[Path],
+    templates_dir: Path,
+    env: Mapping[str, str] | None,
+    cache: ParseCache | None,
+) -> Compilation:
     modules: list[ast.Module] = []
     sources: dict[str, str] = {}
     diagnostics: list[Diagnostic] = []
