@@ -68,6 +68,7 @@ class Engine:
                 settings.state_dir, environ, base_url=f"http://{host}:{server.port}", logger=logger
             ).fill
         self.waker = Waker()
+        self.ingesting = 0  # ingest requests in flight (workers step back when many are)
         self.planner = WebhookPlanner(clock)
         self.bus = Bus(
             self.rules,
@@ -186,8 +187,13 @@ class Engine:
             batch=queue.batch,
             lease=timedelta(seconds=queue.lease),
             poll_interval=queue.poll_interval,
+            under_load=self._ingest_under_load if queue.ingest_load else None,
+            concurrency_under_load=queue.concurrency_under_load,
         )
         self.worker.start()
+
+    def _ingest_under_load(self) -> bool:
+        return self.ingesting >= self.settings.config.queue.ingest_load
 
     async def refresh_gauges(self) -> None:
         """Read what the gauges show (queue depth, disabled webhooks) from the database."""

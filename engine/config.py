@@ -134,6 +134,10 @@ class QueueConfig(_Section):
     batch: int = Field(default=64, ge=1, le=10_000)
     lease: Seconds = 60.0
     poll_interval: Seconds = 1.0
+    # Ingest comes first: with this many ingest requests in flight (0: never),
+    # workers run at most ``concurrency_under_load`` jobs at once.
+    ingest_load: int = Field(default=16, ge=0, le=100_000)
+    concurrency_under_load: int = Field(default=4, ge=1, le=10_000)
 
 
 class WebhooksConfig(_Section):

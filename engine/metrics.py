@@ -35,6 +35,7 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.ready = Gauge(
             "ownly_ready",
             "1 when the database answers and a rule set is loaded.",
@@ -87,6 +88,19 @@ class Metrics:
             "Webhooks whose runtime state is disabled.",
             registry=self.registry,
         )
+
+    def request_answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP answer (the labelled children are looked up once per label set)."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

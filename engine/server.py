@@ -117,8 +117,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         elapsed = time.perf_counter() - started
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        engine.metrics.http_requests.labels(request.method, route, str(status)).inc()
-        engine.metrics.http_duration.labels(route).observe(elapsed)
+        engine.metrics.request_answered(request.method, route, status, elapsed)
         engine.logger.info(
             "http.request",
             method=request.method,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -135,6 +135,8 @@ class Worker:
         lease: timedelta = timedelta(seconds=60),
         poll_interval: float = 1.0,
         retry_unexpected: float = 60.0,
+        under_load: Callable[[], bool] | None = None,
+        concurrency_under_load: int = 4,
     ) -> None:
         self.owner = f"worker-{secrets.token_hex(6)}"
         self._database = database
@@ -145,7 +147,8 @@ class Worker:
         self._logger = logger.bind(worker=self.owner)
         self._concurrency = concurrency
         self._batch = batch
-        self._refill = max(1, min(concurrency, batch) // 4)
+        self._under_load = under_load
+        self._concurrency_under_load = min(concurrency, concurrency_under_load)
         self._lease = lease
         self._poll_interval = poll_interval
         self._retry_unexpected = retry_unexpected
@@ -158,6 +161,18 @@ class Worker:
     @property
     def busy(self) -> int:
         return len(self._running)
+
+    def concurrency(self) -> int:
+        """How many jobs may run now: fewer while ingest is under load (ingest comes first).
+
+        Jobs wait durably in the queue; events not yet acknowledged exist only
+        in their senders' hands. So when the API is busy, workers step back to
+        ``concurrency_under_load`` and leave the CPU to ingest; the backlog
+        drains once the load passes.
+        """
+        if self._under_load is not None and self._under_load():
+            return self._concurrency_under_load
+        return self._concurrency
 
     def start(self) -> None:
         if self._task is None:
@@ -220,8 +235,9 @@ class Worker:
 
     async def _lease_due(self) -> float | None:
         """Lease what is due; answer how long to nap, or None to lease again at once."""
-        room = min(self._concurrency - len(self._running), self._batch)
-        if room <= 0 or (self._running and room < self._refill):
+        allowed = self.concurrency()
+        room = min(allowed - len(self._running), self._batch)
+        if room <= 0 or (self._running and room < max(1, min(allowed, self._batch) // 4)):
             # A finishing job wakes the loop. Leasing waits until a quarter of
             # the slots are free, so a busy worker leases in batches, not one
             # transaction per finished job.

@@ -17,6 +17,7 @@ from engine.api.common import (
     parse_time,
     require,
 )
+from engine.app import Engine
 from engine.bus import AppendEvents, StoredEvent
 from engine.ingest import Incoming, Problem, Rejection, check_event, new_event_id, read_events
 from engine.schema import events, jobs
@@ -34,6 +35,14 @@ async def post_events(request: web.Request) -> web.Response:
     """Store events durably and plan their jobs; answer only after the commit."""
     require(request, "events:write")
     engine = engine_of(request)
+    engine.ingesting += 1
+    try:
+        return await _ingest(request, engine)
+    finally:
+        engine.ingesting -= 1
+
+
+async def _ingest(request: web.Request, engine: Engine) -> web.Response:
     limits = engine.settings.config.ingest
     try:
         body = await request.read()

@@ -228,3 +228,37 @@ async def _until_state(harness: QueueHarness, job_id: int, state: str) -> Job:
             return job
         await asyncio.sleep(0.01)
     raise AssertionError(f"job {job_id} never reached {state}")
+
+
+async def test_under_ingest_load_the_worker_steps_back_and_then_catches_up(
+    harness: QueueHarness,
+) -> None:
+    load = True
+    running = 0
+    peaks: dict[bool, int] = {True: 0, False: 0}
+    seen: list[str] = []
+
+    class Counting:
+        async def run(self, job: Job) -> Result:
+            nonlocal running
+            running += 1
+            peaks[load] = max(peaks[load], running)
+            await asyncio.sleep(0.002)
+            running -= 1
+            seen.append(job.payload["key"])
+            return Succeeded()
+
+    worker = harness.worker(
+        Counting(), concurrency=8, batch=8, under_load=lambda: load, concurrency_under_load=2
+    )
+    assert worker.concurrency() == 2
+    worker.start()
+    await harness.add(*(f"k{i}" for i in range(30)))
+    await until(lambda: len(seen) >= 10, harness.clock, worker)
+    load = False
+    assert worker.concurrency() == 8
+    await until(lambda: len(seen) == 30, harness.clock, worker)
+    await worker.stop(grace=1)
+    assert sorted(seen) == sorted(f"k{i}" for i in range(30))
+    assert peaks[True] == 2
+    assert peaks[False] > 2
