@@ -125,15 +125,17 @@ Shape = tuple[tuple[int, ...], tuple[int, ...], bool, bool]
 def shape_of(rule: str, symbols: list[tuple[bool, str]]) -> Shape | None:
     """The shape of a rule over `symbols` (is_terminal, name), where it has a fixed one.
 
-    None where `Builder.node` must look at the children: operator rules, and
-    rules with inlined `_rule`s, whose children vary in number.
+    None where `Builder.node` must look at the children: operator rules, empty
+    ones, and rules with inlined `_rule`s, whose children vary in number.
     """
-    if rule in _RAW_RULES or any(not term and name.startswith("_") for term, name in symbols):
+    if not symbols or rule in _RAW_RULES:
+        return None
+    if any(not term and name.startswith("_") for term, name in symbols):
         return None
     kept = tuple(i for i, (term, name) in enumerate(symbols) if not term or name in _VALUE_TOKENS)
     inner = tuple(i for i, (term, _) in enumerate(symbols) if not term)
-    first = bool(symbols) and symbols[0][0] and symbols[0][1] != "_NL"
-    last = bool(symbols) and symbols[-1][0] and symbols[-1][1] != "_NL"
+    first = symbols[0][0] and symbols[0][1] != "_NL"
+    last = symbols[-1][0] and symbols[-1][1] != "_NL"
     return kept, inner, first, last
 
 
@@ -182,11 +184,29 @@ class Builder:
             child_depth = depths.get(id(children[i]), 0)
             if child_depth > depth:
                 depth = child_depth
-        if token_first and token_last:
-            first, last = children[0], children[-1]
-            span = ast.Span(self.file, first[2], first[3], last[4], last[5])
+        # A node's span runs from its first child's start to its last child's
+        # end: read straight off a token or a child node where the shape says
+        # which it is, else found as `_span_of` finds it.
+        span = None
+        if token_first:
+            first = children[0]
+            line, column = first[2], first[3]
         else:
-            span = self._span_of(children)
+            inner = getattr(children[0], "span", None)
+            if type(inner) is ast.Span:
+                line, column = inner.line, inner.column
+            else:
+                span = self._span_of(children)
+        if span is None:
+            if token_last:
+                last = children[-1]
+                span = ast.Span(self.file, line, column, last[4], last[5])
+            else:
+                inner = getattr(children[-1], "span", None)
+                if type(inner) is ast.Span:
+                    span = ast.Span(self.file, line, column, inner.end_line, inner.end_column)
+                else:
+                    span = self._span_of(children)
         result = getattr(self, rule)(span, [children[i] for i in kept_at])
         if depth >= MAX_NESTING:
             raise NestingError(span)

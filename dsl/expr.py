@@ -7,9 +7,10 @@ accepts, so one mistake produces one diagnostic, not a cascade.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from dsl import ast
 from dsl.diagnostics import did_you_mean
@@ -82,28 +83,32 @@ def env_refs(expr: ast.Expr) -> Iterator[tuple[str, str | None]]:
                 yield name.value, default if isinstance(default, str) else None
 
 
+# The sub-expressions of each kind of node, in reverse order (they go on a
+# stack); leaves (literals, paths) have none.
+_CHILDREN: Mapping[type, Callable[[Any], Iterable[ast.Expr]]] = MappingProxyType(
+    {
+        ast.Binary: lambda n: (n.right, n.left),
+        ast.Unary: lambda n: (n.operand,),
+        ast.Group: lambda n: (n.expr,),
+        ast.Member: lambda n: (n.obj,),
+        ast.Index: lambda n: (n.key, n.obj),
+        ast.ListExpr: lambda n: reversed(n.items),
+        ast.MapExpr: lambda n: [e.value for e in reversed(n.entries)],
+        ast.Call: lambda n: [a.value for a in reversed(n.args)],
+    }
+)
+
+
 def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
     """The expression and all its sub-expressions."""
     stack = [expr]
+    children = _CHILDREN.get
     while stack:
         node = stack.pop()
         yield node
-        if isinstance(node, ast.Binary):
-            stack += [node.right, node.left]
-        elif isinstance(node, ast.Unary):
-            stack.append(node.operand)
-        elif isinstance(node, ast.Group):
-            stack.append(node.expr)
-        elif isinstance(node, ast.Member):
-            stack.append(node.obj)
-        elif isinstance(node, ast.Index):
-            stack += [node.key, node.obj]
-        elif isinstance(node, ast.ListExpr):
-            stack += reversed(node.items)
-        elif isinstance(node, ast.MapExpr):
-            stack += [e.value for e in reversed(node.entries)]
-        elif isinstance(node, ast.Call):
-            stack += [a.value for a in reversed(node.args)]
+        inner = children(type(node))
+        if inner is not None:
+            stack += inner(node)
 
 
 def check_expr(expr: ast.Expr, scope: Scope, report: Report) -> Type:

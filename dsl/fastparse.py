@@ -34,6 +34,14 @@ class Fallback(Exception):
     """The fast path cannot parse this text; the Lark parser must (and will explain why)."""
 
 
+# What the loop does with a token besides parsing it (flags).
+_LINES = 1  # count its line breaks
+_SKIP = 2  # ignore it (blanks, comments)
+_WORD = 4  # a NAME match: a name or a keyword, by state
+_NEWLINE = 8  # a newline: dropped inside ( ) and [ ]
+_OPEN = 16  # an opening bracket
+_CLOSE = 32  # a closing bracket
+
 # How a reduction builds its value (Lark's parse-tree builder, without the tree):
 _NODE = 0  # a node: Builder.node(name, children)
 _INLINE = 1  # a `_rule`: its children go into its parent's
@@ -54,6 +62,7 @@ class _Tables:
     lexicon: Lexicon
     start_states: Mapping[str, int]
     end_states: Mapping[str, int]
+    special: Mapping[str, int]  # terminal -> what the loop does with it besides parsing (_LINES...)
     # (state below, state, terminal) -> the state after every `_PASS` reduction
     # that terminal causes there (a chain such as atom -> postfix -> ... -> expr).
     passes: dict[tuple[int, int, str], int]
@@ -91,7 +100,24 @@ def _tables() -> _Tables | None:
     if words is None:
         return None
     ends = table.end_states
-    return _Tables(actions, gotos, rules, words, table.start_states, ends, {})
+    special = _special(words)
+    return _Tables(actions, gotos, rules, words, table.start_states, ends, special, {})
+
+
+def _special(lexicon: Lexicon) -> dict[str, int]:
+    """What the loop does with a terminal besides parsing it; most need nothing."""
+    special: dict[str, int] = {}
+    for kind in lexicon.newline:
+        special[kind] = special.get(kind, 0) | _LINES
+    for kind in lexicon.ignore:
+        special[kind] = special.get(kind, 0) | _SKIP
+    special["NAME"] = special.get("NAME", 0) | _WORD
+    special["_NL"] = special.get("_NL", 0) | _NEWLINE
+    for kind in BRACKET_OPENERS:
+        special[kind] = special.get(kind, 0) | _OPEN
+    for kind in BRACKET_CLOSERS:
+        special[kind] = special.get(kind, 0) | _CLOSE
+    return special
 
 
 def _rule(rule: Any) -> _Rule:
@@ -147,14 +173,8 @@ def _pass_chain(tables: _Tables, key: tuple[int, int, str]) -> int:
 def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
     actions, gotos, rules, passes = tables.actions, tables.gotos, tables.rules, tables.passes
     lex = tables.lexicon
-    lex_match, ignore, newline, keywords, words = (
-        lex.match,
-        lex.ignore,
-        lex.newline,
-        lex.keywords,
-        lex.words,
-    )
-    openers, closers = BRACKET_OPENERS, BRACKET_CLOSERS
+    lex_match, keywords, words, special = lex.match, lex.keywords, lex.words, tables.special
+    openers = BRACKET_OPENERS
     node, shaped = builder.node, builder.shaped
     end_state = tables.end_states[start]
     state = tables.start_states[start]
@@ -175,27 +195,29 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
             begin = pos - len(value)
             column = begin - line_start + 1
             first_line = line
-            if kind in newline:
-                breaks = value.count("\n")
-                if breaks:
-                    line += breaks
-                    line_start = begin + value.rindex("\n") + 1
-            if kind in ignore:
-                continue
-            if kind == "NAME":
-                names = keywords[state]
-                if names is not None:
-                    kind = names.get(value, "NAME")
-                else:
-                    kind = words[state].get(value) or lex.word(state, text, begin, value)
-            # The post-lexer (`grammar._BracketNewlines`): no newlines inside ( ) or [ ].
-            if kind == "_NL":
-                if brackets and brackets[-1] != "{":
+            todo = special.get(kind)
+            if todo is not None:
+                if todo & _LINES:
+                    breaks = value.count("\n")
+                    if breaks:
+                        line += breaks
+                        line_start = begin + value.rindex("\n") + 1
+                if todo & _SKIP:
                     continue
-            elif kind in openers:
-                brackets.append(openers[kind])
-            elif kind in closers and brackets:
-                brackets.pop()
+                if todo & _WORD:
+                    names = keywords[state]
+                    if names is not None:
+                        kind = names.get(value, "NAME")
+                    else:
+                        kind = words[state].get(value) or lex.word(state, text, begin, value)
+                # The post-lexer (`grammar._BracketNewlines`): no newlines inside ( ) or [ ].
+                if todo & _NEWLINE:
+                    if brackets and brackets[-1] != "{":
+                        continue
+                elif todo & _OPEN:
+                    brackets.append(openers[kind])
+                elif todo & _CLOSE and brackets:
+                    brackets.pop()
             token = [kind, value, first_line, column, line, pos - line_start + 1]
         else:
             kind = "$END"
