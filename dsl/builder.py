@@ -10,9 +10,9 @@ token apart.
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from types import MappingProxyType
 from typing import Any
 
@@ -460,11 +460,14 @@ class Builder:
         return ast.Arg(span, c[0][1], c[1])
 
     def _string(self, token: Tok) -> str:
+        # What json.loads does with a string, without its layers around the C
+        # scanner: the lexer only makes tokens that are one whole "..." string.
+        raw: str = token[1]
         try:
-            value = json.loads(token[1])
+            value, end = scanstring(raw, 1)
         except ValueError:
             raise LiteralError(token, "invalid escape sequence in string") from None
-        if not isinstance(value, str):  # pragma: no cover - the lexer admits only strings
+        if end != len(raw) or not isinstance(value, str):  # pragma: no cover - see above
             raise LiteralError(token, "invalid string")
         return value
 

@@ -7,6 +7,7 @@ checks, secret detection, and the table of compiled expressions.
 
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -299,7 +300,9 @@ class Lowering:
         return list(names)
 
 
+@functools.cache
 def _seconds(text: str) -> Decimal:
+    """A bound such as "1s" or "7d" (written in this package) in seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     return Decimal(text[:-1]) * units[text[-1]]
 
