@@ -40,10 +40,23 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         conn.execute(insert(table), list(rows))
         return
     statement, plan = _plan(table, frozenset(rows[0]))
-    conn.exec_driver_sql(
-        statement,
-        [tuple(convert(row.get(name, default)) for name, default, convert in plan) for row in rows],
-    )
+    pairs = [(name, default) for name, default, _ in plan]
+    converts = [(i, convert) for i, (_, _, convert) in enumerate(plan) if convert is not _same]
+    texts: dict[datetime, str | None] = {}  # a group's rows share their times
+    params = []
+    for row in rows:
+        values = [row.get(name, default) for name, default in pairs]
+        for i, convert in converts:
+            value = values[i]
+            if convert is _utc_text:
+                text = texts.get(value)
+                if text is None:
+                    text = texts[value] = _utc_text(value)
+                values[i] = text
+            else:
+                values[i] = convert(value)
+        params.append(tuple(values))
+    conn.exec_driver_sql(statement, params)
 
 
 @functools.cache
