@@ -10,7 +10,9 @@ token apart.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from types import MappingProxyType
@@ -109,7 +111,7 @@ def _end(child: object) -> tuple[int, int] | None:
     return (span.end_line, span.end_column) if isinstance(span, ast.Span) else None
 
 
-def _at(children: list[Any], index: int) -> Any:
+def _at(children: Sequence[Any], index: int) -> Any:
     return children[index] if len(children) > index else None
 
 
@@ -117,9 +119,16 @@ def _options(items: Any) -> tuple[ast.RetryClause | ast.TimeoutClause, ...]:
     return tuple(items or ())
 
 
-# Where a rule's children are, by position: the kept ones, the built ones
-# (nodes, for the depth), and whether the first and the last are tokens.
-Shape = tuple[tuple[int, ...], tuple[int, ...], bool, bool]
+# What `Builder.shaped` needs to know of a rule: how to pick the kept children
+# (None: all of them), where the built ones are (nodes, for the depth), whether
+# the first and the last are tokens, and the Builder method that makes it.
+Shape = tuple[
+    Callable[[list[Any]], Sequence[Any]] | None,
+    tuple[int, ...],
+    bool,
+    bool,
+    Callable[[Any, ast.Span, Sequence[Any]], Any],
+]
 
 
 def shape_of(rule: str, symbols: list[tuple[bool, str]]) -> Shape | None:
@@ -132,11 +141,18 @@ def shape_of(rule: str, symbols: list[tuple[bool, str]]) -> Shape | None:
         return None
     if any(not term and name.startswith("_") for term, name in symbols):
         return None
-    kept = tuple(i for i, (term, name) in enumerate(symbols) if not term or name in _VALUE_TOKENS)
+    kept = [i for i, (term, name) in enumerate(symbols) if not term or name in _VALUE_TOKENS]
+    pick: Callable[[list[Any]], Sequence[Any]] | None
+    if len(kept) == len(symbols):
+        pick = None
+    elif not kept or kept == list(range(kept[0], kept[-1] + 1)):
+        pick = operator.itemgetter(slice(kept[0], kept[-1] + 1) if kept else slice(0, 0))
+    else:
+        pick = operator.itemgetter(*kept)  # two or more: a tuple of them
     inner = tuple(i for i, (term, _) in enumerate(symbols) if not term)
     first = symbols[0][0] and symbols[0][1] != "_NL"
     last = symbols[-1][0] and symbols[-1][1] != "_NL"
-    return kept, inner, first, last
+    return pick, inner, first, last, getattr(Builder, rule)
 
 
 class Builder:
@@ -177,7 +193,7 @@ class Builder:
 
     def shaped(self, rule: str, shape: Shape, children: list[Any]) -> Any:
         """`node(rule, children)` for children of a known `shape` (see `shape_of`), faster."""
-        kept_at, inner_at, token_first, token_last = shape
+        pick, inner_at, token_first, token_last, method = shape
         depth = 0
         depths = self._depth
         for i in inner_at:
@@ -207,7 +223,7 @@ class Builder:
                     span = ast.Span(self.file, line, column, inner.end_line, inner.end_column)
                 else:
                     span = self._span_of(children)
-        result = getattr(self, rule)(span, [children[i] for i in kept_at])
+        result = method(self, span, children if pick is None else pick(children))
         if depth >= MAX_NESTING:
             raise NestingError(span)
         depths[id(result)] = depth + 1
@@ -232,167 +248,169 @@ class Builder:
 
     # ---- top level
 
-    def start(self, span: ast.Span, c: list[Any]) -> list[ast.Definition]:
-        return c
+    def start(self, span: ast.Span, c: Sequence[Any]) -> tuple[ast.Definition, ...]:
+        return tuple(c)
 
-    def expression(self, span: ast.Span, c: list[Any]) -> ast.Expr:
+    def expression(self, span: ast.Span, c: Sequence[Any]) -> ast.Expr:
         result: ast.Expr = c[0]
         return result
 
-    def const_def(self, span: ast.Span, c: list[Any]) -> ast.ConstDef:
+    def const_def(self, span: ast.Span, c: Sequence[Any]) -> ast.ConstDef:
         return ast.ConstDef(span, c[0][1], self._tok(c[0]), c[1])
 
-    def dotted(self, span: ast.Span, c: list[Tok]) -> tuple[str, ast.Span]:
+    def dotted(self, span: ast.Span, c: Sequence[Tok]) -> tuple[str, ast.Span]:
         return ".".join(t[1] for t in c), span
 
-    def event_def(self, span: ast.Span, c: list[Any]) -> ast.EventDef:
+    def event_def(self, span: ast.Span, c: Sequence[Any]) -> ast.EventDef:
         name, name_span = c[0]
         return ast.EventDef(span, name, name_span, tuple(c[1:]))
 
-    def webhook_def(self, span: ast.Span, c: list[Any]) -> ast.WebhookDef:
+    def webhook_def(self, span: ast.Span, c: Sequence[Any]) -> ast.WebhookDef:
         return ast.WebhookDef(span, c[0][1], self._tok(c[0]), tuple(c[1:]))
 
-    def template_def(self, span: ast.Span, c: list[Any]) -> ast.TemplateDef:
+    def template_def(self, span: ast.Span, c: Sequence[Any]) -> ast.TemplateDef:
         return ast.TemplateDef(span, c[0][1], self._tok(c[0]), tuple(c[1:]))
 
-    def hook_def(self, span: ast.Span, c: list[Any]) -> ast.HookDef:
+    def hook_def(self, span: ast.Span, c: Sequence[Any]) -> ast.HookDef:
         return ast.HookDef(span, c[0][1], self._tok(c[0]), tuple(c[1:]))
 
-    def workflow_def(self, span: ast.Span, c: list[Any]) -> ast.WorkflowDef:
+    def workflow_def(self, span: ast.Span, c: Sequence[Any]) -> ast.WorkflowDef:
         return ast.WorkflowDef(span, c[0][1], self._tok(c[0]), tuple(c[1:]))
 
     # ---- catalog
 
-    def field(self, span: ast.Span, c: list[Any]) -> ast.FieldDef:
+    def field(self, span: ast.Span, c: Sequence[Any]) -> ast.FieldDef:
         default = c[3] if len(c) > 3 else None
         return ast.FieldDef(span, c[0][1], c[1], c[2], default)
 
-    def optional_mark(self, span: ast.Span, c: list[Any]) -> bool:
+    def optional_mark(self, span: ast.Span, c: Sequence[Any]) -> bool:
         return bool(c)
 
-    def named_type(self, span: ast.Span, c: list[Tok]) -> ast.NamedType:
+    def named_type(self, span: ast.Span, c: Sequence[Tok]) -> ast.NamedType:
         return ast.NamedType(span, c[0][1])
 
-    def list_type(self, span: ast.Span, c: list[Any]) -> ast.ListType:
+    def list_type(self, span: ast.Span, c: Sequence[Any]) -> ast.ListType:
         return ast.ListType(span, c[0])
 
-    def enum_type(self, span: ast.Span, c: list[Tok]) -> ast.EnumType:
+    def enum_type(self, span: ast.Span, c: Sequence[Tok]) -> ast.EnumType:
         return ast.EnumType(span, tuple(self._string(t) for t in c))
 
-    def object_type(self, span: ast.Span, c: list[Any]) -> ast.ObjectType:
+    def object_type(self, span: ast.Span, c: Sequence[Any]) -> ast.ObjectType:
         return ast.ObjectType(span, tuple(c))
 
     # ---- clauses
 
-    def attribute(self, span: ast.Span, c: list[Any]) -> ast.Attribute:
+    def attribute(self, span: ast.Span, c: Sequence[Any]) -> ast.Attribute:
         return ast.Attribute(span, c[0][1], c[1])
 
-    def description(self, span: ast.Span, c: list[Any]) -> ast.Description:
+    def description(self, span: ast.Span, c: Sequence[Any]) -> ast.Description:
         return ast.Description(span, c[0])
 
-    def when_clause(self, span: ast.Span, c: list[Any]) -> ast.WhenClause:
+    def when_clause(self, span: ast.Span, c: Sequence[Any]) -> ast.WhenClause:
         return ast.WhenClause(span, c[0])
 
-    def timeout_clause(self, span: ast.Span, c: list[Any]) -> ast.TimeoutClause:
+    def timeout_clause(self, span: ast.Span, c: Sequence[Any]) -> ast.TimeoutClause:
         return ast.TimeoutClause(span, c[0])
 
-    def rate_limit_clause(self, span: ast.Span, c: list[Any]) -> ast.RateLimitClause:
+    def rate_limit_clause(self, span: ast.Span, c: Sequence[Any]) -> ast.RateLimitClause:
         return ast.RateLimitClause(span, c[0], c[1])
 
-    def retry_clause(self, span: ast.Span, c: list[Any]) -> ast.RetryClause:
+    def retry_clause(self, span: ast.Span, c: Sequence[Any]) -> ast.RetryClause:
         kind, delays = c[1] if len(c) > 1 else (None, ())
         return ast.RetryClause(span, c[0], kind, delays)
 
-    def exponential(self, span: ast.Span, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
+    def exponential(self, span: ast.Span, c: Sequence[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
         return "exponential", (c[0], c[1])
 
-    def fixed(self, span: ast.Span, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
+    def fixed(self, span: ast.Span, c: Sequence[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
         return "every", (c[0],)
 
-    def schedule(self, span: ast.Span, c: list[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
+    def schedule(self, span: ast.Span, c: Sequence[Any]) -> tuple[str, tuple[ast.Expr, ...]]:
         return "schedule", (c[0],)
 
     # ---- workflow triggers and options
 
-    def on_event(self, span: ast.Span, c: list[Any]) -> ast.OnEvent:
+    def on_event(self, span: ast.Span, c: Sequence[Any]) -> ast.OnEvent:
         return ast.OnEvent(span, c[0], _at(c, 1))
 
-    def on_schedule(self, span: ast.Span, c: list[Any]) -> ast.OnSchedule:
+    def on_schedule(self, span: ast.Span, c: Sequence[Any]) -> ast.OnSchedule:
         return ast.OnSchedule(span, c[0], _at(c, 1))
 
-    def on_manual(self, span: ast.Span, c: list[Any]) -> ast.OnManual:
+    def on_manual(self, span: ast.Span, c: Sequence[Any]) -> ast.OnManual:
         return ast.OnManual(span)
 
-    def on_hook(self, span: ast.Span, c: list[Any]) -> ast.OnHook:
+    def on_hook(self, span: ast.Span, c: Sequence[Any]) -> ast.OnHook:
         return ast.OnHook(span, c[0][1], self._tok(c[0]), _at(c, 1))
 
-    def concurrency(self, span: ast.Span, c: list[Any]) -> ast.Concurrency:
+    def concurrency(self, span: ast.Span, c: Sequence[Any]) -> ast.Concurrency:
         return ast.Concurrency(span, c[0], _at(c, 1))
 
-    def debounce(self, span: ast.Span, c: list[Any]) -> ast.Debounce:
+    def debounce(self, span: ast.Span, c: Sequence[Any]) -> ast.Debounce:
         return ast.Debounce(span, c[0], _at(c, 1))
 
-    def dedup(self, span: ast.Span, c: list[Any]) -> ast.Dedup:
+    def dedup(self, span: ast.Span, c: Sequence[Any]) -> ast.Dedup:
         return ast.Dedup(span, c[0], _at(c, 1))
 
-    def cancel_on(self, span: ast.Span, c: list[Any]) -> ast.CancelOn:
+    def cancel_on(self, span: ast.Span, c: Sequence[Any]) -> ast.CancelOn:
         return ast.CancelOn(span, c[0], _at(c, 1))
 
     # ---- steps
 
-    def block(self, span: ast.Span, c: list[Any]) -> ast.Block:
+    def block(self, span: ast.Span, c: Sequence[Any]) -> ast.Block:
         return ast.Block(span, tuple(c))
 
-    def step_options(self, span: ast.Span, c: list[Any]) -> tuple[Any, ...]:
+    def step_options(self, span: ast.Span, c: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(c)
 
-    def named_step(self, span: ast.Span, c: list[Any]) -> ast.NamedStep:
+    def named_step(self, span: ast.Span, c: Sequence[Any]) -> ast.NamedStep:
         return ast.NamedStep(span, c[0][1], c[1])
 
-    def send_email(self, span: ast.Span, c: list[Any]) -> ast.SendEmail:
+    def send_email(self, span: ast.Span, c: Sequence[Any]) -> ast.SendEmail:
         variables = c[2] if len(c) == 4 else None
         return ast.SendEmail(span, c[0][1], self._tok(c[0]), c[1], variables, _options(c[-1]))
 
-    def send_webhook(self, span: ast.Span, c: list[Any]) -> ast.SendWebhook:
+    def send_webhook(self, span: ast.Span, c: Sequence[Any]) -> ast.SendWebhook:
         payload = c[1] if len(c) == 3 else None
         return ast.SendWebhook(span, c[0][1], self._tok(c[0]), payload, _options(c[-1]))
 
-    def emit(self, span: ast.Span, c: list[Any]) -> ast.Emit:
+    def emit(self, span: ast.Span, c: Sequence[Any]) -> ast.Emit:
         data = c[1] if len(c) == 3 else None
         return ast.Emit(span, c[0], data, _options(c[-1]))
 
-    def call_step(self, span: ast.Span, c: list[Any]) -> ast.CallStep:
+    def call_step(self, span: ast.Span, c: Sequence[Any]) -> ast.CallStep:
         args = tuple(c[1:-1])
         return ast.CallStep(span, c[0][1], self._tok(c[0]), args, _options(c[-1]))
 
-    def wait_for(self, span: ast.Span, c: list[Any]) -> ast.WaitFor:
-        on_timeout = c.pop() if isinstance(c[-1], ast.Block) else None
+    def wait_for(self, span: ast.Span, c: Sequence[Any]) -> ast.WaitFor:
+        on_timeout = c[-1] if isinstance(c[-1], ast.Block) else None
+        c = c[:-1] if on_timeout is not None else c
         where = c[1] if len(c) == 3 else None
         return ast.WaitFor(span, c[0], where, c[-1], on_timeout)
 
-    def if_step(self, span: ast.Span, c: list[Any]) -> ast.IfStep:
-        orelse = c.pop() if len(c) > 2 and isinstance(c[-1], ast.Block) else None
+    def if_step(self, span: ast.Span, c: Sequence[Any]) -> ast.IfStep:
+        orelse = c[-1] if len(c) > 2 and isinstance(c[-1], ast.Block) else None
+        c = c[:-1] if orelse is not None else c
         return ast.IfStep(span, c[0], c[1], tuple(c[2:]), orelse)
 
-    def elif_branch(self, span: ast.Span, c: list[Any]) -> ast.Elif:
+    def elif_branch(self, span: ast.Span, c: Sequence[Any]) -> ast.Elif:
         return ast.Elif(span, c[0], c[1])
 
-    def parallel(self, span: ast.Span, c: list[Any]) -> ast.Parallel:
+    def parallel(self, span: ast.Span, c: Sequence[Any]) -> ast.Parallel:
         return ast.Parallel(span, c[0])
 
-    def wait_duration(self, span: ast.Span, c: list[Any]) -> ast.WaitDuration:
+    def wait_duration(self, span: ast.Span, c: Sequence[Any]) -> ast.WaitDuration:
         return ast.WaitDuration(span, c[0])
 
-    def wait_until(self, span: ast.Span, c: list[Any]) -> ast.WaitUntil:
+    def wait_until(self, span: ast.Span, c: Sequence[Any]) -> ast.WaitUntil:
         return ast.WaitUntil(span, c[0])
 
-    def set_step(self, span: ast.Span, c: list[Any]) -> ast.SetStep:
+    def set_step(self, span: ast.Span, c: Sequence[Any]) -> ast.SetStep:
         return ast.SetStep(span, c[0][1], c[1])
 
-    def fail_step(self, span: ast.Span, c: list[Any]) -> ast.FailStep:
+    def fail_step(self, span: ast.Span, c: Sequence[Any]) -> ast.FailStep:
         return ast.FailStep(span, _at(c, 0))
 
-    def retry_from(self, span: ast.Span, c: list[Any]) -> ast.RetryFrom:
+    def retry_from(self, span: ast.Span, c: Sequence[Any]) -> ast.RetryFrom:
         return ast.RetryFrom(span, c[0][1])
 
     # ---- expressions
@@ -400,61 +418,61 @@ class Builder:
     def _binary(self, span: ast.Span, op: str, left: ast.Expr, right: ast.Expr) -> ast.Binary:
         return ast.Binary(span, op, left, right)
 
-    def or_(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+    def or_(self, span: ast.Span, c: Sequence[Any]) -> ast.Binary:
         return self._binary(span, "or", c[0], c[1])
 
-    def and_(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+    def and_(self, span: ast.Span, c: Sequence[Any]) -> ast.Binary:
         return self._binary(span, "and", c[0], c[1])
 
-    def coalesce(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+    def coalesce(self, span: ast.Span, c: Sequence[Any]) -> ast.Binary:
         return self._binary(span, "??", c[0], c[1])
 
-    def compare(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+    def compare(self, span: ast.Span, c: Sequence[Any]) -> ast.Binary:
         return self._binary(span, c[1], c[0], c[2])
 
-    def arith(self, span: ast.Span, c: list[Any]) -> ast.Binary:
+    def arith(self, span: ast.Span, c: Sequence[Any]) -> ast.Binary:
         return self._binary(span, c[1], c[0], c[2])
 
-    def comp_op(self, span: ast.Span, c: list[Tok]) -> str:
+    def comp_op(self, span: ast.Span, c: Sequence[Tok]) -> str:
         return " ".join(t[1] for t in c)
 
     add_op = mul_op = comp_op
 
-    def not_(self, span: ast.Span, c: list[Any]) -> ast.Unary:
+    def not_(self, span: ast.Span, c: Sequence[Any]) -> ast.Unary:
         return ast.Unary(span, "not", c[0])
 
-    def exists(self, span: ast.Span, c: list[Any]) -> ast.Unary:
+    def exists(self, span: ast.Span, c: Sequence[Any]) -> ast.Unary:
         return ast.Unary(span, "exists", c[0])
 
-    def neg(self, span: ast.Span, c: list[Any]) -> ast.Unary:
+    def neg(self, span: ast.Span, c: Sequence[Any]) -> ast.Unary:
         return ast.Unary(span, "-", c[0])
 
-    def member(self, span: ast.Span, c: list[Any]) -> ast.Expr:
+    def member(self, span: ast.Span, c: Sequence[Any]) -> ast.Expr:
         obj, name = c[0], c[1][1]
         if isinstance(obj, ast.Path):
             return ast.Path(span, (*obj.parts, name))
         return ast.Member(span, obj, name)
 
-    def member_star(self, span: ast.Span, c: list[Any]) -> ast.Expr:
+    def member_star(self, span: ast.Span, c: Sequence[Any]) -> ast.Expr:
         obj = c[0]
         if isinstance(obj, ast.Path):
             return ast.Path(span, (*obj.parts, "*"))
         return ast.Member(span, obj, "*")
 
-    def index(self, span: ast.Span, c: list[Any]) -> ast.Index:
+    def index(self, span: ast.Span, c: Sequence[Any]) -> ast.Index:
         return ast.Index(span, c[0], c[1])
 
-    def name(self, span: ast.Span, c: list[Tok]) -> ast.Path:
+    def name(self, span: ast.Span, c: Sequence[Tok]) -> ast.Path:
         return ast.Path(span, (c[0][1],))
 
-    def star(self, span: ast.Span, c: list[Tok]) -> ast.Path:
+    def star(self, span: ast.Span, c: Sequence[Tok]) -> ast.Path:
         return ast.Path(span, ("*",))
 
-    def call(self, span: ast.Span, c: list[Any]) -> ast.Call:
+    def call(self, span: ast.Span, c: Sequence[Any]) -> ast.Call:
         args = tuple(c[1:])
         return ast.Call(span, c[0][1], args)
 
-    def arg(self, span: ast.Span, c: list[Any]) -> ast.Arg:
+    def arg(self, span: ast.Span, c: Sequence[Any]) -> ast.Arg:
         if len(c) == 1:
             return ast.Arg(span, None, c[0])
         return ast.Arg(span, c[0][1], c[1])
@@ -471,40 +489,40 @@ class Builder:
             raise LiteralError(token, "invalid string")
         return value
 
-    def string(self, span: ast.Span, c: list[Tok]) -> ast.Literal:
+    def string(self, span: ast.Span, c: Sequence[Tok]) -> ast.Literal:
         return ast.Literal(span, self._string(c[0]), c[0][1])
 
-    def integer(self, span: ast.Span, c: list[Tok]) -> ast.Literal:
+    def integer(self, span: ast.Span, c: Sequence[Tok]) -> ast.Literal:
         return ast.Literal(span, int(c[0][1].replace("_", "")), c[0][1])
 
-    def decimal(self, span: ast.Span, c: list[Tok]) -> ast.Literal:
+    def decimal(self, span: ast.Span, c: Sequence[Tok]) -> ast.Literal:
         return ast.Literal(span, Decimal(c[0][1].replace("_", "")), c[0][1])
 
-    def duration(self, span: ast.Span, c: list[Tok]) -> ast.DurationLit:
+    def duration(self, span: ast.Span, c: Sequence[Tok]) -> ast.DurationLit:
         return ast.DurationLit(span, _duration_seconds(c[0][1]), c[0][1])
 
-    def true(self, span: ast.Span, c: list[Any]) -> ast.Literal:
+    def true(self, span: ast.Span, c: Sequence[Any]) -> ast.Literal:
         return ast.Literal(span, True, "true")
 
-    def false(self, span: ast.Span, c: list[Any]) -> ast.Literal:
+    def false(self, span: ast.Span, c: Sequence[Any]) -> ast.Literal:
         return ast.Literal(span, False, "false")
 
-    def null(self, span: ast.Span, c: list[Any]) -> ast.Literal:
+    def null(self, span: ast.Span, c: Sequence[Any]) -> ast.Literal:
         return ast.Literal(span, None, "null")
 
-    def list_expr(self, span: ast.Span, c: list[Any]) -> ast.ListExpr:
+    def list_expr(self, span: ast.Span, c: Sequence[Any]) -> ast.ListExpr:
         return ast.ListExpr(span, tuple(c))
 
-    def map(self, span: ast.Span, c: list[Any]) -> ast.MapExpr:
+    def map(self, span: ast.Span, c: Sequence[Any]) -> ast.MapExpr:
         return ast.MapExpr(span, tuple(c))
 
-    def entry(self, span: ast.Span, c: list[Any]) -> ast.MapEntry:
+    def entry(self, span: ast.Span, c: Sequence[Any]) -> ast.MapEntry:
         key: Tok = c[0]
         quoted = key[0] == "STRING"
         text = self._string(key) if quoted else key[1]
         return ast.MapEntry(span, text, quoted, c[1])
 
-    def group(self, span: ast.Span, c: list[Any]) -> ast.Group:
+    def group(self, span: ast.Span, c: Sequence[Any]) -> ast.Group:
         return ast.Group(span, c[0])
 
 

@@ -133,7 +133,8 @@ def _rule(rule: Any) -> _Rule:
         mode = _PASS if len(rule.expansion) == 1 and not splice else _EXPAND1
     else:
         mode = _NODE
-    shape = shape_of(name, [(sym.is_term, sym.name) for sym in rule.expansion])
+    symbols = [(sym.is_term, sym.name) for sym in rule.expansion]
+    shape = shape_of(name, symbols) if mode == _NODE else None
     return len(rule.expansion), origin, splice, mode, name, shape
 
 
