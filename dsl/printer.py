@@ -59,6 +59,10 @@ def duration_text(seconds: Decimal) -> str:
     return f"{whole}s"
 
 
+# json.dumps(value, ensure_ascii=False), without making an encoder per call.
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _decimal_text(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return text if "." in text else text + ".0"
@@ -134,7 +138,7 @@ class _Printer:
 
     def key(self, entry: ast.MapEntry) -> str:
         quote = (entry.quoted and not self.canonical) or not _IDENT.fullmatch(entry.key)
-        return json.dumps(entry.key, ensure_ascii=False) if quote else entry.key
+        return _json_text(entry.key) if quote else entry.key
 
     def map(self, expr: ast.MapExpr) -> str:
         if not expr.entries:
@@ -151,7 +155,7 @@ class _Printer:
         if value is None:
             return "null"
         if isinstance(value, str):
-            return json.dumps(value, ensure_ascii=False)
+            return _json_text(value)
         if isinstance(value, Decimal):
             return _decimal_text(value)
         return str(value)
