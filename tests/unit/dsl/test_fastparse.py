@@ -38,10 +38,19 @@ def fast_tree(text: str, start: str = "start") -> Any:
         return DECLINED
 
 
-def assert_same(text: str, start: str = "start") -> Any:
+def assert_same(text: str, start: str = "start", *, fast: bool = False) -> Any:
+    """The fast path builds what Lark builds, or declines (and Lark answers).
+
+    With `fast`, it must not decline: the text is ordinary valid rules.
+    """
     source = text if text.endswith("\n") else text + "\n"
     expected = lark_tree(source, start)
-    assert fast_tree(source, start) == expected
+    got = fast_tree(source, start)
+    if fast:
+        assert expected is not DECLINED
+        assert got == expected
+    elif got is not DECLINED:
+        assert got == expected
     return expected
 
 
@@ -51,13 +60,13 @@ def test_the_fast_path_is_available() -> None:
 
 @pytest.mark.parametrize("path", sorted(RULES_DIR.glob("*.ownly")), ids=lambda p: p.name)
 def test_shipped_rules(path: Path) -> None:
-    assert assert_same(path.read_text()) is not DECLINED
+    assert_same(path.read_text(), fast=True)
 
 
 def test_the_benchmark_rules_and_test_catalog(tmp_path: Path) -> None:
     paths = _write_rules(tmp_path, files=4, per_file=10, namespaces=5)
     for path in paths:
-        assert assert_same(path.read_text()) is not DECLINED
+        assert_same(path.read_text(), fast=True)
     assert assert_same(BASE_RULES) is not DECLINED
 
 
@@ -76,7 +85,8 @@ def test_the_benchmark_rules_and_test_catalog(tmp_path: Path) -> None:
     ],
 )
 def test_expressions(expression: str) -> None:
-    assert_same(expression, "expression")
+    valid = lark_tree(expression + "\n", "expression") is not DECLINED
+    assert_same(expression, "expression", fast=valid)
 
 
 @pytest.mark.parametrize(
@@ -89,10 +99,23 @@ def test_expressions(expression: str) -> None:
         'event e {\n  a?: string\n  b: list[{ c: int, d?: "x" | "y" }]\n}\n',
         "",
         "\n\n# only a comment\n",
+        'webhook w {\r\n  url = "u"\t# tab\r\n\f  when a.b >= 1.5\r\n}\r\n',
+        "\ufeffconst a = 1\n",
+        "const caf\u00e9 = 1\n",
+        "const a = [1,\n  2, # two\n  3]\nconst b = f(\n)\n",
+        "workflow w {\n  on a.b\n  retry 3 timesx\n}\n",
     ],
 )
 def test_errors_and_edges(text: str) -> None:
     assert_same(text)
+
+
+def test_a_keyword_that_starts_a_word_is_left_to_lark() -> None:
+    # Where names are not expected, Lark's state lexer takes the keyword `on`
+    # off `onion`; the fast path declines such text rather than guess.
+    text = "workflow w {\n  cancel onion.x\n}\n"
+    assert fast_tree(text) is DECLINED
+    assert lark_tree(text) is not DECLINED
 
 
 def test_literal_and_nesting_errors_fall_back() -> None:
@@ -111,7 +134,7 @@ def test_literal_and_nesting_errors_fall_back() -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.randoms(use_true_random=False))
 def test_generated_rules(rng: random.Random) -> None:
-    assert assert_same(random_rules(rng)) is not DECLINED
+    assert_same(random_rules(rng), fast=True)
 
 
 @settings(max_examples=60, deadline=None)
@@ -128,7 +151,7 @@ def test_random_token_sequences(tokens: list[str]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from('ab_19."{}()[],:=<>?*\n #\\'), max_size=60))
+@given(st.text(alphabet=st.sampled_from('ab_19."{}()[],:=<>?*\n #\\\r\t\u00e9'), max_size=60))
 def test_random_text(text: str) -> None:
     assert_same(text)
     assert_same(text, "expression")
