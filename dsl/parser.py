@@ -87,6 +87,8 @@ def parse_expression(text: str, file: str = "<expression>") -> ast.Expr:
 
 def scan_comments(text: str) -> tuple[ast.Comment, ...]:
     """All `#` comments of a file with their positions (strings are skipped)."""
+    if "#" not in text:
+        return ()
     comments = []
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
     line = 0
