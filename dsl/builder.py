@@ -1,8 +1,8 @@
 """Parsed rules to `dsl.ast` nodes, with a span on every node.
 
 Both parsers feed the same `Builder`: the fast one (`dsl.fastparse`) calls
-`Builder.node` on each reduction, the Lark one transforms its tree through
-`TreeBuilder`. Tokens reach the builder as plain lists
+it on each reduction, the Lark one transforms its tree through
+`grammar.TreeBuilder`. Tokens reach the builder as plain lists
 `[type, text, line, column, end_line, end_column]` (`Tok`), which cost far less
 to make than Lark tokens; no built value is a list, so `type(x) is list` tells a
 token apart.
@@ -10,15 +10,12 @@ token apart.
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from types import MappingProxyType
 from typing import Any
-
-from lark import Token, Transformer, Tree
 
 from dsl import ast
 
@@ -28,7 +25,6 @@ __all__ = [
     "LiteralError",
     "NestingError",
     "Tok",
-    "TreeBuilder",
     "token_span",
 ]
 
@@ -71,15 +67,6 @@ def token_span(file: str, token: Tok) -> ast.Span:
     return ast.Span(file, token[2], token[3], token[4], token[5])
 
 
-def lark_token(token: Token) -> Tok:
-    """A Lark token as the builder's list."""
-    line = token.line or 1
-    column = token.column or 1
-    end_line = token.end_line or line
-    end_column = token.end_column or column + 1
-    return [token.type, str(token), line, column, end_line, end_column]
-
-
 def _duration_seconds(raw: str) -> Decimal:
     match = _DURATION.fullmatch(raw)
     assert match is not None  # the lexer only produces well-formed durations
@@ -88,9 +75,9 @@ def _duration_seconds(raw: str) -> Decimal:
 
 # Terminals that carry a value; every other token is punctuation (keywords,
 # brackets, operators, newlines) and only counts for the span.
-_VALUE_TOKENS = frozenset({"NAME", "STRING", "INT", "DECIMAL", "DURATION", "OPTIONAL"})
+VALUE_TOKENS = frozenset({"NAME", "STRING", "INT", "DECIMAL", "DURATION", "OPTIONAL"})
 # Rules whose method needs the punctuation itself: the operator rules.
-_RAW_RULES = frozenset({"comp_op", "add_op", "mul_op"})
+RAW_RULES = frozenset({"comp_op", "add_op", "mul_op"})
 
 
 def _start(child: object) -> tuple[int, int] | None:
@@ -131,30 +118,6 @@ Shape = tuple[
 ]
 
 
-def shape_of(rule: str, symbols: list[tuple[bool, str]]) -> Shape | None:
-    """The shape of a rule over `symbols` (is_terminal, name), where it has a fixed one.
-
-    None where `Builder.node` must look at the children: operator rules, empty
-    ones, and rules with inlined `_rule`s, whose children vary in number.
-    """
-    if not symbols or rule in _RAW_RULES:
-        return None
-    if any(not term and name.startswith("_") for term, name in symbols):
-        return None
-    kept = [i for i, (term, name) in enumerate(symbols) if not term or name in _VALUE_TOKENS]
-    pick: Callable[[list[Any]], Sequence[Any]] | None
-    if len(kept) == len(symbols):
-        pick = None
-    elif not kept or kept == list(range(kept[0], kept[-1] + 1)):
-        pick = operator.itemgetter(slice(kept[0], kept[-1] + 1) if kept else slice(0, 0))
-    else:
-        pick = operator.itemgetter(*kept)  # two or more: a tuple of them
-    inner = tuple(i for i, (term, _) in enumerate(symbols) if not term)
-    first = symbols[0][0] and symbols[0][1] != "_NL"
-    last = symbols[-1][0] and symbols[-1][1] != "_NL"
-    return pick, inner, first, last, getattr(Builder, rule)
-
-
 class Builder:
     """Build AST nodes; every method receives the node's span and its meaningful children.
 
@@ -169,13 +132,13 @@ class Builder:
 
     def node(self, rule: str, children: list[Any]) -> Any:
         """The value of grammar rule `rule` (its alias if it has one) over `children`."""
-        raw = rule in _RAW_RULES
+        raw = rule in RAW_RULES
         kept: list[Any] = []
         depth = 0
         depths = self._depth
         for child in children:
             if type(child) is list:
-                if raw or child[0] in _VALUE_TOKENS:
+                if raw or child[0] in VALUE_TOKENS:
                     kept.append(child)
             else:
                 kept.append(child)
@@ -524,16 +487,3 @@ class Builder:
 
     def group(self, span: ast.Span, c: Sequence[Any]) -> ast.Group:
         return ast.Group(span, c[0])
-
-
-class TreeBuilder(Transformer[Token, Any]):
-    """Lark's parse tree through a `Builder` (the fallback parser's path)."""
-
-    def __init__(self, file: str) -> None:
-        super().__init__(visit_tokens=False)
-        self._builder = Builder(file)
-
-    def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
-        children = tree.children if new_children is None else new_children
-        converted = [lark_token(c) if isinstance(c, Token) else c for c in children]
-        return self._builder.node(tree.data, converted)

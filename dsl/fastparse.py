@@ -1,12 +1,14 @@
-"""The fast path of parsing: Lark's own LALR tables and lexers, driven by a tight loop.
+"""The fast path of parsing: Lark's own LALR table, driven by a tight loop.
 
 Lark parses a rule file by creating a `Token` object per token, a `Tree` per
-rule and then transforming that tree; for a large rule set that is most of
-the time of a cold check. This module drives the very same tables (the parse
-table and the contextual lexer's per-state regular expressions of
-`lark_parser()`) from one loop, makes tokens as plain lists and calls
-`Builder.node` on each reduction, exactly where Lark would have made a tree.
-So the grammar stays in `ownly.lark` and the syntax trees are the same.
+rule and then transforming that tree; for a large rule set that was most of
+the time of a cold check. This module drives the very same parse table of
+`lark_parser()` from one loop, lexes as Lark's contextual lexer does (with
+`dsl.fastlex`), makes tokens as plain lists and calls the `Builder` on each
+reduction, exactly where Lark would have made a tree (chains of `?rule`s
+such as atom -> postfix -> ... -> expr cost one lookup). So the grammar stays
+in `ownly.lark` and the syntax trees are the same; tests/unit/dsl/
+test_fastparse.py checks both paths build equal trees.
 
 It only knows the way through valid input: on anything else (an unexpected
 character or token, a bad literal, nesting too deep) it raises `Fallback`, and
@@ -16,14 +18,15 @@ character or token, a bad literal, nesting too deep) it raises `Fallback`, and
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lark.lexer import ContextualLexer
 from lark.parsers.lalr_analysis import Shift
 
-from dsl.builder import Builder, LiteralError, NestingError, Shape, shape_of
+from dsl.builder import RAW_RULES, VALUE_TOKENS, Builder, LiteralError, NestingError, Shape
 from dsl.fastlex import Lexicon, Unknown, lexicon
 from dsl.grammar import BRACKET_CLOSERS, BRACKET_OPENERS, lark_parser
 
@@ -118,6 +121,30 @@ def _special(lexicon: Lexicon) -> dict[str, int]:
     for kind in BRACKET_CLOSERS:
         special[kind] = special.get(kind, 0) | _CLOSE
     return special
+
+
+def shape_of(rule: str, symbols: list[tuple[bool, str]]) -> Shape | None:
+    """The shape of a rule over `symbols` (is_terminal, name), where it has a fixed one.
+
+    None where `Builder.node` must look at the children: operator rules, empty
+    ones, and rules with inlined `_rule`s, whose children vary in number.
+    """
+    if not symbols or rule in RAW_RULES:
+        return None
+    if any(not term and name.startswith("_") for term, name in symbols):
+        return None
+    kept = [i for i, (term, name) in enumerate(symbols) if not term or name in VALUE_TOKENS]
+    pick: Callable[[list[Any]], Sequence[Any]] | None
+    if len(kept) == len(symbols):
+        pick = None
+    elif not kept or kept == list(range(kept[0], kept[-1] + 1)):
+        pick = operator.itemgetter(slice(kept[0], kept[-1] + 1) if kept else slice(0, 0))
+    else:
+        pick = operator.itemgetter(*kept)  # two or more: a tuple of them
+    inner = tuple(i for i, (term, _) in enumerate(symbols) if not term)
+    first = symbols[0][0] and symbols[0][1] != "_NL"
+    last = symbols[-1][0] and symbols[-1][1] != "_NL"
+    return pick, inner, first, last, getattr(Builder, rule)
 
 
 def _rule(rule: Any) -> _Rule:

@@ -1,4 +1,4 @@
-"""The Lark parser for `ownly.lark`, and syntax errors translated into plain words."""
+"""The Lark parser for `ownly.lark`: its trees to AST nodes, its syntax errors in plain words."""
 
 from __future__ import annotations
 
@@ -7,15 +7,24 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-from lark import Lark, Token
+from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
 from dsl.ast import Span
+from dsl.builder import Builder, Tok
 from dsl.diagnostics import Diagnostic, did_you_mean
 
-__all__ = ["BRACKET_CLOSERS", "BRACKET_OPENERS", "lark_parser", "syntax_diagnostic"]
+__all__ = [
+    "BRACKET_CLOSERS",
+    "BRACKET_OPENERS",
+    "TreeBuilder",
+    "lark_parser",
+    "lark_token",
+    "syntax_diagnostic",
+]
 
 BRACKET_OPENERS = MappingProxyType({"LPAR": "(", "LSQB": "[", "LBRACE": "{"})
 BRACKET_CLOSERS = frozenset({"RPAR", "RSQB", "RBRACE"})
@@ -201,3 +210,25 @@ def _at(file: str, text: str, pos: int | None, code: str, message: str) -> Diagn
     where = len(body) if pos is None else pos
     line, column = _end_of_line(text, where)
     return Diagnostic(code, message, Span(file, line, column, line, column + 1))
+
+
+def lark_token(token: Token) -> Tok:
+    """A Lark token as the builder's list."""
+    line = token.line or 1
+    column = token.column or 1
+    end_line = token.end_line or line
+    end_column = token.end_column or column + 1
+    return [token.type, str(token), line, column, end_line, end_column]
+
+
+class TreeBuilder(Transformer[Token, Any]):
+    """Lark's parse tree through a `Builder` (the fallback parser's path)."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__(visit_tokens=False)
+        self._builder = Builder(file)
+
+    def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
+        children = tree.children if new_children is None else new_children
+        converted = [lark_token(c) if isinstance(c, Token) else c for c in children]
+        return self._builder.node(tree.data, converted)

@@ -15,11 +15,11 @@ from typing import Any
 from lark.exceptions import UnexpectedInput
 
 from dsl import ast
-from dsl.builder import LiteralError, NestingError, TreeBuilder, token_span
+from dsl.builder import LiteralError, NestingError, token_span
 from dsl.diagnostics import Diagnostic
 from dsl.errors import RuleSyntaxError
 from dsl.fastparse import Fallback, parse_fast
-from dsl.grammar import lark_parser, syntax_diagnostic
+from dsl.grammar import TreeBuilder, lark_parser, syntax_diagnostic
 
 __all__ = ["ParseCache", "parse", "parse_expression", "parse_file", "scan_comments"]
 

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.dsl import _write_rules
-from dsl.builder import LiteralError, NestingError, TreeBuilder
+from dsl.builder import LiteralError, NestingError
 from dsl.fastparse import Fallback, available, parse_fast
-from dsl.grammar import lark_parser
+from dsl.grammar import TreeBuilder, lark_parser
 from tests.unit.dsl.support import BASE_RULES
 from tests.unit.dsl.test_fmt import random_rules
 from tests.unit.dsl.test_parser import TOKENS
