@@ -1,14 +1,18 @@
-"""The two reference servers bench/ingest.py compares Ownly with.
+"""The reference servers bench/ingest.py compares Ownly with.
 
 python bench/ingest_servers.py bare  PORT        parse the JSON, answer 202 (the ceiling)
 python bench/ingest_servers.py naive PORT DB     one SQLAlchemy transaction per event
+python bench/ingest_servers.py group PORT DB     the least a durable group commit can do
 python bench/ingest_servers.py sink  PORT        a webhook receiver answering 200
 """
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import orjson
@@ -66,6 +70,48 @@ def naive_app(path: str) -> web.Application:
     return app
 
 
+def group_commit_app(path: str) -> web.Application:
+    """The least a durable group commit can do: one writer thread, raw sqlite3, no checks."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, type TEXT, data TEXT)")
+    queue: asyncio.Queue[tuple[tuple[str, str, str], asyncio.Future[None]]] = asyncio.Queue()
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def commit(rows: list[tuple[str, str, str]]) -> None:
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO events VALUES (?, ?, ?)", rows)
+        db.execute("COMMIT")
+
+    async def writer() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await queue.get()]
+            while not queue.empty():
+                group.append(queue.get_nowait())
+            await loop.run_in_executor(pool, commit, [row for row, _ in group])
+            for _, done in group:
+                done.set_result(None)
+
+    async def startup(app: web.Application) -> None:
+        app["writer"] = asyncio.create_task(writer())
+
+    async def handle(request: web.Request) -> web.Response:
+        document = orjson.loads(await request.read())
+        event_id = document.get("id") or uuid.uuid4().hex
+        done = asyncio.get_running_loop().create_future()
+        row = (event_id, document["type"], orjson.dumps(document["data"]).decode())
+        queue.put_nowait((row, done))
+        await done
+        return web.json_response({"id": event_id}, status=202)
+
+    app = web.Application()
+    app.on_startup.append(startup)
+    app.router.add_post("/api/events", handle)
+    return app
+
+
 async def sink(request: web.Request) -> web.Response:
     await request.read()
     return web.Response(text="ok")
@@ -75,6 +121,8 @@ def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
     if kind == "naive":
         app = naive_app(sys.argv[3])
+    elif kind == "group":
+        app = group_commit_app(sys.argv[3])
     else:
         app = web.Application()
         app.router.add_post(

@@ -93,7 +93,7 @@ def read_events(
             large (413) or a body that is not an event at all (400).
     """
     media = content_type.split(";", 1)[0].strip().lower()
-    if "ce-specversion" in {key.lower() for key in headers}:
+    if any(key.lower() == "ce-specversion" for key in headers):
         if media not in (JSON, ""):
             raise Rejection(415, "unsupported_media_type", "binary CloudEvents need JSON data")
         return [_binary_cloudevent(_parse(body), headers)], False

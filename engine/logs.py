@@ -48,5 +48,5 @@ def make_logger(
             structlog.processors.format_exc_info,
             renderer,
         ],
-    )
+    ).bind()  # a bound logger now, not a lazy proxy that binds again on every call
     return logger
