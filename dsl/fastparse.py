@@ -26,8 +26,8 @@ from typing import Any
 from lark.lexer import ContextualLexer
 from lark.parsers.lalr_analysis import Shift
 
-from dsl.builder import RAW_RULES, VALUE_TOKENS, Builder, LiteralError, NestingError, Shape
-from dsl.fastlex import Lexicon, Unknown, lexicon
+from dsl.builder import RAW_RULES, VALUE_TOKENS, Builder, Shape
+from dsl.fastlex import Lexicon, lexicon
 from dsl.grammar import BRACKET_CLOSERS, BRACKET_OPENERS, lark_parser
 
 __all__ = ["Fallback", "available", "parse_fast"]
@@ -75,8 +75,11 @@ class _Tables:
 def _tables() -> _Tables | None:
     """The tables of `lark_parser()`, or None where this Lark is not what we expect."""
     lark = lark_parser()
-    table = lark.parser.parser.parser.parse_table
-    contextual = lark.parser.lexer.lexer
+    try:
+        table = lark.parser.parser.parser.parse_table
+        contextual = lark.parser.lexer.lexer
+    except AttributeError:  # another Lark version, laid out otherwise
+        return None
     if not isinstance(contextual, ContextualLexer):
         return None
     count = len(table.states)
@@ -181,7 +184,9 @@ def parse_fast(text: str, file: str, start: str) -> Any:
         raise Fallback
     try:
         return _parse(tables, text, Builder(file), start)
-    except (LiteralError, NestingError, Unknown):
+    except Exception:
+        # A bad literal, nesting too deep, a word only Lark's lexer splits, or
+        # anything unforeseen: Lark parses the text again and has the answer.
         raise Fallback from None
 
 
