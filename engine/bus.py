@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, Self
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from dsl import Context, RuleSet, Subscription
@@ -176,9 +176,12 @@ class AppendEvents(BatchWrite[list[Appended]]):
             self.bus.waker.wake()
 
 
+_STORED = select(events.c.id).where(events.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def _existing(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        found.update(conn.scalars(select(events.c.id).where(events.c.id.in_(chunk))))
+        found.update(conn.scalars(_STORED, {"ids": chunk}))
     return found

@@ -108,6 +108,11 @@ class Job:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+_HELD = select(job_holds.c.group_key).where(
+    job_holds.c.group_key.in_(bindparam("groups", expanding=True))
+)
+
+
 def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
     """Insert ``new`` jobs as ``pending``, or ``held`` in a held group."""
     if not new:
@@ -139,7 +144,7 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
     groups = {job.group_key for job in new if job.group_key is not None}
     if not groups:
         return
-    held = set(conn.scalars(select(job_holds.c.group_key).where(job_holds.c.group_key.in_(groups))))
+    held = set(conn.scalars(_HELD, {"groups": list(groups)}))
     keys = [job.idempotency_key for job in new if job.group_key in held]
     for start in range(0, len(keys), 500):
         conn.execute(
@@ -330,6 +335,15 @@ _FINISH = update(jobs).where(
 )
 
 
+_FINISHES = {
+    outcome: _FINISH.values(_finish_values(outcome))
+    for outcome in ("succeeded", "retry", "failed", "released", "deferred")
+}
+_LEASES = select(jobs.c.id, jobs.c.lease_owner, jobs.c.attempts).where(
+    jobs.c.id.in_(bindparam("ids", expanding=True)), jobs.c.state == "running"
+)
+
+
 @dataclass(frozen=True)
 class FinishJob(BatchWrite[bool]):
     """Record how a leased job ended; answers False when the lease was lost meanwhile.
@@ -355,12 +369,7 @@ class FinishJob(BatchWrite[bool]):
     def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[bool]:
         ids = [write.job_id for write in writes]
         leases = {
-            row.id: (row.lease_owner, row.attempts)
-            for row in conn.execute(
-                select(jobs.c.id, jobs.c.lease_owner, jobs.c.attempts).where(
-                    jobs.c.id.in_(ids), jobs.c.state == "running"
-                )
-            )
+            row.id: (row.lease_owner, row.attempts) for row in conn.execute(_LEASES, {"ids": ids})
         }
         kept: list[bool] = []
         by_outcome: dict[Outcome, list[dict[str, Any]]] = {}
@@ -379,7 +388,7 @@ class FinishJob(BatchWrite[bool]):
                     }
                 )
         for outcome, params in by_outcome.items():
-            conn.execute(_FINISH.values(_finish_values(outcome)), params)
+            conn.execute(_FINISHES[outcome], params)
         _apply_hooks(conn, list(zip(writes, kept, strict=True)))
         return kept
 
