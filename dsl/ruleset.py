@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from dsl import ast, ir
 from dsl.evaluate import Context, Evaluator, compile_expr, truthy
+from dsl.expr import walk
 from dsl.matcher import Matcher, Subscription
 from dsl.parser import parse_expression
 
@@ -71,6 +72,15 @@ def _expressions(node: object) -> Iterator[str]:
             yield from _expressions(item)
 
 
+def _reads_event_data(expr: ast.Expr) -> bool:
+    return any(
+        isinstance(node, ast.Path)
+        and node.parts[0] == "event"
+        and (len(node.parts) == 1 or node.parts[1] in ("data", "*"))
+        for node in walk(expr)
+    )
+
+
 class RuleSet:
     """An immutable compiled rule set, as the engine uses it.
 
@@ -84,6 +94,9 @@ class RuleSet:
         self.version = version_of(rules)
         self._evaluators: Mapping[str, Evaluator] = MappingProxyType(
             {text: compile_expr(expr) for text, expr in expressions.items()}
+        )
+        self._reads_data = frozenset(
+            text for text, expr in expressions.items() if _reads_event_data(expr)
         )
         self._matcher = Matcher(_subscriptions(rules))
         self.events = MappingProxyType({e.type: e for e in rules.events})
@@ -113,6 +126,14 @@ class RuleSet:
             KeyError: the text is not an expression of this rule set.
         """
         return self._evaluators[expression]
+
+    def reads_event_data(self, expression: str) -> bool:
+        """Whether an expression of this rule set may read the event's data.
+
+        One that does not (`event.type != "x.y"`) can be evaluated without
+        typing the payload first.
+        """
+        return expression in self._reads_data
 
     def evaluate(self, expression: str, context: Context) -> object:
         """Evaluate an expression of this rule set (total: never raises on data)."""

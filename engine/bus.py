@@ -68,11 +68,17 @@ class StoredEvent:
 
 
 def event_context(
-    event: StoredEvent, rules: RuleSet, now: datetime, env: Mapping[str, str]
+    event: StoredEvent,
+    rules: RuleSet,
+    now: datetime,
+    env: Mapping[str, str],
+    *,
+    typed: bool = True,
 ) -> Context:
-    """What a rule's expressions see of ``event``: its data typed by the catalog."""
+    """What a rule's expressions see of ``event``: its data typed by the catalog
+    (left as received when ``typed`` is false: for expressions that do not read it)."""
     envelope = event.envelope()
-    spec = rules.events.get(event.type)
+    spec = rules.events.get(event.type) if typed else None
     if spec is not None:
         envelope["data"] = typed_view(spec, event.data)
     envelope["time"] = event.occurred_at
@@ -120,13 +126,19 @@ class Bus:
         planned: list[NewJob] = []
         seen: set[tuple[str, str]] = set()
         context: Context | None = None
+        typed = False  # whether ``context`` holds the data typed by the catalog
         for subscription in rules.match(event.type):
             effect = (subscription.kind, subscription.name)
             planner = self._planners.get(subscription.kind)
             if effect in seen or planner is None:
                 continue
             if subscription.when is not None:
-                context = context or event_context(event, rules, self.clock.now(), self._env)
+                # Typing the payload costs more than most predicates: only when one reads it.
+                needs_data = rules.reads_event_data(subscription.when)
+                if context is None or (needs_data and not typed):
+                    now = self.clock.now()
+                    context = event_context(event, rules, now, self._env, typed=needs_data)
+                    typed = needs_data
                 if not rules.accepts(subscription, context):
                     continue
             seen.add(effect)

@@ -139,3 +139,23 @@ def test_require_returns_the_rule_set_or_raises_with_every_error(rules: Rules) -
     with pytest.raises(RuleCompileError) as caught:
         broken.require()
     assert [d.code for d in caught.value.diagnostics] == ["E011", "E043"]
+
+
+@pytest.mark.parametrize(
+    ("when", "reads"),
+    [
+        ("event.data.amount >= 10_000", True),
+        ('event.type != "investment.cancelled"', False),
+        ('event.source == "crm" or event.id starts_with "evt_"', False),
+        ("len(event) > 0", True),
+        ('event["data"] != null', True),
+        ('exists event.data.investor.email or event.type == "investment.cancelled"', True),
+    ],
+)
+def test_the_rule_set_knows_which_predicates_read_the_event_data(
+    rules: Rules, when: str, reads: bool
+) -> None:
+    rule_set = compiled(rules, WEBHOOK.replace("event.data.amount >= 10_000", when))
+    (subscription,) = {s.when: s for s in rule_set.match("investment.created")}.values()
+    assert subscription.when is not None
+    assert rule_set.reads_event_data(subscription.when) is reads
