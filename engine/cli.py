@@ -19,15 +19,14 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from engine.app import Engine
 from engine.config import Settings, load_settings
 from engine.errors import OwnlyError
-from engine.migrate import migrate as apply_migrations
 from engine.rules_cli import check, fmt, simulate
-from engine.server import serve
-from engine.storage import Database
 from engine.version import VERSION
 from engine.webhooks_cli import webhooks
+
+# The runtime (server, database, HTTP client) is imported by the commands that
+# run it, so that `ownly check` and `ownly fmt` start in a fraction of the time.
 
 __all__ = ["main"]
 
@@ -87,6 +86,9 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Start the engine: migrate a new database, load the rules, serve until SIGTERM."""
+    from engine.app import Engine
+    from engine.server import serve
+
     settings = _settings(ctx)
     engine = Engine.from_settings(settings, log_stream=sys.stderr)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -120,6 +122,9 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Apply pending database migrations."""
+    from engine.migrate import migrate as apply_migrations
+    from engine.storage import Database
+
     settings = _settings(ctx)
 
     async def upgrade() -> tuple[str | None, str | None]:

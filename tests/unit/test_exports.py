@@ -12,6 +12,8 @@ import pytest
 @pytest.mark.parametrize("package", ["engine", "dsl", "connectors"])
 def test_all_lists_every_public_member(package: str) -> None:
     module = importlib.import_module(package)
+    for name in module.__all__:  # a package may load its names on first use
+        assert getattr(module, name) is not None
     public = {
         name
         for name, value in vars(module).items()
