@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
 from prometheus_client import Counter
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from connectors.webhook import Attempt, Outcome
@@ -26,7 +26,7 @@ from engine.bus import AppendEvents, Bus, StoredEvent
 from engine.ingest import new_event_id
 from engine.queue import FinishJob, Job, hold_group, release_group
 from engine.rows import insert_rows
-from engine.schema import jobs, webhook_attempts, webhook_state
+from engine.schema import UTCDateTime, jobs, webhook_attempts, webhook_state
 from engine.storage import Database
 from engine.writer import BatchWrite
 
@@ -134,8 +134,26 @@ async def load_stats(database: Database, names: Iterable[str]) -> dict[str, Stat
     return found
 
 
+_STATE_ROW = select(webhook_state).where(webhook_state.c.name == bindparam("w_name"))
+# A finish's health update: the time of a success or failure is kept unless given.
+_HEALTH = (
+    update(webhook_state)
+    .where(webhook_state.c.name == bindparam("w_name"))
+    .values(
+        failing_since=bindparam("w_failing_since", type_=UTCDateTime()),
+        consecutive_failures=bindparam("w_failures", type_=Integer()),
+        last_success_at=func.coalesce(
+            bindparam("w_success", type_=UTCDateTime()), webhook_state.c.last_success_at
+        ),
+        last_failure_at=func.coalesce(
+            bindparam("w_failure", type_=UTCDateTime()), webhook_state.c.last_failure_at
+        ),
+    )
+)
+
+
 def _state_row(conn: Connection, name: str, now: datetime) -> dict[str, Any]:
-    row = (conn.execute(select(webhook_state).where(webhook_state.c.name == name))).first()
+    row = (conn.execute(_STATE_ROW, {"w_name": name})).first()
     if row is not None:
         return dict(row._mapping)
     fresh = {"name": name, "state": "active", "changed_at": now, "consecutive_failures": 0}
@@ -291,5 +309,13 @@ def _update_health(
             continue
         hook.disable(conn, reason, failures, now)
         state = "disabled"
-    values |= {"failing_since": failing_since, "consecutive_failures": failures}
-    conn.execute(update(webhook_state).where(webhook_state.c.name == name).values(values))
+    conn.execute(
+        _HEALTH,
+        {
+            "w_name": name,
+            "w_failing_since": failing_since,
+            "w_failures": failures,
+            "w_success": values.get("last_success_at"),
+            "w_failure": values.get("last_failure_at"),
+        },
+    )
