@@ -156,7 +156,8 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
 
 @dataclass(frozen=True)
 class Lease:
-    """Jobs leased to one owner, and when the next job not leased now is due."""
+    """Jobs leased to one owner, and when the next job not leased now is due
+    (None when nothing is, or when the lease is full: the worker leases again at once)."""
 
     jobs: list[Job]
     next_due: datetime | None
@@ -190,7 +191,9 @@ class LeaseJobs(BatchWrite[Lease]):
                 },
             )
             leased = sorted((Job.from_row(row) for row in rows), key=lambda j: (j.due_at, j.id))
-            results.append(Lease(leased, _next_due(conn)))
+            # A full lease is leased again at once: the next due time is not needed.
+            full = len(leased) >= write.limit
+            results.append(Lease(leased, None if full else _next_due(conn)))
         return results
 
 
