@@ -17,7 +17,7 @@ from dsl.diagnostics import Diagnostic, Severity, render_json, render_text, sort
 from dsl.errors import RuleCompileError, RuleSyntaxError
 from dsl.expr import FUNCTIONS
 from dsl.lowering import Definitions, Lowering
-from dsl.parser import ParseCache, parse_file
+from dsl.parser import ParseCache, parse_many, read_source
 from dsl.ruleset import RuleSet
 from dsl.workflows import lower_workflow
 
@@ -134,15 +134,16 @@ def _compile(
     sources: dict[str, str] = {}
     diagnostics: list[Diagnostic] = []
     for path in rule_files(paths):
+        name = _display(path)
         try:
-            module, text = parse_file(path, _display(path), cache)
+            sources[name] = read_source(path, name)
         except RuleSyntaxError as exc:
             diagnostics.append(exc.diagnostic)
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                sources[exc.diagnostic.span.file] = path.read_text(encoding="utf-8-sig")
-            continue
-        modules.append(module)
-        sources[module.file] = text
+    for parsed in parse_many([(text, name) for name, text in sources.items()], cache):
+        if isinstance(parsed, ast.Module):
+            modules.append(parsed)
+        else:
+            diagnostics.append(parsed)
     if diagnostics:
         # Later checks would report every reference into the broken file.
         return Compilation(None, sort_diagnostics(diagnostics), sources)

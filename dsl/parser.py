@@ -3,12 +3,15 @@
 The fast path (`dsl.fastparse`) drives Lark's tables from its own loop and
 builds `dsl.ast` nodes as it reduces; text it cannot parse goes through Lark
 itself (parse tree, then `TreeBuilder`), whose errors become diagnostics.
+`parse_many` parses a rule set's files, sharing them with a forked process
+where that pays (`dsl.parallel`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -18,10 +21,19 @@ from dsl import ast
 from dsl.builder import LiteralError, NestingError, token_span
 from dsl.diagnostics import Diagnostic
 from dsl.errors import RuleSyntaxError
-from dsl.fastparse import Fallback, parse_fast
+from dsl.fastparse import Fallback, available, parse_fast
 from dsl.grammar import TreeBuilder, lark_parser, syntax_diagnostic
+from dsl.parallel import split_work
 
-__all__ = ["ParseCache", "parse", "parse_expression", "parse_file", "scan_comments"]
+__all__ = [
+    "ParseCache",
+    "parse",
+    "parse_expression",
+    "parse_file",
+    "parse_many",
+    "read_source",
+    "scan_comments",
+]
 
 _LEXEME = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 MAX_SOURCE_BYTES = 2_000_000
@@ -55,14 +67,25 @@ class ParseCache:
 
     def parse(self, text: str, file: str) -> ast.Module:
         """Parse `text`, or return the tree parsed from the same name and text before."""
-        key = (file, hashlib.sha256(text.encode("utf-8")).hexdigest())
-        module = self._modules.get(key)
+        module = self.get(text, file)
         if module is None:
             module = parse(text, file)
-            if len(self._modules) >= self.max_files:
-                self._modules.clear()
-            self._modules[key] = module
+            self.put(text, file, module)
         return module
+
+    def get(self, text: str, file: str) -> ast.Module | None:
+        """The tree parsed from this name and text before, if it is kept."""
+        return self._modules.get(_key(text, file))
+
+    def put(self, text: str, file: str, module: ast.Module) -> None:
+        """Keep the tree parsed from this name and text."""
+        if len(self._modules) >= self.max_files:
+            self._modules.clear()
+        self._modules[_key(text, file)] = module
+
+
+def _key(text: str, file: str) -> tuple[str, str]:
+    return file, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def parse_file(
@@ -70,13 +93,62 @@ def parse_file(
 ) -> tuple[ast.Module, str]:
     """Read and parse a rule file; returns the module and its text."""
     name = display or str(path)
+    text = read_source(path, name)
+    module = cache.parse(text, name) if cache is not None else parse(text, name)
+    return module, text
+
+
+def read_source(path: FsPath, name: str) -> str:
+    """The text of a rule file (a BOM is dropped).
+
+    Raises:
+        RuleSyntaxError: the file cannot be read or is not UTF-8 (E004, at `name`).
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         span = ast.Span(name, 1, 1, 1, 2)
         raise RuleSyntaxError(Diagnostic("E004", f"cannot read file: {exc}", span)) from exc
-    module = cache.parse(text, name) if cache is not None else parse(text, name)
-    return module, text
+
+
+def parse_many(
+    sources: Sequence[tuple[str, str]], cache: ParseCache | None = None
+) -> list[ast.Module | Diagnostic]:
+    """Parse files given as (text, name): a tree per file, or the diagnostic of its syntax error.
+
+    Files the cache does not hold are shared with a forked process when there
+    are many (`dsl.parallel.split_work`); the results are the same either way.
+    """
+    done: dict[int, ast.Module] = {}
+    todo: list[tuple[str, str]] = []
+    for index, (text, name) in enumerate(sources):
+        module = cache.get(text, name) if cache is not None else None
+        if module is None:
+            todo.append((text, name))
+        else:
+            done[index] = module
+    available()  # the parser's tables, built before a child could need its own
+    # This process also loads the child's trees: it takes a little more than half.
+    parsed = iter(split_work(_parse_each, todo, share=0.56))
+    results: list[ast.Module | Diagnostic] = []
+    for index, (text, name) in enumerate(sources):
+        result: ast.Module | Diagnostic | None = done.get(index)
+        if result is None:
+            result = next(parsed)
+            if cache is not None and isinstance(result, ast.Module):
+                cache.put(text, name, result)
+        results.append(result)
+    return results
+
+
+def _parse_each(sources: Sequence[tuple[str, str]]) -> list[ast.Module | Diagnostic]:
+    results: list[ast.Module | Diagnostic] = []
+    for text, name in sources:
+        try:
+            results.append(parse(text, name))
+        except RuleSyntaxError as exc:
+            results.append(exc.diagnostic)
+    return results
 
 
 def parse_expression(text: str, file: str = "<expression>") -> ast.Expr:

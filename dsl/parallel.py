@@ -1,0 +1,104 @@
+"""Sharing the work over many items with one forked process, where a core is spare.
+
+`split_work(work, items)` runs `work` over the tail of `items` in a child
+process forked for it, which sends its results back pickled, while this
+process runs `work` over the head; the results come back in the order of
+`items`. A cold check of a large rule set parses its files this way: the
+child inherits the parser's tables and the file texts, so only the syntax
+trees cross the pipe, and loading them is several times cheaper than
+parsing.
+
+`work` must be a pure function of its items, returning one picklable result
+per item: whatever it changes in the child is lost. Anything it raises in the
+child, or any failure of the child itself, makes this process do the tail
+too, so the outcome is the same as `work(items)` in every case. There is no
+child where fork is not the way processes start (Windows; macOS defaults to
+spawn, which would import everything again), on one CPU, for few items, and
+while other threads run: a fork copies only the calling thread, and a lock
+another thread holds at that moment would never be released in the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import TypeVar
+
+__all__ = ["MIN_ITEMS", "can_fork", "split_work"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+# Below this, forking and pickling cost more than the child saves.
+MIN_ITEMS = 64
+
+
+def can_fork() -> bool:
+    """Whether `split_work` may fork here: Linux, two CPUs or more, no other thread."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return False
+    return len(os.sched_getaffinity(0)) > 1
+
+
+def split_work(
+    work: Callable[[Sequence[_T]], list[_R]],
+    items: Sequence[_T],
+    *,
+    share: float = 0.5,
+    minimum: int = MIN_ITEMS,
+) -> list[_R]:
+    """`work(items)`, with the last `1 - share` of the items done by a forked child.
+
+    `share` is this process's part: it also loads what the child sends, so
+    where results are costly to pickle it should take a little more than half.
+    """
+    if len(items) < minimum or not can_fork():
+        return work(items)
+    cut = round(len(items) * share)
+    head, tail = items[:cut], items[cut:]
+    try:
+        context = multiprocessing.get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(target=_child, args=(work, tail, sender), daemon=True)
+        child.start()
+    except (OSError, ValueError):  # no fork, no pipe, out of processes
+        return work(items)
+    sender.close()
+    theirs: list[_R] | None = None
+    try:
+        mine = work(head)
+    except BaseException:
+        child.kill()
+        raise
+    finally:
+        theirs = _receive(receiver, child)
+    return mine + (theirs if theirs is not None else work(tail))
+
+
+def _child(work: Callable[[Sequence[_T]], list[_R]], items: Sequence[_T], out: Connection) -> None:
+    try:
+        payload = pickle.dumps(work(items), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # the parent does the work again and sees why
+        payload = b""
+    with contextlib.suppress(OSError):
+        out.send_bytes(payload)
+    out.close()
+
+
+def _receive(receiver: Connection, child: multiprocessing.process.BaseProcess) -> list[_R] | None:
+    """The child's results, or None when it failed (then the caller does its items)."""
+    try:
+        payload = receiver.recv_bytes()
+        results: list[_R] | None = pickle.loads(payload) if payload else None  # noqa: S301
+    except Exception:  # a dead child or a bad payload: redo the work here
+        results = None
+    finally:
+        receiver.close()
+        child.join()
+    return results

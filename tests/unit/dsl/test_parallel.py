@@ -1,0 +1,181 @@
+"""Work shared with a forked process gives exactly what one process gives.
+
+`compile_rules` parses many files in two processes (`dsl.parallel`); here a
+generated rule set, clean or with deliberate errors in several files at both
+ends of the list, is compiled both ways and the outcomes compared: the same
+diagnostics in the same order, the same rendering, the same version hash.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import pytest
+
+from dsl import Compilation, ParseCache, compile_rules, parallel
+
+FILES = 120
+TYPES = [f"ns{n}.{verb}" for n in range(8) for verb in ("created", "closed", "funded")]
+
+needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no fork or one CPU here")
+
+
+def _catalog() -> str:
+    return "".join(
+        f'event {name} {{\n  id: string\n  amount: decimal\n  status: "a" | "b"\n}}\n'
+        for name in TYPES
+    )
+
+
+def _webhook(index: int) -> str:
+    events = ", ".join(TYPES[(index + k) % len(TYPES)] for k in range(1 + index % 3))
+    return (
+        f"# hook {index}\n"
+        f"webhook hook_{index} {{\n"
+        f'  url    = "https://hooks.example.com/{index}"\n'
+        f'  secret = env("HOOK_SECRET_{index % 4}")\n'
+        f"  events = [{events}]\n"
+        f'  when     event.data.amount >= {index} and event.data.status == "a"\n'
+        "  retry    3 times, exponential 5s .. 1h\n"
+        "  timeout  15s\n"
+        "}\n"
+    )
+
+
+def _write(root: Path, broken: dict[int, Callable[[str], str]]) -> list[Path]:
+    (root / "templates").mkdir()
+    (root / "catalog.ownly").write_text(_catalog())
+    paths = [root / "catalog.ownly"]
+    for f in range(FILES):
+        text = "\n".join(_webhook(f * 4 + i) for i in range(4))
+        path = root / f"rules_{f:03d}.ownly"
+        path.write_text(broken[f](text) if f in broken else text)
+        paths.append(path)
+    return paths
+
+
+def _cache(wanted: bool) -> ParseCache | None:
+    return ParseCache() if wanted else None
+
+
+def _both(
+    paths: list[Path], monkeypatch: pytest.MonkeyPatch, cache: bool = False
+) -> tuple[Compilation, Compilation]:
+    """The compilation with a forked child doing part of the work, then without."""
+    delivered: list[bool] = []
+    receive = parallel._receive
+
+    def spy(receiver: Connection, child: BaseProcess) -> list[object] | None:
+        result: list[object] | None = receive(receiver, child)
+        delivered.append(result is not None)
+        return result
+
+    templates = paths[0].parent / "templates"
+    with monkeypatch.context() as patch:
+        patch.setattr(parallel, "_receive", spy)
+        shared = compile_rules(paths, templates_dir=templates, cache=_cache(cache))
+    assert delivered == [True]  # the child did its share
+    with monkeypatch.context() as patch:
+        patch.setattr(parallel, "can_fork", lambda: False)
+        alone = compile_rules(paths, templates_dir=templates, cache=_cache(cache))
+    return shared, alone
+
+
+@needs_fork
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_clean_rule_set_compiles_to_the_same_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    shared, alone = _both(_write(tmp_path, {}), monkeypatch, cache)
+    assert shared.rule_set is not None and alone.rule_set is not None
+    assert shared.rule_set.version == alone.rule_set.version
+    assert shared.rule_set.to_json() == alone.rule_set.to_json()
+    assert shared.diagnostics == alone.diagnostics
+    assert shared.sources == alone.sources
+
+
+@needs_fork
+def test_syntax_errors_in_several_files_are_reported_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken: dict[int, Callable[[str], str]] = {
+        0: lambda t: t.replace("timeout  15s", "timeout  15s 3", 1),
+        7: lambda t: t.replace("webhook hook_29 {", "webhook hook_29 {{", 1),
+        61: lambda t: t + "\nwebhook {\n}\n",
+        90: lambda t: t.replace('"https', "'https", 1),
+        FILES - 1: lambda t: t.replace("5s .. 1h", "5s ... 1h", 1),
+    }
+    shared, alone = _both(_write(tmp_path, broken), monkeypatch)
+    assert shared.rule_set is None
+    assert len(shared.diagnostics) == len(broken)
+    assert shared.diagnostics == alone.diagnostics
+    assert shared.render() == alone.render()
+
+
+@needs_fork
+def test_check_errors_in_several_files_are_reported_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken: dict[int, Callable[[str], str]] = {
+        2: lambda t: t.replace("ns2.funded", "ns2.fundd"),
+        40: lambda t: t.replace("https://", "ftp://", 1),
+        77: lambda t: t.replace(">= 308 and", '>= "308" and', 1),
+        100: lambda t: t.replace("webhook hook_401", "webhook hook_400", 1),
+        FILES - 2: lambda t: t.replace("15s", "3h", 2),
+    }
+    shared, alone = _both(_write(tmp_path, broken), monkeypatch)
+    assert shared.rule_set is None
+    assert len({d.span.file for d in shared.errors}) == len(broken)
+    assert shared.diagnostics == alone.diagnostics
+    assert shared.render() == alone.render()
+
+
+def _squares(items: Sequence[int]) -> list[int]:
+    return [item * item for item in items]
+
+
+def _fails_in_the_child(parent: int) -> Callable[[Sequence[int]], list[int]]:
+    def work(items: Sequence[int]) -> list[int]:
+        if os.getpid() != parent:
+            raise RuntimeError("only in the child")
+        return _squares(items)
+
+    return work
+
+
+@needs_fork
+def test_split_work_keeps_the_order_of_the_items() -> None:
+    items = list(range(500))
+    assert parallel.split_work(_squares, items, share=0.3) == _squares(items)
+
+
+@needs_fork
+def test_a_failing_child_leaves_the_work_to_this_process() -> None:
+    items = list(range(200))
+    work = _fails_in_the_child(os.getpid())
+    assert parallel.split_work(work, items) == _squares(items)
+
+
+def test_few_items_are_not_worth_a_child() -> None:
+    def work(items: Sequence[int]) -> list[int]:
+        assert len(items) == 3
+        return _squares(items)
+
+    assert parallel.split_work(work, [1, 2, 3]) == [1, 4, 9]
+
+
+@needs_fork
+def test_an_error_in_this_process_propagates() -> None:
+    parent = os.getpid()
+
+    def work(items: Sequence[int]) -> list[int]:
+        if os.getpid() == parent:
+            raise ValueError("here")
+        return _squares(items)
+
+    with pytest.raises(ValueError, match="here"):
+        parallel.split_work(work, list(range(100)))
