@@ -194,7 +194,7 @@ def _fast_checker(spec: ir.EventSpec) -> _Check:
         return entry[1]
     if len(_compiled) > 4096:  # rule sets come and go with reloads
         _compiled.clear()
-    check = _compile_object(spec.fields, 1)
+    check = _compile_object(spec.fields, 0)
     _compiled[id(spec)] = (spec, check)
     return check
 

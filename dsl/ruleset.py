@@ -76,7 +76,7 @@ def _reads_event_data(expr: ast.Expr) -> bool:
     return any(
         isinstance(node, ast.Path)
         and node.parts[0] == "event"
-        and (len(node.parts) == 1 or node.parts[1] in ("data", "*"))
+        and (len(node.parts) == 1 or node.parts[1] == "data")
         for node in walk(expr)
     )
 
@@ -95,8 +95,8 @@ class RuleSet:
         self._evaluators: Mapping[str, Evaluator] = MappingProxyType(
             {text: compile_expr(expr) for text, expr in expressions.items()}
         )
-        self._reads_data = frozenset(
-            text for text, expr in expressions.items() if _reads_event_data(expr)
+        self._ignores_data = frozenset(
+            text for text, expr in expressions.items() if not _reads_event_data(expr)
         )
         self._matcher = Matcher(_subscriptions(rules))
         self.events = MappingProxyType({e.type: e for e in rules.events})
@@ -133,7 +133,7 @@ class RuleSet:
         One that does not (`event.type != "x.y"`) can be evaluated without
         typing the payload first.
         """
-        return expression in self._reads_data
+        return expression not in self._ignores_data  # an unknown text: assume it does
 
     def evaluate(self, expression: str, context: Context) -> object:
         """Evaluate an expression of this rule set (total: never raises on data)."""

@@ -189,6 +189,7 @@ class Engine:
             poll_interval=queue.poll_interval,
             under_load=self._ingest_under_load if queue.ingest_load else None,
             concurrency_under_load=queue.concurrency_under_load,
+            max_delay_under_load=queue.max_delay_under_load,
         )
         self.worker.start()
 

@@ -136,9 +136,11 @@ class QueueConfig(_Section):
     lease: Seconds = 60.0
     poll_interval: Seconds = 1.0
     # Ingest comes first: with this many ingest requests in flight (0: never),
-    # workers run at most ``concurrency_under_load`` jobs at once.
+    # workers run at most ``concurrency_under_load`` jobs at once, until the
+    # jobs they lease are ``max_delay_under_load`` late.
     ingest_load: int = Field(default=16, ge=0, le=100_000)
     concurrency_under_load: int = Field(default=4, ge=1, le=10_000)
+    max_delay_under_load: Seconds = 30.0
 
 
 class WebhooksConfig(_Section):

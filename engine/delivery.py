@@ -51,7 +51,8 @@ class WebhookPlanner:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         # The stored definition of each webhook, by rule-set version: rule sets are
-        # immutable, so it is worked out once, not once per delivery.
+        # immutable, so it is worked out once, not once per delivery. Every job of
+        # the webhook shares the dict: it is only ever serialized, never changed.
         self._definitions: dict[tuple[str, str], dict[str, Any]] = {}
 
     def plan(self, rules: RuleSet, subscription: Subscription, event: StoredEvent) -> NewJob:

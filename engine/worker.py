@@ -137,6 +137,7 @@ class Worker:
         retry_unexpected: float = 60.0,
         under_load: Callable[[], bool] | None = None,
         concurrency_under_load: int = 4,
+        max_delay_under_load: float = 30.0,
     ) -> None:
         self.owner = f"worker-{secrets.token_hex(6)}"
         self._database = database
@@ -149,6 +150,8 @@ class Worker:
         self._batch = batch
         self._under_load = under_load
         self._concurrency_under_load = min(concurrency, concurrency_under_load)
+        self._max_delay_under_load = max_delay_under_load
+        self._delay = 0.0  # how late the oldest job of the last lease was, in seconds
         self._lease = lease
         self._poll_interval = poll_interval
         self._retry_unexpected = retry_unexpected
@@ -168,9 +171,14 @@ class Worker:
         Jobs wait durably in the queue; events not yet acknowledged exist only
         in their senders' hands. So when the API is busy, workers step back to
         ``concurrency_under_load`` and leave the CPU to ingest; the backlog
-        drains once the load passes.
+        drains once the load passes. Not forever: once the jobs it leases are
+        ``max_delay_under_load`` late, it runs at full concurrency again.
         """
-        if self._under_load is not None and self._under_load():
+        if (
+            self._under_load is not None
+            and self._delay < self._max_delay_under_load
+            and self._under_load()
+        ):
             return self._concurrency_under_load
         return self._concurrency
 
@@ -237,13 +245,16 @@ class Worker:
         """Lease what is due; answer how long to nap, or None to lease again at once."""
         allowed = self.concurrency()
         room = min(allowed - len(self._running), self._batch)
-        if room <= 0 or (self._running and room < max(1, min(allowed, self._batch) // 4)):
-            # A finishing job wakes the loop. Leasing waits until a quarter of
-            # the slots are free, so a busy worker leases in batches, not one
-            # transaction per finished job.
+        # A finishing job wakes the loop. Leasing waits until a quarter of the
+        # slots are free, so a busy worker leases in batches, not one
+        # transaction per finished job.
+        refill_at = max(1, min(allowed, self._batch) // 4)
+        if room <= 0 or (self._running and room < refill_at):
             return self._poll_interval
         now = self._clock.now()
         lease = await self._writer.submit(LeaseJobs(self.owner, room, now, self._lease))
+        # Leased oldest first: the first job says how far behind the queue is.
+        self._delay = (now - lease.jobs[0].due_at).total_seconds() if lease.jobs else 0.0
         for job in lease.jobs:
             task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
             self._running[task] = job

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -17,10 +17,12 @@ from engine.api.common import (
     parse_time,
     require,
 )
-from engine.app import Engine
 from engine.bus import AppendEvents, StoredEvent
 from engine.ingest import Incoming, Problem, Rejection, check_event, new_event_id, read_events
 from engine.schema import events, jobs
+
+if TYPE_CHECKING:
+    from engine.app import Engine
 
 __all__ = ["add_routes"]
 
@@ -35,14 +37,6 @@ async def post_events(request: web.Request) -> web.Response:
     """Store events durably and plan their jobs; answer only after the commit."""
     require(request, "events:write")
     engine = engine_of(request)
-    engine.ingesting += 1
-    try:
-        return await _ingest(request, engine)
-    finally:
-        engine.ingesting -= 1
-
-
-async def _ingest(request: web.Request, engine: Engine) -> web.Response:
     limits = engine.settings.config.ingest
     try:
         body = await request.read()
@@ -50,6 +44,17 @@ async def _ingest(request: web.Request, engine: Engine) -> web.Response:
         raise error(
             413, "body_too_large", f"the body is over the limit of {limits.max_body} bytes"
         ) from None
+    # In flight from here (not while a slow client is still sending): workers
+    # step back while many are.
+    engine.ingesting += 1
+    try:
+        return await _ingest(request, engine, body)
+    finally:
+        engine.ingesting -= 1
+
+
+async def _ingest(request: web.Request, engine: Engine, body: bytes) -> web.Response:
+    limits = engine.settings.config.ingest
     try:
         incoming, is_batch = read_events(
             body, request.content_type, request.headers, max_batch=limits.max_batch

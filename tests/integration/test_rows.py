@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -78,4 +79,45 @@ def test_a_naive_time_is_refused(tmp_path: Path) -> None:
     metadata.create_all(engine)
     with engine.begin() as conn, pytest.raises(ValueError, match="naive datetime"):
         insert_rows(conn, jobs, [{**_job("a"), "due_at": datetime(2026, 1, 1)}])
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"ordered": "false"}, TypeError),  # SQLAlchemy's Boolean refuses it too
+        ({"payload": {"at": AT}}, TypeError),  # JSON cannot hold a time (nor can SQLAlchemy)
+        ({"no_such_column": 1}, ValueError),
+    ],
+)
+def test_what_sqlalchemy_refuses_is_refused(
+    tmp_path: Path, change: dict[str, Any], error: type[Exception]
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn, pytest.raises(error):
+        insert_rows(conn, jobs, [{**_job("a"), **change}])
+    engine.dispose()
+
+
+def test_rows_with_other_keys_are_refused(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
+    metadata.create_all(engine)
+    second = {k: v for k, v in _job("b").items() if k != "ordered"}
+    with engine.begin() as conn, pytest.raises(ValueError, match="same keys"):
+        insert_rows(conn, jobs, [_job("a"), second])
+    engine.dispose()
+
+
+def test_times_in_other_zones_are_converted_each_on_its_own(tmp_path: Path) -> None:
+    # Two wall times an hour apart that compare equal (fold) must not share a text.
+    new_york = zoneinfo.ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=new_york)
+    second = first.replace(fold=1)
+    engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        insert_rows(conn, jobs, [{**_job("a"), "due_at": first}, {**_job("b"), "due_at": second}])
+        stored = [row[0] for row in conn.execute(text("SELECT due_at FROM jobs ORDER BY id"))]
+    assert stored == ["2026-11-01 05:30:00.000000", "2026-11-01 06:30:00.000000"]
     engine.dispose()

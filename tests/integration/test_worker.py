@@ -262,3 +262,36 @@ async def test_under_ingest_load_the_worker_steps_back_and_then_catches_up(
     assert sorted(seen) == sorted(f"k{i}" for i in range(30))
     assert peaks[True] == 2
     assert peaks[False] > 2
+
+
+async def test_under_load_jobs_that_fell_too_far_behind_run_at_full_concurrency(
+    harness: QueueHarness,
+) -> None:
+    running = 0
+    peak = 0
+    seen: list[str] = []
+
+    class Counting:
+        async def run(self, job: Job) -> Result:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.002)
+            running -= 1
+            seen.append(job.payload["key"])
+            return Succeeded()
+
+    worker = harness.worker(
+        Counting(),
+        concurrency=8,
+        batch=8,
+        under_load=lambda: True,
+        concurrency_under_load=2,
+        max_delay_under_load=30.0,
+    )
+    await harness.add(*(f"k{i}" for i in range(30)))
+    harness.clock.advance(60)  # the jobs have waited a minute: past the bound
+    worker.start()
+    await until(lambda: len(seen) == 30, harness.clock, worker)
+    await worker.stop(grace=1)
+    assert peak > 2

@@ -180,3 +180,21 @@ def test_the_fast_path_agrees_with_the_walk(type_: ir.TypeSpec, data: Any) -> No
     else:
         assert fast == walked
         assert check_payload(spec, payload) == (walked, [])
+
+
+@pytest.mark.parametrize("levels", [30, 31, 32, 33])
+def test_the_fast_path_and_the_walk_agree_on_how_deep_is_too_deep(levels: int) -> None:
+    type_: ir.TypeSpec = t("string")
+    data: Any = "x"
+    for _ in range(levels):
+        type_ = t("object", fields=(f("a", type_),))
+        data = {"a": data}
+    spec = ir.EventSpec(type="x.y", fields=type_.fields, source=ir.Source(file="c.ownly", line=1))
+    problems: list[FieldProblem] = []
+    _object(spec.fields, data, "data", problems, 0)
+    try:
+        _fast_checker(spec)(data)
+        fast_ok = True
+    except _Invalid:
+        fast_ok = False
+    assert fast_ok == (not problems)
