@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Boolean, Table, insert
+from sqlalchemy import JSON, Boolean, Float, Table, insert
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -103,6 +103,8 @@ def _plan(table: Table, keys: frozenset[str]) -> _Plan:
             others.append((i, _json_text))
         elif isinstance(type_, Boolean):
             others.append((i, _bool))
+        elif isinstance(type_, Float):
+            others.append((i, _float))
         elif type_.bind_processor(_SQLITE) is not None:
             raise TypeError(f"{table.name}.{name}: insert_rows cannot convert {type_!r}")
     return _Plan(
@@ -120,6 +122,10 @@ def _bool(value: Any) -> int | None:
     if value not in (True, False):  # as SQLAlchemy's Boolean: 0, 1 and the booleans
         raise TypeError(f"Not a boolean value: {value!r}")
     return int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _utc_text(value: datetime | None) -> str | None:
