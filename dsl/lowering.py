@@ -23,7 +23,7 @@ from dsl.expr import Scope, check_expr, env_refs, walk
 from dsl.printer import canonical
 from dsl.types import BOOL, ERROR, Type
 
-__all__ = ["MAX_INLINED_NODES", "Definitions", "Lowering"]
+__all__ = ["MAX_INLINED_NODES", "Definitions", "Lowered", "Lowering"]
 
 # One alternation, one named group per kind of credential: one regex search
 # per string literal.
@@ -75,6 +75,18 @@ def _is_poisoned(node: ast.Expr) -> bool:
     return isinstance(node, ast.Literal) and node.raw == _POISON
 
 
+@dataclass(slots=True)
+class Lowered:
+    """What lowering some webhooks in a branch made: picklable, without the definitions."""
+
+    webhooks: list[ir.Webhook]
+    diagnostics: list[Diagnostic]
+    expressions: dict[str, ast.Expr]
+    env: dict[str, bool]
+    env_spans: dict[str, ast.Span]
+    used_consts: set[str]
+
+
 class _TooDeep(Exception):
     def __init__(self, span: ast.Span) -> None:
         super().__init__()
@@ -102,6 +114,42 @@ class Lowering:
 
     def report(self, code: str, message: str, span: ast.Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
+
+    # ---- branches: webhooks lowered apart (in another process), then joined
+
+    def branch(self) -> Lowering:
+        """A Lowering over the same definitions and catalog with nothing lowered yet.
+
+        Lowering a webhook only adds to the state (diagnostics, expressions,
+        env(), consts used) and reads none of it, so lowering webhooks in
+        branches and joining them in order gives what lowering them here does.
+        """
+        branch = Lowering(self.defs, self.catalog)
+        branch.template_variables = self.template_variables
+        return branch
+
+    def lowered(self) -> Lowered:
+        """The webhooks this branch lowered and what that added."""
+        return Lowered(
+            self.webhooks,
+            self.diagnostics,
+            self.expressions,
+            self.env,
+            self.env_spans,
+            self.used_consts,
+        )
+
+    def join(self, part: Lowered) -> None:
+        """Add what a branch lowered, as if it had been lowered here."""
+        self.webhooks += part.webhooks
+        self.diagnostics += part.diagnostics
+        for text, expr in part.expressions.items():
+            self.expressions.setdefault(text, expr)
+        for name, has_default in part.env.items():
+            self.env[name] = self.env.get(name, False) or has_default
+        for name, span in part.env_spans.items():
+            self.env_spans.setdefault(name, span)
+        self.used_consts |= part.used_consts
 
     # ---- expressions
 

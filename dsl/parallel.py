@@ -1,17 +1,18 @@
 """Sharing the work over many items with one forked process, where a core is spare.
 
 `split_work(work, items)` runs `work` over the tail of `items` in a child
-process forked for it, which sends its results back pickled, while this
-process runs `work` over the head; the results come back in the order of
-`items`. A cold check of a large rule set parses its files this way: the
-child inherits the parser's tables and the file texts, so only the syntax
-trees cross the pipe, and loading them is several times cheaper than
-parsing.
+process forked for it, which sends its result back pickled, while this
+process runs `work` over the head; it returns both results, head first. A
+cold check of a large rule set parses its files this way, and lowers its
+webhooks: the child inherits the parser's tables, the file texts and the
+checked definitions, so only what it made crosses the pipe, and loading
+that is several times cheaper than making it.
 
-`work` must be a pure function of its items, returning one picklable result
-per item: whatever it changes in the child is lost. Anything it raises in the
-child, or any failure of the child itself, makes this process do the tail
-too, so the outcome is the same as `work(items)` in every case. There is no
+`work` must be a pure function of its items with a picklable result:
+whatever it changes in the child is lost. Anything it raises in the child,
+or any failure of the child itself, makes this process do the tail too, so
+the outcome is the same in every case, `[work(items)]` or
+`[work(head), work(tail)]`, for a caller that combines the two. There is no
 child where fork is not the way processes start (Windows; macOS defaults to
 spawn, which would import everything again), on one CPU, for few items, and
 while other threads run: a fork copies only the calling thread, and a lock
@@ -47,19 +48,19 @@ def can_fork() -> bool:
 
 
 def split_work(
-    work: Callable[[Sequence[_T]], list[_R]],
+    work: Callable[[Sequence[_T]], _R],
     items: Sequence[_T],
     *,
     share: float = 0.5,
     minimum: int = MIN_ITEMS,
 ) -> list[_R]:
-    """`work(items)`, with the last `1 - share` of the items done by a forked child.
+    """`[work(items)]`, or `[work(head), work(tail)]` with the tail done by a forked child.
 
-    `share` is this process's part: it also loads what the child sends, so
-    where results are costly to pickle it should take a little more than half.
+    `share` is the head's part of the items: this process also loads what the
+    child sends, so it should take a little more than half.
     """
     if len(items) < minimum or not can_fork():
-        return work(items)
+        return [work(items)]
     cut = round(len(items) * share)
     head, tail = items[:cut], items[cut:]
     try:
@@ -68,9 +69,9 @@ def split_work(
         child = context.Process(target=_child, args=(work, tail, sender), daemon=True)
         child.start()
     except (OSError, ValueError):  # no fork, no pipe, out of processes
-        return work(items)
+        return [work(items)]
     sender.close()
-    theirs: list[_R] | None = None
+    theirs: tuple[_R] | None = None
     try:
         mine = work(head)
     except BaseException:
@@ -78,12 +79,12 @@ def split_work(
         raise
     finally:
         theirs = _receive(receiver, child)
-    return mine + (theirs if theirs is not None else work(tail))
+    return [mine, theirs[0] if theirs is not None else work(tail)]
 
 
-def _child(work: Callable[[Sequence[_T]], list[_R]], items: Sequence[_T], out: Connection) -> None:
+def _child(work: Callable[[Sequence[_T]], _R], items: Sequence[_T], out: Connection) -> None:
     try:
-        payload = pickle.dumps(work(items), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((work(items),), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException:  # the parent does the work again and sees why
         payload = b""
     with contextlib.suppress(OSError):
@@ -91,11 +92,11 @@ def _child(work: Callable[[Sequence[_T]], list[_R]], items: Sequence[_T], out: C
     out.close()
 
 
-def _receive(receiver: Connection, child: multiprocessing.process.BaseProcess) -> list[_R] | None:
-    """The child's results, or None when it failed (then the caller does its items)."""
+def _receive(receiver: Connection, child: multiprocessing.process.BaseProcess) -> tuple[_R] | None:
+    """The child's result in a 1-tuple, or None when it failed (then the caller does its items)."""
     try:
         payload = receiver.recv_bytes()
-        results: list[_R] | None = pickle.loads(payload) if payload else None  # noqa: S301
+        results: tuple[_R] | None = pickle.loads(payload) if payload else None  # noqa: S301
     except Exception:  # a dead child or a bad payload: redo the work here
         results = None
     finally:

@@ -25,21 +25,23 @@ needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no fork or one 
 
 
 def _catalog() -> str:
-    return "".join(
+    events = "".join(
         f'event {name} {{\n  id: string\n  amount: decimal\n  status: "a" | "b"\n}}\n'
         for name in TYPES
     )
+    return events + "const LIMIT = 100\nconst UNUSED = 1\n"
 
 
 def _webhook(index: int) -> str:
     events = ", ".join(TYPES[(index + k) % len(TYPES)] for k in range(1 + index % 3))
+    least = "LIMIT" if index % 50 == 7 else str(index)
     return (
         f"# hook {index}\n"
         f"webhook hook_{index} {{\n"
         f'  url    = "https://hooks.example.com/{index}"\n'
         f'  secret = env("HOOK_SECRET_{index % 4}")\n'
         f"  events = [{events}]\n"
-        f'  when     event.data.amount >= {index} and event.data.status == "a"\n'
+        f'  when     event.data.amount >= {least} and event.data.status == "a"\n'
         "  retry    3 times, exponential 5s .. 1h\n"
         "  timeout  15s\n"
         "}\n"
@@ -63,25 +65,33 @@ def _cache(wanted: bool) -> ParseCache | None:
 
 
 def _both(
-    paths: list[Path], monkeypatch: pytest.MonkeyPatch, cache: bool = False
+    paths: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    cache: bool = False,
+    forks: int = 2,
+    env: dict[str, str] | None = None,
 ) -> tuple[Compilation, Compilation]:
-    """The compilation with a forked child doing part of the work, then without."""
+    """The compilation with forked children doing part of the work, then without.
+
+    A child parses part of the files, and if they parse, another lowers part
+    of the webhooks.
+    """
     delivered: list[bool] = []
     receive = parallel._receive
 
-    def spy(receiver: Connection, child: BaseProcess) -> list[object] | None:
-        result: list[object] | None = receive(receiver, child)
+    def spy(receiver: Connection, child: BaseProcess) -> tuple[object] | None:
+        result: tuple[object] | None = receive(receiver, child)
         delivered.append(result is not None)
         return result
 
     templates = paths[0].parent / "templates"
     with monkeypatch.context() as patch:
         patch.setattr(parallel, "_receive", spy)
-        shared = compile_rules(paths, templates_dir=templates, cache=_cache(cache))
-    assert delivered == [True]  # the child did its share
+        shared = compile_rules(paths, templates_dir=templates, cache=_cache(cache), env=env)
+    assert delivered == [True] * forks  # each child did its share
     with monkeypatch.context() as patch:
         patch.setattr(parallel, "can_fork", lambda: False)
-        alone = compile_rules(paths, templates_dir=templates, cache=_cache(cache))
+        alone = compile_rules(paths, templates_dir=templates, cache=_cache(cache), env=env)
     return shared, alone
 
 
@@ -109,7 +119,7 @@ def test_syntax_errors_in_several_files_are_reported_alike(
         90: lambda t: t.replace('"https', "'https", 1),
         FILES - 1: lambda t: t.replace("5s .. 1h", "5s ... 1h", 1),
     }
-    shared, alone = _both(_write(tmp_path, broken), monkeypatch)
+    shared, alone = _both(_write(tmp_path, broken), monkeypatch, forks=1)
     assert shared.rule_set is None
     assert len(shared.diagnostics) == len(broken)
     assert shared.diagnostics == alone.diagnostics
@@ -126,10 +136,14 @@ def test_check_errors_in_several_files_are_reported_alike(
         77: lambda t: t.replace(">= 308 and", '>= "308" and', 1),
         100: lambda t: t.replace("webhook hook_401", "webhook hook_400", 1),
         FILES - 2: lambda t: t.replace("15s", "3h", 2),
+        FILES - 1: lambda t: t.replace('env("HOOK_SECRET_3")', 'env("HOOK_SECRET_9")', 1),
     }
-    shared, alone = _both(_write(tmp_path, broken), monkeypatch)
+    env = {f"HOOK_SECRET_{n}": "x" for n in range(4)}
+    shared, alone = _both(_write(tmp_path, broken), monkeypatch, env=env)
     assert shared.rule_set is None
     assert len({d.span.file for d in shared.errors}) == len(broken)
+    assert {"E011", "E054", "E020", "E010", "E043", "E056"} <= {d.code for d in shared.errors}
+    assert [d.code for d in shared.warnings] == ["W102"]  # UNUSED; LIMIT is used
     assert shared.diagnostics == alone.diagnostics
     assert shared.render() == alone.render()
 
@@ -150,14 +164,17 @@ def _fails_in_the_child(parent: int) -> Callable[[Sequence[int]], list[int]]:
 @needs_fork
 def test_split_work_keeps_the_order_of_the_items() -> None:
     items = list(range(500))
-    assert parallel.split_work(_squares, items, share=0.3) == _squares(items)
+    assert parallel.split_work(_squares, items, share=0.3) == [
+        _squares(items[:150]),
+        _squares(items[150:]),
+    ]
 
 
 @needs_fork
 def test_a_failing_child_leaves_the_work_to_this_process() -> None:
     items = list(range(200))
     work = _fails_in_the_child(os.getpid())
-    assert parallel.split_work(work, items) == _squares(items)
+    assert parallel.split_work(work, items) == [_squares(items[:100]), _squares(items[100:])]
 
 
 def test_few_items_are_not_worth_a_child() -> None:
@@ -165,7 +182,7 @@ def test_few_items_are_not_worth_a_child() -> None:
         assert len(items) == 3
         return _squares(items)
 
-    assert parallel.split_work(work, [1, 2, 3]) == [1, 4, 9]
+    assert parallel.split_work(work, [1, 2, 3]) == [[1, 4, 9]]
 
 
 @needs_fork
