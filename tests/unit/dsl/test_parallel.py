@@ -21,7 +21,14 @@ from dsl import Compilation, ParseCache, compile_rules, parallel
 FILES = 120
 TYPES = [f"ns{n}.{verb}" for n in range(8) for verb in ("created", "closed", "funded")]
 
+SPARE_CPU = parallel.spare_cpu  # before the fixture below replaces it
 needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no fork or one CPU here")
+
+
+@pytest.fixture(autouse=True)
+def _spare_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fork whatever else runs on this machine: the results must not depend on it."""
+    monkeypatch.setattr(parallel, "spare_cpu", lambda: True)
 
 
 def _catalog() -> str:
@@ -175,6 +182,16 @@ def test_a_failing_child_leaves_the_work_to_this_process() -> None:
     items = list(range(200))
     work = _fails_in_the_child(os.getpid())
     assert parallel.split_work(work, items) == [_squares(items[:100]), _squares(items[100:])]
+
+
+def test_a_busy_machine_gets_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "spare_cpu", lambda: False)
+    assert parallel.split_work(_squares, list(range(100))) == [_squares(list(range(100)))]
+
+
+@needs_fork
+def test_spare_cpu_reads_the_kernel_count() -> None:
+    assert isinstance(SPARE_CPU(), bool)
 
 
 def test_few_items_are_not_worth_a_child() -> None:
