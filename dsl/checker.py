@@ -200,7 +200,7 @@ def _check(modules: Sequence[ast.Module], templates_dir: Path) -> Lowering:
         _keep(low.hooks, lower_hook(low, hook))
     # The bulk of a large rule set: shared with a forked process where that pays.
     webhooks = list(defs.webhooks.values())
-    for part in split_work(functools.partial(_lower_webhooks, low), webhooks, share=0.55):
+    for part in split_work(functools.partial(_lower_webhooks, low), webhooks):
         low.join(part)
     for workflow in defs.workflows.values():
         _keep(low.workflows, lower_workflow(low, workflow))

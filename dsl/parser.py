@@ -128,8 +128,7 @@ def parse_many(
         else:
             done[index] = module
     available()  # the parser's tables, built before a child could need its own
-    # This process also loads the child's trees: it takes a little more than half.
-    parsed = (module for part in split_work(_parse_each, todo, share=0.56) for module in part)
+    parsed = (module for part in split_work(_parse_each, todo) for module in part)
     results: list[ast.Module | Diagnostic] = []
     for index, (text, name) in enumerate(sources):
         result: ast.Module | Diagnostic | None = done.get(index)

@@ -9,6 +9,7 @@ diagnostics in the same order, the same rendering, the same version hash.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -83,19 +84,20 @@ def _both(
     A child parses part of the files, and if they parse, another lowers part
     of the webhooks.
     """
-    delivered: list[bool] = []
+    delivered: list[int | None] = []
     receive = parallel._receive
 
-    def spy(receiver: Connection, child: BaseProcess) -> tuple[object] | None:
-        result: tuple[object] | None = receive(receiver, child)
-        delivered.append(result is not None)
+    def spy(receiver: Connection, child: BaseProcess) -> list[bytes] | None:
+        result = receive(receiver, child)
+        delivered.append(None if result is None else len(result))
         return result
 
     templates = paths[0].parent / "templates"
     with monkeypatch.context() as patch:
         patch.setattr(parallel, "_receive", spy)
         shared = compile_rules(paths, templates_dir=templates, cache=_cache(cache), env=env)
-    assert delivered == [True] * forks  # each child did its share
+    assert len(delivered) == forks and None not in delivered  # no child failed
+    assert sum(n or 0 for n in delivered) > 0  # and they did chunks of the work
     with monkeypatch.context() as patch:
         patch.setattr(parallel, "can_fork", lambda: False)
         alone = compile_rules(paths, templates_dir=templates, cache=_cache(cache), env=env)
@@ -168,20 +170,31 @@ def _fails_in_the_child(parent: int) -> Callable[[Sequence[int]], list[int]]:
     return work
 
 
+def _flat(parts: list[list[int]]) -> list[int]:
+    return [item for part in parts for item in part]
+
+
 @needs_fork
-def test_split_work_keeps_the_order_of_the_items() -> None:
-    items = list(range(500))
-    assert parallel.split_work(_squares, items, share=0.3) == [
-        _squares(items[:150]),
-        _squares(items[150:]),
-    ]
+@pytest.mark.parametrize("slow", ["parent", "child", None])
+def test_split_work_keeps_the_order_of_the_items(slow: str | None) -> None:
+    parent = os.getpid()
+
+    def work(items: Sequence[int]) -> list[int]:
+        if slow == ("parent" if os.getpid() == parent else "child"):
+            time.sleep(0.002)
+        return _squares(items)
+
+    items = list(range(parallel.CHUNKS * 16))
+    parts = parallel.split_work(work, items)
+    assert len(parts) == parallel.CHUNKS
+    assert _flat(parts) == _squares(items)
 
 
 @needs_fork
 def test_a_failing_child_leaves_the_work_to_this_process() -> None:
     items = list(range(200))
-    work = _fails_in_the_child(os.getpid())
-    assert parallel.split_work(work, items) == [_squares(items[:100]), _squares(items[100:])]
+    parts = parallel.split_work(_fails_in_the_child(os.getpid()), items)
+    assert _flat(parts) == _squares(items)
 
 
 def test_a_busy_machine_gets_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
