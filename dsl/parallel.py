@@ -93,7 +93,7 @@ def split_work(
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(target=_child, args=(work, chunks, bounds, sender), daemon=True)
         child.start()
-    except (OSError, ValueError):  # no fork, no pipe, out of processes
+    except Exception:  # no fork, no pipe, out of processes, inside a daemonic process
         return [work(items)]
     sender.close()
     mine: list[_R] = []

@@ -197,6 +197,18 @@ def test_a_failing_child_leaves_the_work_to_this_process() -> None:
     assert _flat(parts) == _squares(items)
 
 
+@needs_fork
+def test_a_child_that_cannot_start_leaves_the_work_to_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(self: BaseProcess) -> None:
+        raise AssertionError("daemonic processes are not allowed to have children")
+
+    monkeypatch.setattr(BaseProcess, "start", refuse)
+    items = list(range(100))
+    assert parallel.split_work(_squares, items) == [_squares(items)]
+
+
 def test_a_busy_machine_gets_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "spare_cpu", lambda: False)
     assert parallel.split_work(_squares, list(range(100))) == [_squares(list(range(100)))]
