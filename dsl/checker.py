@@ -133,15 +133,16 @@ def _compile(
     cache: ParseCache | None,
 ) -> Compilation:
     modules: list[ast.Module] = []
-    sources: dict[str, str] = {}
+    texts: list[tuple[str, str]] = []
     diagnostics: list[Diagnostic] = []
     for path in rule_files(paths):
         name = _display(path)
         try:
-            sources[name] = read_source(path, name)
+            texts.append((read_source(path, name), name))
         except RuleSyntaxError as exc:
             diagnostics.append(exc.diagnostic)
-    for parsed in parse_many([(text, name) for name, text in sources.items()], cache):
+    sources = {name: text for text, name in texts}
+    for parsed in parse_many(texts, cache):
         if isinstance(parsed, ast.Module):
             modules.append(parsed)
         else:
