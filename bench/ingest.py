@@ -168,6 +168,13 @@ def main() -> None:
         work = Path(tmp)
         sink_port = free_port()
         sink = start([python, servers, "sink", str(sink_port)], work)
+        ownly = [python, "-m", "engine", "run"]
+        ownly_env = {
+            "OWNLY_SERVER_PORT": "{port}",
+            "BENCH_KEY": KEY,
+            "SINK_URL": f"http://127.0.0.1:{sink_port}/hook",
+            "SINK_SECRET": "whsec_" + "a" * 44,
+        }
         try:
             cases = {
                 "(a) bare aiohttp: parse JSON, answer 202": (
@@ -175,23 +182,12 @@ def main() -> None:
                     {},
                 ),
                 "(b) Ownly /api/events, synchronous=FULL, one matching webhook": (
-                    [python, "-m", "engine", "run"],
-                    {
-                        "OWNLY_SERVER_PORT": "{port}",
-                        "BENCH_KEY": KEY,
-                        "SINK_URL": f"http://127.0.0.1:{sink_port}/hook",
-                        "SINK_SECRET": "whsec_" + "a" * 44,
-                    },
+                    ownly,
+                    ownly_env,
                 ),
                 "(b') Ownly, the same, but the webhook's `when` is false: no job": (
-                    [python, "-m", "engine", "run"],
-                    {
-                        "OWNLY_SERVER_PORT": "{port}",
-                        "BENCH_KEY": KEY,
-                        "SINK_URL": f"http://127.0.0.1:{sink_port}/hook",
-                        "SINK_SECRET": "whsec_" + "a" * 44,
-                        "BENCH_TYPE": "investment.created",
-                    },
+                    ownly,
+                    {**ownly_env, "BENCH_TYPE": "investment.created"},
                 ),
                 "(c) naive: one SQLAlchemy transaction per event": (
                     [python, servers, "naive", "{port}", str(work / "naive.db")],
@@ -202,13 +198,8 @@ def main() -> None:
                     {},
                 ),
                 "(e) Ownly as (b), 50 events a request (latency is per request)": (
-                    [python, "-m", "engine", "run"],
-                    {
-                        "OWNLY_SERVER_PORT": "{port}",
-                        "BENCH_KEY": KEY,
-                        "SINK_URL": f"http://127.0.0.1:{sink_port}/hook",
-                        "SINK_SECRET": "whsec_" + "a" * 44,
-                    },
+                    ownly,
+                    ownly_env,
                 ),
             }
             ownly_project(work)
