@@ -42,11 +42,11 @@ import aiohttp
 import httpx
 import orjson
 import uvloop
-from aiohttp import web
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.receiver import start as start_receiver
 from connectors import parse_secret, signed_headers
 from engine.app import Engine
 from engine.bus import AppendEvents, StoredEvent
@@ -60,26 +60,6 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 SECRET = "whsec_" + base64.b64encode(b"b" * 32).decode()
 CONCURRENCY = 64
 TIME_LIMIT = 120.0
-
-
-def serve() -> None:
-    """The receiver: 200 to every POST; print the port once listening."""
-
-    async def hook(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text="ok")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/{name}", hook)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        print(runner.addresses[0][1], flush=True)
-        await asyncio.Event().wait()
-
-    uvloop.run(main())
 
 
 def rules(webhooks: int) -> str:
@@ -252,10 +232,9 @@ def rss_child(pending: int) -> None:
         }
         print(orjson.dumps(figures).decode(), flush=True)
 
-    receiver = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
+    receiver, port = start_receiver()
     try:
-        assert receiver.stdout is not None
-        uvloop.run(main(int(receiver.stdout.readline())))
+        uvloop.run(main(port))
     finally:
         receiver.kill()
 
@@ -265,24 +244,18 @@ Runner = Callable[[int, int, int], Awaitable[tuple[int, float]]]
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rss", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--record", action="store_true")
     parser.add_argument("--stream", type=int, default=10_000, help="events to 1 webhook")
     parser.add_argument("--fanout", type=int, default=50, help="events to 100 webhooks")
     parser.add_argument("--pending", type=int, default=100_000)
     args = parser.parse_args()
-    if args.serve:
-        serve()
-        return
     if args.rss:
         rss_child(args.rss)
         return
 
     load = os.getloadavg()
-    receiver = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
-    assert receiver.stdout is not None
-    port = int(receiver.stdout.readline())
+    receiver, port = start_receiver()
     cases = [("fan-out", 100, args.fanout), ("stream", 1, args.stream)]
     senders: list[tuple[str, Runner]] = [
         ("Ownly (durable, signed, attempt recorded)", ownly),

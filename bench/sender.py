@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,10 +25,10 @@ from statistics import median
 
 import aiohttp
 import httpx
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.receiver import start as start_receiver
 from connectors import (
     Outcome,
     WebhookRequest,
@@ -64,32 +63,6 @@ def payload() -> bytes:
         },
     }
     return json.dumps(data).encode()
-
-
-def serve() -> None:
-    """The receiver: answer 200 to every POST; print the port once listening."""
-
-    async def hook(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text='{"ok":true}', content_type="application/json")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        port = runner.addresses[0][1]
-        print(port, flush=True)
-        await asyncio.Event().wait()
-
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
 
 
 async def measure(
@@ -228,23 +201,14 @@ def record(rows: list[Row], requests: int, seconds: float, rounds: int, where: s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, default=4000, help="at most this many per case")
     parser.add_argument("--seconds", type=float, default=5.0, help="at most this long per case")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all cases")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
-    if args.serve:
-        serve()
-        return
-
     where = machine()
-    receiver = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
-    )
+    receiver, port = start_receiver()
     try:
-        assert receiver.stdout is not None
-        port = int(receiver.stdout.readline())
         rows = asyncio.run(run(port, args.requests, args.seconds, args.rounds))
     finally:
         receiver.terminate()
