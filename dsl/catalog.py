@@ -105,19 +105,31 @@ def build_catalog(definitions: Iterable[ast.EventDef], report: Report) -> Catalo
                 else:
                     report("E022", "description must be a string", stmt.value.span, None)
                 continue
-            if stmt.name in seen:
-                report("E010", f"field '{stmt.name}' is declared twice in {label}", stmt.span, None)
-                continue
-            seen.add(stmt.name)
-            field_spec, t = _field(stmt, label, report)
-            fields.append(field_spec)
-            types.append((stmt.name, t))
+            _add_field(stmt, label, seen, fields, types, report)
         source = ir.Source(file=event.span.file, line=event.span.line)
         spec = ir.EventSpec(
             type=event.name, description=description, fields=tuple(fields), source=source
         )
         events[event.name] = EventInfo(object_of(types, label=label), spec)
     return Catalog(events)
+
+
+def _add_field(
+    field: ast.FieldDef,
+    label: str,
+    seen: set[str],
+    specs: list[ir.FieldSpec],
+    types: list[tuple[str, Type]],
+    report: Report,
+) -> None:
+    """Add a field of an event or an object type, unless its name is taken already."""
+    if field.name in seen:
+        report("E010", f"field '{field.name}' is declared twice in {label}", field.span, None)
+        return
+    seen.add(field.name)
+    spec, t = _field(field, label, report)
+    specs.append(spec)
+    types.append((field.name, t))
 
 
 def _field(field: ast.FieldDef, label: str, report: Report) -> tuple[ir.FieldSpec, Type]:
@@ -147,15 +159,11 @@ def _type(node: ast.TypeExpr, label: str, report: Report) -> tuple[ir.TypeSpec, 
     if isinstance(node, ast.EnumType):
         values = tuple(dict.fromkeys(node.values))
         return ir.TypeSpec(kind="string", values=values), Type("string", values=values)
-    specs, types, seen = [], [], set()
+    specs: list[ir.FieldSpec] = []
+    types: list[tuple[str, Type]] = []
+    seen: set[str] = set()
     for sub in node.fields:
-        if sub.name in seen:
-            report("E010", f"field '{sub.name}' is declared twice in {label}", sub.span, None)
-            continue
-        seen.add(sub.name)
-        spec, t = _field(sub, label, report)
-        specs.append(spec)
-        types.append((sub.name, t))
+        _add_field(sub, label, seen, specs, types, report)
     return ir.TypeSpec(kind="object", fields=tuple(specs)), object_of(types, label=label)
 
 
