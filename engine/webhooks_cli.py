@@ -72,6 +72,12 @@ def _problem(exc: urllib.error.HTTPError) -> str:
         return f"{exc.code} {exc.reason}"
 
 
+def _webhook_path(name: str, *rest: str) -> str:
+    """``/api/webhooks/<name>/<rest>...``, each part quoted as one path segment."""
+    parts = (urllib.parse.quote(part, safe="") for part in (name, *rest))
+    return "/".join(["/api/webhooks", *parts])
+
+
 def _api(ctx: click.Context, url: str | None) -> Api:
     key = os.environ.get(CLIENT_KEY_ENV, "")
     if url is None or not key:  # only then is ownly.toml needed
@@ -170,7 +176,7 @@ def deliveries(
         "limit": str(limit),
         "cursor": cursor or "",
     }
-    path = f"/api/webhooks/{urllib.parse.quote(name, safe='')}/deliveries"
+    path = _webhook_path(name, "deliveries")
     body = _api(ctx, url).call("GET", path, query=query)
     if as_json:
         click.echo(json.dumps(body, indent=2))
@@ -208,8 +214,7 @@ def _attempt_line(body: dict[str, Any]) -> str:
 @click.pass_context
 def retry(ctx: click.Context, name: str, delivery: str, url: str | None) -> None:
     """Attempt one delivery again now (same webhook-id)."""
-    quoted = urllib.parse.quote(name, safe="")
-    path = f"/api/webhooks/{quoted}/deliveries/{urllib.parse.quote(delivery, safe='')}/retry"
+    path = _webhook_path(name, "deliveries", delivery, "retry")
     body = _api(ctx, url).call("POST", path)
     click.echo(_attempt_line(body))
 
@@ -223,7 +228,7 @@ def retry(ctx: click.Context, name: str, delivery: str, url: str | None) -> None
 def recover(ctx: click.Context, name: str, since: str, until: str | None, url: str | None) -> None:
     """Re-queue a webhook's failed deliveries created in a window."""
     window = {"since": since} | ({"until": until} if until else {})
-    path = f"/api/webhooks/{urllib.parse.quote(name, safe='')}/recover"
+    path = _webhook_path(name, "recover")
     body = _api(ctx, url).call("POST", path, window)
     click.echo(f"re-queued {body['recovered']} failed deliveries of {name}")
 
@@ -234,7 +239,7 @@ def recover(ctx: click.Context, name: str, since: str, until: str | None, url: s
 @click.pass_context
 def test(ctx: click.Context, name: str, url: str | None) -> None:
     """Send a webhook.test event to the webhook now."""
-    body = _api(ctx, url).call("POST", f"/api/webhooks/{urllib.parse.quote(name, safe='')}/test")
+    body = _api(ctx, url).call("POST", _webhook_path(name, "test"))
     click.echo(_attempt_line(body))
 
 
@@ -244,7 +249,7 @@ def test(ctx: click.Context, name: str, url: str | None) -> None:
 @click.pass_context
 def pause(ctx: click.Context, name: str, url: str | None) -> None:
     """Hold the webhook's deliveries until it is activated."""
-    body = _api(ctx, url).call("POST", f"/api/webhooks/{urllib.parse.quote(name, safe='')}/pause")
+    body = _api(ctx, url).call("POST", _webhook_path(name, "pause"))
     click.echo(f"{name}: {body['state']}")
 
 
@@ -254,6 +259,5 @@ def pause(ctx: click.Context, name: str, url: str | None) -> None:
 @click.pass_context
 def activate(ctx: click.Context, name: str, url: str | None) -> None:
     """Release the webhook's held deliveries."""
-    quoted = urllib.parse.quote(name, safe="")
-    body = _api(ctx, url).call("POST", f"/api/webhooks/{quoted}/activate")
+    body = _api(ctx, url).call("POST", _webhook_path(name, "activate"))
     click.echo(f"{name}: {body['state']}")
