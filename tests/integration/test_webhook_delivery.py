@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from engine.app import Engine
 from tests.support.inprocess import (
     SECOND_SECRET,
     SECRET,
@@ -53,15 +54,22 @@ def gaps(attempts: list[object]) -> list[float]:
     return [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
 
 
+async def attempts_once_received(
+    engine: Engine, receiver: Receiver, event_id: str, requests: int
+) -> list[Any]:
+    """Send one event, run until the receiver has had ``requests``; its delivery's attempts."""
+    await send(engine, event_id)
+    await drive(engine, lambda: len(receiver.snapshot()) == requests)
+    (job,) = await delivery_jobs(engine)
+    await settle(engine)
+    return await attempts_of(engine, job.id)
+
+
 async def test_three_failures_then_success_follow_the_standard_schedule(tmp_path: Path) -> None:
     with Receiver(lambda r, nth: status(500) if nth <= 3 else status(200)) as receiver:
         env = {"RECEIVER_URL": receiver.url + "/hooks"}
         async with running_engine(tmp_path, webhook(), env) as engine:
-            await send(engine, "evt_1")
-            await drive(engine, lambda: len(receiver.snapshot()) == 4)
-            (job,) = await delivery_jobs(engine)
-            await settle(engine)
-            attempts = await attempts_of(engine, job.id)
+            attempts = await attempts_once_received(engine, receiver, "evt_1", 4)
             (job,) = await delivery_jobs(engine)
     assert (job.state, job.attempts, job.max_attempts) == ("succeeded", 4, 8)
     assert [a.status for a in attempts] == [500, 500, 500, 200]
@@ -83,11 +91,7 @@ async def test_a_timeout_is_a_failed_attempt_and_is_retried(tmp_path: Path) -> N
     with Receiver(slow_first) as receiver:
         env = {"RECEIVER_URL": receiver.url + "/hooks"}
         async with running_engine(tmp_path, webhook(body="  timeout 1s\n"), env) as engine:
-            await send(engine, "evt_slow")
-            await drive(engine, lambda: len(receiver.snapshot()) == 2)
-            (job,) = await delivery_jobs(engine)
-            await settle(engine)
-            attempts = await attempts_of(engine, job.id)
+            attempts = await attempts_once_received(engine, receiver, "evt_slow", 2)
     assert [a.outcome for a in attempts] == ["failed", "delivered"]
     assert attempts[0].status is None
     assert attempts[0].error_message.startswith("no complete answer within 1s")
@@ -136,11 +140,7 @@ async def test_429_retry_after_sets_the_next_attempt(tmp_path: Path) -> None:
     with Receiver(answers) as receiver:
         env = {"RECEIVER_URL": receiver.url + "/hooks"}
         async with running_engine(tmp_path, webhook(), env) as engine:
-            await send(engine, "evt_429")
-            await drive(engine, lambda: len(receiver.snapshot()) == 2)
-            (job,) = await delivery_jobs(engine)
-            await settle(engine)
-            attempts = await attempts_of(engine, job.id)
+            attempts = await attempts_once_received(engine, receiver, "evt_429", 2)
     assert [a.outcome for a in attempts] == ["throttled", "delivered"]
     assert attempts[0].retry_after == 120
     (gap,) = gaps(attempts)
@@ -156,11 +156,7 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(tmp_path: Path) -> No
     with Receiver(redirect_first) as receiver:
         env = {"RECEIVER_URL": receiver.url + "/hooks"}
         async with running_engine(tmp_path, webhook(), env) as engine:
-            await send(engine, "evt_redirect")
-            await drive(engine, lambda: len(receiver.snapshot()) == 2)
-            (job,) = await delivery_jobs(engine)
-            await settle(engine)
-            attempts = await attempts_of(engine, job.id)
+            attempts = await attempts_once_received(engine, receiver, "evt_redirect", 2)
     assert [a.outcome for a in attempts] == ["redirect", "delivered"]
     assert attempts[0].status == 302
     assert [r.path for r in receiver.snapshot()] == ["/hooks", "/hooks"]
