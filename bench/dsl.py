@@ -5,7 +5,8 @@
 
 1. Check: a generated rule set of 1,000 files holding 10,000 webhooks (each
    with patterns, a `when`, retry and timeout) against a 500-type catalog,
-   parsed, checked and compiled from cold files (goal: under 3 s).
+   parsed, checked and compiled from cold files, as `ownly check` does (goal:
+   under 3 s); then checked again after one file changed, with the parse cache.
 2. Match: median time to find the subscriptions of one event type among 100,
    1,000 and 10,000 subscriptions (goal: under 20 us, flat). `match` is the
    engine's call (memoised per rule set); `index walk` is the uncached dict +
@@ -92,15 +93,20 @@ def _write_rules(
 
 
 def bench_check(files: int = 1000, per_file: int = 10) -> tuple[float, float, RuleSet]:
-    """Seconds to check from cold, then to re-check after one file changed (parse cache)."""
+    """Seconds to check from cold, then to re-check after one file changed (parse cache).
+
+    The cold check is the one `ownly check` makes: no parse cache. The engine
+    keeps one across reloads: it is filled by a compilation that is not timed.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths = _write_rules(root, files, per_file)
         (root / "templates").mkdir()
-        cache = ParseCache()
         started = time.perf_counter()
-        compilation = compile_rules(paths, templates_dir=root / "templates", cache=cache)
+        compilation = compile_rules(paths, templates_dir=root / "templates")
         cold = time.perf_counter() - started
+        cache = ParseCache()
+        compile_rules(paths, templates_dir=root / "templates", cache=cache)
         edited = paths[1].read_text().replace("15s", "20s")
         paths[1].write_text(edited)
         started = time.perf_counter()

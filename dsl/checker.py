@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from dsl import ast, ir
-from dsl.blocks import lower_hook, lower_template, lower_webhook
-from dsl.catalog import build_catalog
+from dsl import ir
+from dsl.blocks import lower_hook, lower_template
+from dsl.catalog import Catalog
 from dsl.diagnostics import Diagnostic, Severity, render_json, render_text, sort_diagnostics
 from dsl.errors import RuleCompileError, RuleSyntaxError
-from dsl.expr import FUNCTIONS
-from dsl.lowering import Definitions, Lowered, Lowering
-from dsl.parallel import split_work
-from dsl.parser import ParseCache, parse_many, read_source
+from dsl.fastparse import available
+from dsl.lowering import Lowered, Lowering
+from dsl.parallel import split_stages
+from dsl.parser import ParseCache, read_source
 from dsl.ruleset import RuleSet
+from dsl.stages import Learnt, Source, file_stages
 from dsl.workflows import lower_workflow
 
 __all__ = ["Compilation", "compile_rules", "rule_files"]
 
 _T = TypeVar("_T")
-_RESERVED_CONSTS = ("event", "incoming", "true", "false", "null", *FUNCTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,90 +131,54 @@ def _compile(
     env: Mapping[str, str] | None,
     cache: ParseCache | None,
 ) -> Compilation:
-    modules: list[ast.Module] = []
-    texts: list[tuple[str, str]] = []
+    sources: list[Source] = []
     diagnostics: list[Diagnostic] = []
     for path in rule_files(paths):
         name = _display(path)
         try:
-            texts.append((read_source(path, name), name))
+            sources.append((len(sources), read_source(path, name), name))
         except RuleSyntaxError as exc:
             diagnostics.append(exc.diagnostic)
-    sources = {name: text for text, name in texts}
-    for parsed in parse_many(texts, cache):
-        if isinstance(parsed, ast.Module):
-            modules.append(parsed)
-        else:
-            diagnostics.append(parsed)
-    if diagnostics:
-        # Later checks would report every reference into the broken file.
-        return Compilation(None, sort_diagnostics(diagnostics), sources)
-    low = _check(modules, templates_dir)
+    texts = {name: text for _, text, name in sources}
+    available()  # the parser's tables, built before a child could need its own
+    # A large rule set is shared with a forked process where that pays.
+    learnt, done = split_stages(file_stages(cache, bool(diagnostics)), sources)
+    if cache is not None:
+        for part in done:
+            for position, module in part.fresh:
+                _, text, name = sources[position]
+                cache.put(text, name, module)
+    diagnostics += learnt.syntax
+    if diagnostics or learnt.catalog is None:
+        return Compilation(None, sort_diagnostics(diagnostics), texts)
+    low = _check(learnt, learnt.catalog, [part.lowered for part in done], templates_dir)
     if env is not None:
         _check_env(low, env)
     result = sort_diagnostics(low.diagnostics)
     if any(d.severity is Severity.ERROR for d in result):
-        return Compilation(None, result, sources)
-    return Compilation(_build(low), result, sources)
+        return Compilation(None, result, texts)
+    return Compilation(_build(low), result, texts)
 
 
-def _collect(modules: Sequence[ast.Module], low_report: list[Diagnostic]) -> Definitions:
-    defs = Definitions()
-    tables: dict[type, tuple[str, dict[str, Any]]] = {
-        ast.EventDef: ("event", defs.events),
-        ast.WebhookDef: ("webhook", defs.webhooks),
-        ast.TemplateDef: ("template", defs.templates),
-        ast.HookDef: ("hook", defs.hooks),
-        ast.WorkflowDef: ("workflow", defs.workflows),
-        ast.ConstDef: ("const", defs.consts),
-    }
-    for module in modules:
-        for definition in module.definitions:
-            kind, table = tables[type(definition)]
-            first = table.get(definition.name)
-            if first is not None:
-                where = f"{first.span.file}:{first.span.line}"
-                message = f"{kind} '{definition.name}' is already defined at {where}"
-                low_report.append(Diagnostic("E010", message, definition.name_span))
-            elif isinstance(definition, ast.ConstDef) and definition.name in _RESERVED_CONSTS:
-                message = f"'{definition.name}' is a reserved name"
-                low_report.append(Diagnostic("E010", message, definition.name_span))
-            else:
-                table[definition.name] = definition
-    return defs
-
-
-def _check(modules: Sequence[ast.Module], templates_dir: Path) -> Lowering:
-    early: list[Diagnostic] = []
-    defs = _collect(modules, early)
-
-    def report(code: str, message: str, span: ast.Span, hint: str | None) -> None:
-        early.append(Diagnostic(code, message, span, hint))
-
-    catalog = build_catalog(defs.events.values(), report)
+def _check(
+    learnt: Learnt, catalog: Catalog, webhooks: list[Lowered | None], templates_dir: Path
+) -> Lowering:
+    defs = learnt.defs
     low = Lowering(defs, catalog)
-    low.diagnostics.extend(early)
+    low.diagnostics.extend(learnt.early)
     for template in defs.templates.values():
         _keep(low.templates, lower_template(low, template, templates_dir))
     for hook in defs.hooks.values():
         _keep(low.hooks, lower_hook(low, hook))
-    # The bulk of a large rule set: shared with a forked process where that pays.
-    webhooks = list(defs.webhooks.values())
-    for part in split_work(functools.partial(_lower_webhooks, low), webhooks):
-        low.join(part)
+    for part in webhooks:  # lowered with the files they are in (`dsl.stages`)
+        if part is not None:
+            low.join(part)
     for workflow in defs.workflows.values():
         _keep(low.workflows, lower_workflow(low, workflow))
     for name, const in defs.consts.items():
         if name not in low.used_consts:
             low.report("W102", f"const '{name}' is never used", const.name_span, None)
     return low
-
-
-def _lower_webhooks(low: Lowering, webhooks: Sequence[ast.WebhookDef]) -> Lowered:
-    branch = low.branch()
-    for webhook in webhooks:
-        _keep(branch.webhooks, lower_webhook(branch, webhook))
-    return branch.lowered()
 
 
 def _keep(into: list[_T], item: _T | None) -> None:

@@ -77,7 +77,7 @@ def _is_poisoned(node: ast.Expr) -> bool:
 
 @dataclass(slots=True)
 class Lowered:
-    """What lowering some webhooks in a branch made: picklable, without the definitions."""
+    """What lowering some webhooks made: picklable, without the definitions."""
 
     webhooks: list[ir.Webhook]
     diagnostics: list[Diagnostic]
@@ -115,21 +115,10 @@ class Lowering:
     def report(self, code: str, message: str, span: ast.Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
 
-    # ---- branches: webhooks lowered apart (in another process), then joined
-
-    def branch(self) -> Lowering:
-        """A Lowering over the same definitions and catalog with nothing lowered yet.
-
-        Lowering a webhook only adds to the state (diagnostics, expressions,
-        env(), consts used) and reads none of it, so lowering webhooks in
-        branches and joining them in order gives what lowering them here does.
-        """
-        branch = Lowering(self.defs, self.catalog)
-        branch.template_variables = self.template_variables
-        return branch
+    # ---- webhooks lowered apart (in another process, `dsl.stages`), then joined
 
     def lowered(self) -> Lowered:
-        """The webhooks this branch lowered and what that added."""
+        """The webhooks lowered here and what that added."""
         return Lowered(
             self.webhooks,
             self.diagnostics,
@@ -140,7 +129,12 @@ class Lowering:
         )
 
     def join(self, part: Lowered) -> None:
-        """Add what a branch lowered, as if it had been lowered here."""
+        """Add what another Lowering over the same definitions made, as if it had been made here.
+
+        Lowering a webhook only adds to the state (diagnostics, expressions,
+        env(), consts used) and reads none of it, so lowering webhooks apart
+        and joining them in order gives what lowering them here does.
+        """
         self.webhooks += part.webhooks
         self.diagnostics += part.diagnostics
         for text, expr in part.expressions.items():

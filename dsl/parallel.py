@@ -1,26 +1,32 @@
-"""Sharing the work over many items with one forked process, where a core is spare.
+"""Sharing two stages of work over many items with one forked process, where a core is spare.
 
-`split_work(work, items)` cuts `items` into consecutive chunks and runs
-`work` over them in this process, taking chunks from the front, and in a
-child process forked for it, taking them from the back, until the two meet;
-the child sends its results back pickled. It returns the result of each
-chunk, in order. A cold check of a large rule set parses its files this
-way, and lowers its webhooks: the child inherits the parser's tables, the
-file texts and the checked definitions, so only what it made crosses the
-pipe, and loading that is several times cheaper than making it.
+`split_stages(stages, items)` cuts `items` into consecutive chunks. Both
+processes run the first stage over chunks, this one taking them from the
+front and a child forked for it from the back, until they meet; each keeps
+what it made. They then trade slimmed copies of their chunks' results
+(`Stages.slim`), so that each can compute the same `middle` from every chunk
+in order, and each runs the second stage over its own chunks; the child
+sends back those second results, pickled. A cold check of a large rule set
+works this way: both processes parse files, learn every file's definitions
+(all but the webhooks' bodies), build the catalog, then lower the webhooks
+of the files they parsed, so the syntax trees of the webhooks never cross
+the pipe, only the lowered webhooks do.
 
-`work` must be a pure function of its items with a picklable result:
-whatever it changes in the child is lost. Anything it raises in the child,
-or any failure of the child itself, makes this process do the child's chunks
-too, so the outcome is the same in every case (`[work(items)]` without a
-child), for a caller that combines the results in order. There is no
-child where fork is not the way processes start (Windows; macOS defaults to
-spawn, which would import everything again), on one CPU, for few items,
-while other threads run (a fork copies only the calling thread, and a lock
-another thread holds at that moment would never be released in the child),
-and while every other CPU is running something already: sharing a busy core
-made a cold check slower (6.3 s alone, 8.9 s split, with a benchmark running
-on the other core).
+The stages must be pure functions of their inputs with picklable results:
+whatever they change in the child is lost. `middle` must give the same
+result from a chunk's slimmed result as from the whole one (it is computed
+from slimmed copies of the other process's chunks). Anything raised in the
+child, or any failure of the child itself, makes this process do the
+child's chunks too, so the outcome is the same in every case (that of one
+chunk holding all the items without a child), for a caller that combines
+the results in order. There is no child where fork is not the way
+processes start (Windows; macOS defaults to spawn, which would import
+everything again), on one CPU, for few items, while other threads run (a
+fork copies only the calling thread, and a lock another thread holds at
+that moment would never be released in the child), and while every other
+CPU is running something already: sharing a busy core made a cold check
+slower (6.3 s alone, 8.9 s split, with a benchmark running on the other
+core).
 """
 
 from __future__ import annotations
@@ -33,23 +39,37 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from multiprocessing.process import BaseProcess
+from typing import Any, Generic, TypeVar
 
-__all__ = ["CHUNKS", "MIN_ITEMS", "can_fork", "spare_cpu", "split_work"]
+__all__ = ["CHUNKS", "MIN_ITEMS", "Stages", "can_fork", "spare_cpu", "split_stages"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+_M = TypeVar("_M")
+_Q = TypeVar("_Q")
 
 # Below this, forking and pickling cost more than the child saves.
 MIN_ITEMS = 64
 # Items are shared out in about this many chunks: the two processes finish
-# within one chunk of each other.
+# the first stage within one chunk of each other.
 CHUNKS = 64
 
 
+@dataclass(frozen=True, slots=True)
+class Stages(Generic[_T, _R, _M, _Q]):
+    """The work `split_stages` shares: per chunk, then over all chunks, then per chunk again."""
+
+    first: Callable[[Sequence[_T]], _R]  # a chunk's first result, kept where it is made
+    slim: Callable[[_R], _R]  # what of a first result the other process needs
+    middle: Callable[[list[_R]], _M]  # from every chunk's first result, in order
+    second: Callable[[_M, _R], _Q]  # a chunk's second result, made where its first one is
+
+
 def can_fork() -> bool:
-    """Whether `split_work` may fork here: Linux, two CPUs or more, no other thread."""
+    """Whether `split_stages` may fork here: Linux, two CPUs or more, no other thread."""
     if not sys.platform.startswith("linux") or threading.active_count() > 1:
         return False
     return len(os.sched_getaffinity(0)) > 1
@@ -74,43 +94,69 @@ def spare_cpu(samples: int = 3) -> bool:
     return False
 
 
-def split_work(
-    work: Callable[[Sequence[_T]], _R], items: Sequence[_T], *, minimum: int = MIN_ITEMS
-) -> list[_R]:
-    """`work` over consecutive chunks of `items`, some done by a forked child: a result per chunk.
+def split_stages(
+    stages: Stages[_T, _R, _M, _Q], items: Sequence[_T], *, minimum: int = MIN_ITEMS
+) -> tuple[_M, list[_Q]]:
+    """The middle result and a second result per chunk of `items`, some made by a forked child.
 
-    This process takes chunks from the front, the child from the back, until
-    they meet, so a core that runs slower (or is shared) does less. Without a
-    child the result is `[work(items)]`.
+    Without a child there is one chunk: `first(items)`, `middle([first])`
+    and `[second(middle, first)]`.
     """
     if len(items) < minimum or not can_fork() or not spare_cpu():
-        return [work(items)]
+        return _alone(stages, [items])
     size = -(-len(items) // CHUNKS)
     chunks = [items[at : at + size] for at in range(0, len(items), size)]
     try:
         context = multiprocessing.get_context("fork")
         bounds = context.Array("i", [0, len(chunks)])  # next from the front, end of the rest
-        receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_child, args=(work, chunks, bounds, sender), daemon=True)
+        here, there = context.Pipe(duplex=True)
+        args = (stages, chunks, bounds, there)
+        child = context.Process(target=_child, args=args, daemon=True)
         child.start()
     except Exception:  # no fork, no pipe, out of processes, inside a daemonic process
-        return [work(items)]
-    sender.close()
-    mine: list[_R] = []
-    theirs: list[bytes] | None = None
+        return _alone(stages, [items])
+    there.close()
     try:
-        while (index := _claim(bounds, front=True)) is not None:
-            mine.append(work(chunks[index]))
+        return _parent(stages, chunks, bounds, here, child)
     except BaseException:
         child.kill()
         raise
     finally:
-        theirs = _receive(receiver, child)
+        here.close()
+        child.join()
+
+
+def _alone(stages: Stages[_T, _R, _M, _Q], chunks: Sequence[Sequence[_T]]) -> tuple[_M, list[_Q]]:
+    firsts = [stages.first(chunk) for chunk in chunks]
+    middle = stages.middle(firsts)
+    return middle, [stages.second(middle, first) for first in firsts]
+
+
+def _parent(
+    stages: Stages[_T, _R, _M, _Q],
+    chunks: list[Sequence[_T]],
+    bounds: Any,
+    pipe: Connection,
+    child: BaseProcess,
+) -> tuple[_M, list[_Q]]:
+    mine: list[_R] = []
+    while (index := _claim(bounds, front=True)) is not None:
+        mine.append(stages.first(chunks[index]))
     # The child took chunks from the back: the ones from where this process stopped.
     rest = chunks[len(mine) :]
-    if theirs is None or len(theirs) != len(rest):
-        return [*mine, *(work(chunk) for chunk in rest)]
-    return [*mine, *(pickle.loads(part) for part in reversed(theirs))]  # noqa: S301
+    theirs: list[_R] | None = _receive(pipe, len(rest))
+    if theirs is None:
+        mine += [stages.first(chunk) for chunk in rest]
+        middle = stages.middle(mine)
+        return middle, [stages.second(middle, first) for first in mine]
+    with contextlib.suppress(OSError):
+        pipe.send_bytes(_dumps([stages.slim(first) for first in mine]))
+    middle = stages.middle([*mine, *theirs])
+    done = [stages.second(middle, first) for first in mine]
+    seconds: list[_Q] | None = _receive(pipe, len(rest))
+    if seconds is None:
+        seconds = [stages.second(middle, stages.first(chunk)) for chunk in rest]
+    return middle, [*done, *seconds]
 
 
 def _claim(bounds: Any, *, front: bool) -> int | None:
@@ -127,30 +173,39 @@ def _claim(bounds: Any, *, front: bool) -> int | None:
 
 
 def _child(
-    work: Callable[[Sequence[_T]], _R], chunks: list[Sequence[_T]], bounds: Any, out: Connection
+    stages: Stages[_T, _R, _M, _Q], chunks: list[Sequence[_T]], bounds: Any, pipe: Connection
 ) -> None:
-    done: list[bytes] = []
+    """Take chunks from the back; trade slimmed results; send the second results in order.
+
+    An empty message tells the parent the child failed: it does the work again.
+    """
     try:
+        mine: list[_R] = []
         while (index := _claim(bounds, front=False)) is not None:
-            done.append(pickle.dumps(work(chunks[index]), protocol=pickle.HIGHEST_PROTOCOL))
-        payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
+            mine.append(stages.first(chunks[index]))
+        mine.reverse()  # in the order of the chunks
+        pipe.send_bytes(_dumps([stages.slim(first) for first in mine]))
+        theirs = pickle.loads(pipe.recv_bytes())  # noqa: S301 - from the parent
+        middle = stages.middle([*theirs, *mine])
+        payload = _dumps([stages.second(middle, first) for first in mine])
     except BaseException:  # the parent does the work again and sees why
         payload = b""
     with contextlib.suppress(OSError):
-        out.send_bytes(payload)
-    out.close()
+        pipe.send_bytes(payload)
+    pipe.close()
 
 
-def _receive(
-    receiver: Connection, child: multiprocessing.process.BaseProcess
-) -> list[bytes] | None:
-    """The pickled result of each chunk the child did, or None when it failed."""
+def _dumps(value: object) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _receive(pipe: Connection, count: int) -> list[Any] | None:
+    """A list of `count` results from the child, or None when it failed."""
     try:
-        payload = receiver.recv_bytes()
-        results: list[bytes] | None = pickle.loads(payload) if payload else None  # noqa: S301
+        payload = pipe.recv_bytes()
+        results = pickle.loads(payload) if payload else None  # noqa: S301 - from the child
     except Exception:  # a dead child or a bad payload: redo the work here
-        results = None
-    finally:
-        receiver.close()
-        child.join()
+        return None
+    if not isinstance(results, list) or len(results) != count:
+        return None
     return results

@@ -3,15 +3,12 @@
 The fast path (`dsl.fastparse`) drives Lark's tables from its own loop and
 builds `dsl.ast` nodes as it reduces; text it cannot parse goes through Lark
 itself (parse tree, then `TreeBuilder`), whose errors become diagnostics.
-`parse_many` parses a rule set's files, sharing them with a forked process
-where that pays (`dsl.parallel`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -21,16 +18,14 @@ from dsl import ast
 from dsl.builder import LiteralError, NestingError, token_span
 from dsl.diagnostics import Diagnostic
 from dsl.errors import RuleSyntaxError
-from dsl.fastparse import Fallback, available, parse_fast
+from dsl.fastparse import Fallback, parse_fast
 from dsl.grammar import TreeBuilder, lark_parser, syntax_diagnostic
-from dsl.parallel import split_work
 
 __all__ = [
     "ParseCache",
     "parse",
     "parse_expression",
     "parse_file",
-    "parse_many",
     "read_source",
     "scan_comments",
 ]
@@ -109,45 +104,6 @@ def read_source(path: FsPath, name: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         span = ast.Span(name, 1, 1, 1, 2)
         raise RuleSyntaxError(Diagnostic("E004", f"cannot read file: {exc}", span)) from exc
-
-
-def parse_many(
-    sources: Sequence[tuple[str, str]], cache: ParseCache | None = None
-) -> list[ast.Module | Diagnostic]:
-    """Parse files given as (text, name): a tree per file, or the diagnostic of its syntax error.
-
-    Files the cache does not hold are shared with a forked process when there
-    are many (`dsl.parallel.split_work`); the results are the same either way.
-    """
-    done: dict[int, ast.Module] = {}
-    todo: list[tuple[str, str]] = []
-    for index, (text, name) in enumerate(sources):
-        module = cache.get(text, name) if cache is not None else None
-        if module is None:
-            todo.append((text, name))
-        else:
-            done[index] = module
-    available()  # the parser's tables, built before a child could need its own
-    parsed = (module for part in split_work(_parse_each, todo) for module in part)
-    results: list[ast.Module | Diagnostic] = []
-    for index, (text, name) in enumerate(sources):
-        result: ast.Module | Diagnostic | None = done.get(index)
-        if result is None:
-            result = next(parsed)
-            if cache is not None and isinstance(result, ast.Module):
-                cache.put(text, name, result)
-        results.append(result)
-    return results
-
-
-def _parse_each(sources: Sequence[tuple[str, str]]) -> list[ast.Module | Diagnostic]:
-    results: list[ast.Module | Diagnostic] = []
-    for text, name in sources:
-        try:
-            results.append(parse(text, name))
-        except RuleSyntaxError as exc:
-            results.append(exc.diagnostic)
-    return results
 
 
 def parse_expression(text: str, file: str = "<expression>") -> ast.Expr:

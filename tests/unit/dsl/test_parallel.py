@@ -1,28 +1,26 @@
 """Work shared with a forked process gives exactly what one process gives.
 
-`compile_rules` parses many files in two processes (`dsl.parallel`); here a
-generated rule set, clean or with deliberate errors in several files at both
-ends of the list, is compiled both ways and the outcomes compared: the same
-diagnostics in the same order, the same rendering, the same version hash.
+`compile_rules` parses many files and lowers their webhooks in two processes
+(`dsl.parallel`, `dsl.stages`); here a generated rule set, clean or with
+deliberate errors in several files at both ends of the list, is compiled both
+ways and the outcomes compared: the same diagnostics in the same order, the
+same rendering, the same version hash. Then `split_stages` itself.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dsl import Compilation, ParseCache, compile_rules, parallel
+from dsl import Compilation, ParseCache, compile_rules, parallel, parse, stages
 
 FILES = 120
 TYPES = [f"ns{n}.{verb}" for n in range(8) for verb in ("created", "closed", "funded")]
 
-SPARE_CPU = parallel.spare_cpu  # before the fixture below replaces it
 needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no fork or one CPU here")
 
 
@@ -76,19 +74,18 @@ def _both(
     paths: list[Path],
     monkeypatch: pytest.MonkeyPatch,
     cache: bool = False,
-    forks: int = 2,
     env: dict[str, str] | None = None,
 ) -> tuple[Compilation, Compilation]:
-    """The compilation with forked children doing part of the work, then without.
+    """The compilation with a forked child doing part of the work, then without.
 
-    A child parses part of the files, and if they parse, another lowers part
-    of the webhooks.
+    The child parses part of the files, sends what they define, and lowers
+    their webhooks: two messages.
     """
     delivered: list[int | None] = []
     receive = parallel._receive
 
-    def spy(receiver: Connection, child: BaseProcess) -> list[bytes] | None:
-        result = receive(receiver, child)
+    def spy(pipe: Connection, count: int) -> list[Any] | None:
+        result = receive(pipe, count)
         delivered.append(None if result is None else len(result))
         return result
 
@@ -96,8 +93,8 @@ def _both(
     with monkeypatch.context() as patch:
         patch.setattr(parallel, "_receive", spy)
         shared = compile_rules(paths, templates_dir=templates, cache=_cache(cache), env=env)
-    assert len(delivered) == forks and None not in delivered  # no child failed
-    assert sum(n or 0 for n in delivered) > 0  # and they did chunks of the work
+    assert len(delivered) == 2 and None not in delivered  # the child did not fail
+    assert delivered[0] == delivered[1] and (delivered[0] or 0) > 0  # and did chunks of the work
     with monkeypatch.context() as patch:
         patch.setattr(parallel, "can_fork", lambda: False)
         alone = compile_rules(paths, templates_dir=templates, cache=_cache(cache), env=env)
@@ -109,7 +106,8 @@ def _both(
 def test_a_clean_rule_set_compiles_to_the_same_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
 ) -> None:
-    shared, alone = _both(_write(tmp_path, {}), monkeypatch, cache)
+    paths = _write(tmp_path, {})
+    shared, alone = _both(paths, monkeypatch, cache)
     assert shared.rule_set is not None and alone.rule_set is not None
     assert shared.rule_set.version == alone.rule_set.version
     assert shared.rule_set.to_json() == alone.rule_set.to_json()
@@ -128,7 +126,7 @@ def test_syntax_errors_in_several_files_are_reported_alike(
         90: lambda t: t.replace('"https', "'https", 1),
         FILES - 1: lambda t: t.replace("5s .. 1h", "5s ... 1h", 1),
     }
-    shared, alone = _both(_write(tmp_path, broken), monkeypatch, forks=1)
+    shared, alone = _both(_write(tmp_path, broken), monkeypatch)
     assert shared.rule_set is None
     assert len(shared.diagnostics) == len(broken)
     assert shared.diagnostics == alone.diagnostics
@@ -146,95 +144,32 @@ def test_check_errors_in_several_files_are_reported_alike(
         100: lambda t: t.replace("webhook hook_401", "webhook hook_400", 1),
         FILES - 2: lambda t: t.replace("15s", "3h", 2),
         FILES - 1: lambda t: t.replace('env("HOOK_SECRET_3")', 'env("HOOK_SECRET_9")', 1),
+        # Across the two processes: a name defined at both ends, a const
+        # defined at the back and used at the front.
+        FILES - 3: lambda t: t.replace(f"webhook hook_{(FILES - 3) * 4} ", "webhook hook_12 ", 1),
+        1: lambda t: t.replace(">= 4 and", ">= LATE and", 1),
+        FILES - 4: lambda t: t + "\nconst LATE = 5\n",
     }
     env = {f"HOOK_SECRET_{n}": "x" for n in range(4)}
     shared, alone = _both(_write(tmp_path, broken), monkeypatch, env=env)
     assert shared.rule_set is None
-    assert len({d.span.file for d in shared.errors}) == len(broken)
+    assert len({d.span.file for d in shared.errors}) == len(broken) - 2  # LATE is fine
     assert {"E011", "E054", "E020", "E010", "E043", "E056"} <= {d.code for d in shared.errors}
     assert [d.code for d in shared.warnings] == ["W102"]  # UNUSED; LIMIT is used
     assert shared.diagnostics == alone.diagnostics
     assert shared.render() == alone.render()
 
 
-def _squares(items: Sequence[int]) -> list[int]:
-    return [item * item for item in items]
-
-
-def _fails_in_the_child(parent: int) -> Callable[[Sequence[int]], list[int]]:
-    def work(items: Sequence[int]) -> list[int]:
-        if os.getpid() != parent:
-            raise RuntimeError("only in the child")
-        return _squares(items)
-
-    return work
-
-
-def _flat(parts: list[list[int]]) -> list[int]:
-    return [item for part in parts for item in part]
-
-
 @needs_fork
-@pytest.mark.parametrize("slow", ["parent", "child", None])
-def test_split_work_keeps_the_order_of_the_items(slow: str | None) -> None:
-    parent = os.getpid()
-
-    def work(items: Sequence[int]) -> list[int]:
-        if slow == ("parent" if os.getpid() == parent else "child"):
-            time.sleep(0.002)
-        return _squares(items)
-
-    items = list(range(parallel.CHUNKS * 16))
-    parts = parallel.split_work(work, items)
-    assert len(parts) == parallel.CHUNKS
-    assert _flat(parts) == _squares(items)
-
-
-@needs_fork
-def test_a_failing_child_leaves_the_work_to_this_process() -> None:
-    items = list(range(200))
-    parts = parallel.split_work(_fails_in_the_child(os.getpid()), items)
-    assert _flat(parts) == _squares(items)
-
-
-@needs_fork
-def test_a_child_that_cannot_start_leaves_the_work_to_this_process(
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_parse_cache_gets_the_trees_the_child_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(self: BaseProcess) -> None:
-        raise AssertionError("daemonic processes are not allowed to have children")
-
-    monkeypatch.setattr(BaseProcess, "start", refuse)
-    items = list(range(100))
-    assert parallel.split_work(_squares, items) == [_squares(items)]
-
-
-def test_a_busy_machine_gets_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "spare_cpu", lambda: False)
-    assert parallel.split_work(_squares, list(range(100))) == [_squares(list(range(100)))]
-
-
-@needs_fork
-def test_spare_cpu_reads_the_kernel_count() -> None:
-    assert isinstance(SPARE_CPU(), bool)
-
-
-def test_few_items_are_not_worth_a_child() -> None:
-    def work(items: Sequence[int]) -> list[int]:
-        assert len(items) == 3
-        return _squares(items)
-
-    assert parallel.split_work(work, [1, 2, 3]) == [[1, 4, 9]]
-
-
-@needs_fork
-def test_an_error_in_this_process_propagates() -> None:
-    parent = os.getpid()
-
-    def work(items: Sequence[int]) -> list[int]:
-        if os.getpid() == parent:
-            raise ValueError("here")
-        return _squares(items)
-
-    with pytest.raises(ValueError, match="here"):
-        parallel.split_work(work, list(range(100)))
+    paths = _write(tmp_path, {})
+    cache = ParseCache()
+    templates = tmp_path / "templates"
+    compile_rules(paths, templates_dir=templates, cache=cache)
+    for path in paths:
+        text = path.read_text()
+        assert cache.get(text, str(path)) == parse(text, str(path))
+    monkeypatch.setattr(stages, "parse", None)  # nothing left to parse
+    assert compile_rules(paths, templates_dir=templates, cache=cache).ok
