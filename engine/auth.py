@@ -22,6 +22,7 @@ class Keyring:
 
     def __init__(self, keys: tuple[ApiKey, ...]) -> None:
         self.keys = keys
+        self._secrets = tuple((key, key.secret.get_secret_value().encode()) for key in keys)
 
     def identify(self, authorization: str | None) -> ApiKey | None:
         """The key named by an ``Authorization: Bearer <key>`` header, or None."""
@@ -33,8 +34,8 @@ class Keyring:
         offered = presented.strip().encode()
         found = None
         # Compare against every key, so timing does not reveal which one matched.
-        for key in self.keys:
-            if hmac.compare_digest(offered, key.secret.get_secret_value().encode()):
+        for key, secret in self._secrets:
+            if hmac.compare_digest(offered, secret):
                 found = key
         return found
 

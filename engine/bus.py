@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
@@ -30,9 +30,8 @@ from engine.writer import BatchWrite
 __all__ = ["AppendEvents", "Appended", "Bus", "Planner", "StoredEvent", "event_context"]
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as stored and as rules see it."""
+class StoredEvent(NamedTuple):
+    """An event as stored and as rules see it (a tuple: one is made per event ingested)."""
 
     id: str
     type: str
@@ -41,6 +40,8 @@ class StoredEvent:
     received_at: datetime
     source: str | None = None
     subject: str | None = None
+    # The engine made the id up (UUIDv7): no stored event can have it yet.
+    assigned_id: bool = False
 
     def row(self, rule_set: str | None) -> dict[str, Any]:
         """The ``events`` row, matched by the rule set ``rule_set``."""
@@ -91,8 +92,7 @@ class Planner(Protocol):
     def plan(self, rules: RuleSet, subscription: Subscription, event: StoredEvent) -> NewJob: ...
 
 
-@dataclass(frozen=True)
-class Appended:
+class Appended(NamedTuple):
     """What became of one submitted event."""
 
     id: str
@@ -150,7 +150,7 @@ class RulesSource(Protocol):
     def rule_set(self) -> RuleSet | None: ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class AppendEvents(BatchWrite[list[Appended]]):
     """Store events not seen before, with the jobs they cause."""
 
@@ -162,8 +162,8 @@ class AppendEvents(BatchWrite[list[Appended]]):
         bus = writes[0].bus
         rules = bus.rules()
         now = bus.clock.now()
-        ids = [event.id for write in writes for event in write.events]
-        stored = _existing(conn, ids)
+        ids = [event.id for write in writes for event in write.events if not event.assigned_id]
+        stored = _existing(conn, ids) if ids else set()
         rows: list[dict[str, Any]] = []
         jobs: list[NewJob] = []
         results: list[list[Appended]] = []

@@ -62,7 +62,6 @@ class Incoming:
     source: str | None = None
     subject: str | None = None
     problems: list[Problem] = field(default_factory=list)
-    assigned_id: bool = False
 
 
 class Rejection(Exception):

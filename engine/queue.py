@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, NamedTuple, Protocol, Self
 
 from sqlalchemy import (
     ColumnElement,
@@ -63,9 +63,9 @@ __all__ = [
 JobState = Literal["pending", "held", "running", "succeeded", "failed", "cancelled"]
 
 
-@dataclass(frozen=True)
-class NewJob:
-    """A job to create, in the same transaction as whatever caused it."""
+class NewJob(NamedTuple):
+    """A job to create, in the same transaction as whatever caused it (a tuple: one
+    is made per job planned)."""
 
     kind: str
     payload: dict[str, Any]

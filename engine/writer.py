@@ -3,8 +3,9 @@
 Every write to the database goes through ``Writer.submit``. A single task takes
 whatever has queued up, applies it in one transaction and commits once, so a
 hundred concurrent requests cost one ``fsync`` rather than a hundred. Writes of
-the same kind in one group are applied together (one ``executemany``), each kind
-inside its own savepoint so that one failing kind fails only its callers.
+the same kind in one group are applied together (one ``executemany``); when a
+group holds several kinds each has its own savepoint, so that one failing kind
+fails only its callers.
 
 A caller's future resolves only after the commit that holds its write; a write
 that arrives while a commit is in flight waits for the next one, never for a
@@ -172,15 +173,30 @@ class Writer:
         by_kind: dict[type[BatchWrite[Any]], list[_Pending]] = {}
         for pending in group:
             by_kind.setdefault(type(pending.write), []).append(pending)
-        with self._database.translate_errors(), self._engine.begin() as conn:
+        with (
+            self._database.translate_errors(),
+            self._engine.connect() as conn,
+            conn.begin() as transaction,
+        ):
+            if len(by_kind) == 1:
+                # One kind (the usual group under load): if it fails, nothing else
+                # is in the transaction, so it is rolled back whole, not to a savepoint.
+                ((kind, items),) = by_kind.items()
+                if not self._apply(conn, kind, items):
+                    transaction.rollback()
+                return
             for kind, items in by_kind.items():
-                self._apply(conn, kind, items)
+                savepoint = conn.begin_nested()
+                if self._apply(conn, kind, items):
+                    savepoint.commit()
+                else:  # only this kind's writes are undone
+                    savepoint.rollback()
 
-    def _apply(self, conn: Connection, kind: type[BatchWrite[Any]], items: list[_Pending]) -> None:
+    def _apply(self, conn: Connection, kind: type[BatchWrite[Any]], items: list[_Pending]) -> bool:
+        """Apply one kind's writes; on failure mark its items failed and answer False."""
         try:
-            with conn.begin_nested():
-                results = kind.apply_all(conn, [item.write for item in items])
-        except Exception as exc:  # only this kind's savepoint is rolled back
+            results = kind.apply_all(conn, [item.write for item in items])
+        except Exception as exc:
             # The driver's first line only: its full text lists every row's values.
             original = getattr(exc, "orig", None) or exc
             reason = (str(original).splitlines() or [type(original).__name__])[0]
@@ -189,8 +205,9 @@ class Writer:
             failure.__cause__ = exc
             for item in items:
                 item.error = failure
-            return
+            return False
         if len(results) != len(items):
             raise StorageError(f"{kind.__name__} answered {len(results)} of {len(items)} writes")
         for item, result in zip(items, results, strict=True):
             item.result = result
+        return True

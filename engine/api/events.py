@@ -83,6 +83,7 @@ async def _ingest(request: web.Request, engine: Engine, body: bytes) -> web.Resp
     stored = [
         StoredEvent(
             id=event.id or new_event_id(),
+            assigned_id=event.id is None,
             type=event.type,
             data=event.data,
             occurred_at=event.occurred_at or now,

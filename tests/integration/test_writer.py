@@ -125,6 +125,17 @@ async def test_a_failing_kind_writes_nothing_of_that_kind(database: Database) ->
     assert await versions(database) == ["dup"]
 
 
+async def test_a_group_of_one_failing_kind_is_rolled_back_whole(database: Database) -> None:
+    # Alone in its group the kind has no savepoint: its half-done write must still vanish.
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    with pytest.raises(StorageError, match="Explode could not be written"):
+        await writer.submit(Explode())
+    assert await writer.submit(AddVersion("after")) == "after"
+    await writer.stop()
+    assert await versions(database) == ["after"]
+
+
 async def test_stop_commits_what_was_submitted(database: Database) -> None:
     writer = Writer(database, logger=make_logger(io.StringIO()))
     writer.start()
