@@ -9,6 +9,7 @@ same rendering, the same version hash. Then `split_stages` itself.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -173,3 +174,13 @@ def test_the_parse_cache_gets_the_trees_the_child_parsed(
         assert cache.get(text, str(path)) == parse(text, str(path))
     monkeypatch.setattr(stages, "parse", None)  # nothing left to parse
     assert compile_rules(paths, templates_dir=templates, cache=cache).ok
+
+
+def test_lowered_webhooks_cross_the_pipe_unchanged(tmp_path: Path) -> None:
+    paths = _write(tmp_path, {})
+    sources = [(i, path.read_text(), str(path)) for i, path in enumerate(paths)]
+    work = stages.file_stages(None, unreadable=False)
+    parsed = work.first(sources)
+    done = work.second(work.middle([parsed]), parsed)
+    assert done.lowered is not None and len(done.lowered.webhooks) == FILES * 4
+    assert pickle.loads(pickle.dumps(done.lowered)) == done.lowered  # noqa: S301
