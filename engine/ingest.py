@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from multidict import CIMultiDictProxy
 
 from dsl import RuleSet
 from dsl.payload import check_payload
@@ -83,7 +84,7 @@ def new_event_id() -> str:
 
 
 def read_events(
-    body: bytes, content_type: str, headers: Mapping[str, str], *, max_batch: int
+    body: bytes, content_type: str, headers: CIMultiDictProxy[str], *, max_batch: int
 ) -> tuple[list[Incoming], bool]:
     """The events in a request, and whether it was a batch.
 
@@ -92,7 +93,7 @@ def read_events(
             large (413) or a body that is not an event at all (400).
     """
     media = content_type.split(";", 1)[0].strip().lower()
-    if any(key.lower() == "ce-specversion" for key in headers):
+    if "ce-specversion" in headers:  # a case-insensitive mapping
         if media not in (JSON, ""):
             raise Rejection(415, "unsupported_media_type", "binary CloudEvents need JSON data")
         return [_binary_cloudevent(_parse(body), headers)], False
@@ -162,16 +163,18 @@ def _plain(item: object, prefix: str) -> Incoming:
         return Incoming(
             None, "", {}, problems=[Problem(prefix or "body", "must be an event object")]
         )
-    problems = [
-        Problem(f"{at}{key}", "unknown envelope field") for key in item if key not in _ENVELOPE
-    ]
+    problems = []
+    if not item.keys() <= _ENVELOPE:
+        problems = [
+            Problem(f"{at}{key}", "unknown envelope field") for key in item if key not in _ENVELOPE
+        ]
     event = Incoming(
-        id=_optional_id(item.get("id"), f"{at}id", problems),
-        type=_type(item.get("type"), f"{at}type", problems),
-        data=_data(item.get("data", None), f"{at}data", problems, required=True),
-        occurred_at=_time(item.get("occurred_at"), f"{at}occurred_at", problems),
-        source=_text(item.get("source"), f"{at}source", problems),
-        subject=_text(item.get("subject"), f"{at}subject", problems),
+        id=_optional_id(item.get("id"), at, "id", problems),
+        type=_type(item.get("type"), at, "type", problems),
+        data=_data(item.get("data", None), at, "data", problems, required=True),
+        occurred_at=_time(item.get("occurred_at"), at, "occurred_at", problems),
+        source=_text(item.get("source"), at, "source", problems),
+        subject=_text(item.get("subject"), at, "subject", problems),
     )
     event.problems = problems
     return event
@@ -208,41 +211,44 @@ def _cloudevent(
     if media is not None and str(media).split(";")[0].strip().lower() != JSON:
         problems.append(Problem(f"{at}datacontenttype", f"must be {JSON}"))
     event = Incoming(
-        id=_optional_id(attributes.get("id"), f"{at}id", problems),
-        type=_type(attributes.get("type"), f"{at}type", problems),
-        data=_data(data, f"{at}data" if at != "ce-" else "data", problems, required=False),
-        occurred_at=_time(attributes.get("time"), f"{at}time", problems),
-        source=_text(attributes.get("source"), f"{at}source", problems),
-        subject=_text(attributes.get("subject"), f"{at}subject", problems),
+        id=_optional_id(attributes.get("id"), at, "id", problems),
+        type=_type(attributes.get("type"), at, "type", problems),
+        # Binary mode's data is the body, not a header: its path is plain "data".
+        data=_data(data, at if at != "ce-" else "", "data", problems, required=False),
+        occurred_at=_time(attributes.get("time"), at, "time", problems),
+        source=_text(attributes.get("source"), at, "source", problems),
+        subject=_text(attributes.get("subject"), at, "subject", problems),
     )
     event.problems = problems
     return event
 
 
-def _optional_id(value: object, path: str, problems: list[Problem]) -> str | None:
+def _optional_id(value: object, at: str, name: str, problems: list[Problem]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _ID.match(value):
-        problems.append(Problem(path, "must be 1 to 200 printable characters without spaces"))
+        problems.append(Problem(at + name, "must be 1 to 200 printable characters without spaces"))
         return None
     return value
 
 
-def _type(value: object, path: str, problems: list[Problem]) -> str:
+def _type(value: object, at: str, name: str, problems: list[Problem]) -> str:
     if value is None:
-        problems.append(Problem(path, "is required"))
+        problems.append(Problem(at + name, "is required"))
         return ""
     if not isinstance(value, str) or len(value) > 200 or not _TYPE.match(value):
-        problems.append(Problem(path, "must look like 'investment.created'"))
+        problems.append(Problem(at + name, "must look like 'investment.created'"))
         return ""
     return value
 
 
-def _data(value: object, path: str, problems: list[Problem], *, required: bool) -> dict[str, Any]:
+def _data(
+    value: object, at: str, name: str, problems: list[Problem], *, required: bool
+) -> dict[str, Any]:
     if value is None and not required:
         return {}
     if not isinstance(value, dict):
-        problems.append(Problem(path, "must be an object"))
+        problems.append(Problem(at + name, "must be an object"))
         return {}
     return value
 
@@ -256,19 +262,21 @@ def parse_rfc3339(text: str) -> datetime | None:
         return None
 
 
-def _time(value: object, path: str, problems: list[Problem]) -> datetime | None:
+def _time(value: object, at: str, name: str, problems: list[Problem]) -> datetime | None:
     if value is None:
         return None
     parsed = parse_rfc3339(value) if isinstance(value, str) else None
     if parsed is None:
-        problems.append(Problem(path, "must be an RFC 3339 timestamp with a time zone"))
+        problems.append(Problem(at + name, "must be an RFC 3339 timestamp with a time zone"))
     return parsed
 
 
-def _text(value: object, path: str, problems: list[Problem]) -> str | None:
+def _text(value: object, at: str, name: str, problems: list[Problem]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 500 or "\x00" in value:
-        problems.append(Problem(path, "must be a string of at most 500 characters, without NUL"))
+        problems.append(
+            Problem(at + name, "must be a string of at most 500 characters, without NUL")
+        )
         return None
     return value
