@@ -10,7 +10,9 @@ transaction; deliveries go to a local sink, and the script reports how many were
 made during the load and how long the rest took to drain). (d) is the least a
 durable group commit can do in Python here: raw sqlite3 on one writer thread, no
 checks. (e) is Ownly again with 50 events in each request, to show what the
-per-request cost is. Results are printed as a Markdown table to paste into
+per-request cost is. Each row also gives the server process's CPU time per event
+during the load (from /proc), which drifts less than events/s on a shared
+machine. Results are printed as a Markdown table to paste into
 bench/RESULTS.md.
 """
 
@@ -121,6 +123,12 @@ def deliveries(base: str, limit: float = 300.0) -> dict[str, float]:
     return {"during": during, "drain": drained, "ingested": ingested, "left": queued}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) the process ``pid`` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_up(url: str, path: str = "/", timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -216,7 +224,10 @@ def main() -> None:
                     url = f"{base}/api/events"
                     batch = 50 if name.startswith("(e)") else 1
                     wrk(url, 2, options.connections, work, batch)  # warm up
+                    cpu_before = cpu_seconds(server.pid)
                     results[name] = wrk(url, options.seconds, options.connections, work, batch)
+                    used = cpu_seconds(server.pid) - cpu_before
+                    results[name]["cpu_us"] = used * 1e6 / (results[name]["rps"] * options.seconds)
                     if "one matching webhook" in name or name.startswith("(e)"):
                         # The batch case stores too many to wait for: its backlog is reported.
                         limit = 0.0 if name.startswith("(e)") else 300.0
@@ -235,13 +246,13 @@ def main() -> None:
         f"{_cpu()}, Python {platform.python_version()}, load {os.getloadavg()[0]:.2f}, "
         f"wrk -t2 -c{options.connections} -d{options.seconds}s\n"
     )
-    print("| server | events/s | p50 ms | p99 ms | non-2xx | vs (a) | vs (c) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| server | events/s | p50 ms | p99 ms | non-2xx | vs (a) | vs (c) | server CPU/event |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, figures in results.items():
         print(
             f"| {name} | {figures['rps']:,.0f} | {figures['p50']:.1f} | {figures['p99']:.1f} "
             f"| {figures['errors']:.0f} | {figures['rps'] / ceiling:.0%} "
-            f"| {figures['rps'] / naive:.1f}x |"
+            f"| {figures['rps'] / naive:.1f}x | {figures['cpu_us']:,.0f} µs |"
         )
     _report_deliveries(drains, options.seconds)
 

@@ -108,9 +108,10 @@ class Job:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-_HELD = select(job_holds.c.group_key).where(
-    job_holds.c.group_key.in_(bindparam("groups", expanding=True))
-)
+# Every held group: one row per paused or disabled destination, so few. Reading
+# them all with a statement compiled once costs less than an ``IN`` list, which
+# SQLAlchemy renders again for every list.
+_HELD = select(job_holds.c.group_key)
 
 
 def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
@@ -144,7 +145,7 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
     groups = {job.group_key for job in new if job.group_key is not None}
     if not groups:
         return
-    held = set(conn.scalars(_HELD, {"groups": list(groups)}))
+    held = groups.intersection(conn.scalars(_HELD))
     keys = [job.idempotency_key for job in new if job.group_key in held]
     for start in range(0, len(keys), 500):
         conn.execute(

@@ -86,6 +86,7 @@ class Writer:
         self._stopping = False
         self._thread: ThreadPoolExecutor | None = None
         self._engine: Engine | None = None
+        self._conn: Connection | None = None  # the writer thread's, kept across groups
         self._group_sizes = group_sizes
         self._commit_seconds = commit_seconds
 
@@ -115,9 +116,7 @@ class Writer:
             late = self._queue.get_nowait()
             if late is not None and not late.future.done():
                 late.future.set_exception(StorageError("the writer stopped"))
-        if self._engine is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
-            self._engine = None
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=True)
         self._thread = None
 
@@ -168,29 +167,48 @@ class Writer:
 
     def _transaction(self, group: list[_Pending]) -> None:
         """On the writer's thread: apply the group in one transaction and commit."""
-        if self._engine is None:
-            self._engine = self._database.create_sync_engine()
         by_kind: dict[type[BatchWrite[Any]], list[_Pending]] = {}
         for pending in group:
             by_kind.setdefault(type(pending.write), []).append(pending)
-        with (
-            self._database.translate_errors(),
-            self._engine.connect() as conn,
-            conn.begin() as transaction,
-        ):
-            if len(by_kind) == 1:
-                # One kind (the usual group under load): if it fails, nothing else
-                # is in the transaction, so it is rolled back whole, not to a savepoint.
-                ((kind, items),) = by_kind.items()
-                if not self._apply(conn, kind, items):
-                    transaction.rollback()
-                return
-            for kind, items in by_kind.items():
-                savepoint = conn.begin_nested()
-                if self._apply(conn, kind, items):
-                    savepoint.commit()
-                else:  # only this kind's writes are undone
-                    savepoint.rollback()
+        if self._conn is None:
+            if self._engine is None:
+                self._engine = self._database.create_sync_engine()
+            self._conn = self._engine.connect()
+        conn = self._conn
+        try:
+            with self._database.translate_errors(), conn.begin() as transaction:
+                if len(by_kind) == 1:
+                    # One kind (the usual group under load): if it fails, nothing else
+                    # is in the transaction, so it is rolled back whole, not to a savepoint.
+                    ((kind, items),) = by_kind.items()
+                    if not self._apply(conn, kind, items):
+                        transaction.rollback()
+                    return
+                for kind, items in by_kind.items():
+                    savepoint = conn.begin_nested()
+                    if self._apply(conn, kind, items):
+                        savepoint.commit()
+                    else:  # only this kind's writes are undone
+                        savepoint.rollback()
+        except BaseException:
+            self._close_connection()  # the next group starts on a fresh connection
+            raise
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def _close(self) -> None:
+        """On the writer's thread: close its connection and engine."""
+        try:
+            self._close_connection()
+        finally:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
 
     def _apply(self, conn: Connection, kind: type[BatchWrite[Any]], items: list[_Pending]) -> bool:
         """Apply one kind's writes; on failure mark its items failed and answer False."""

@@ -136,6 +136,35 @@ async def test_a_group_of_one_failing_kind_is_rolled_back_whole(database: Databa
     assert await versions(database) == ["after"]
 
 
+@dataclass(frozen=True)
+class Orphan(BatchWrite[None]):
+    """A write SQLite accepts but refuses at COMMIT: a foreign key checked only then."""
+
+    @classmethod
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[None]:
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+        conn.execute(
+            text(
+                "INSERT INTO events (id, type, occurred_at, received_at, data, rule_set) "
+                "VALUES ('e1', 'x.y', '2026-01-01 00:00:00', '2026-01-01 00:00:00', '{}', 'none')"
+            )
+        )
+        return [None for _ in writes]
+
+
+async def test_a_failed_commit_fails_its_group_and_the_next_group_commits(
+    database: Database,
+) -> None:
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    with pytest.raises(StorageError, match="FOREIGN KEY") as failed:
+        await writer.submit(Orphan())
+    assert "could not be written" not in str(failed.value), "the commit failed, not the write"
+    assert await writer.submit(AddVersion("after")) == "after"
+    await writer.stop()
+    assert await versions(database) == ["after"]
+
+
 async def test_stop_commits_what_was_submitted(database: Database) -> None:
     writer = Writer(database, logger=make_logger(io.StringIO()))
     writer.start()
