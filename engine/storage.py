@@ -8,10 +8,13 @@ SQLAlchemy's documentation recommends), so migrations are transactional too.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
@@ -21,6 +24,22 @@ from engine.config import DatabaseConfig
 from engine.errors import StorageError
 
 __all__ = ["Database", "table_names"]
+
+
+# 19 digits or more may be an integer past 64 bits, which orjson reads as a float.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def json_loads(text: str) -> object:
+    """A stored JSON column's value: orjson, about five times faster than the standard
+    library, where it reads the same value; the standard library for integers past 64
+    bits (orjson would round them) and for what orjson refuses (``NaN``, ``Infinity``)."""
+    if _LONG_NUMBER.search(text) is not None:
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class Database:
@@ -67,7 +86,9 @@ class Database:
                     f"cannot create the database directory {self.path.parent}: {exc.strerror}"
                 ) from exc
         # Errors never carry the statement's values: event data may hold personal data.
-        self._engine = create_async_engine(self.url, hide_parameters=True)
+        self._engine = create_async_engine(
+            self.url, hide_parameters=True, json_deserializer=json_loads
+        )
         if self.is_sqlite:
             self._configure_sqlite(self._engine.sync_engine)
         async with self.translate_errors(), self._engine.begin() as conn:
@@ -96,7 +117,9 @@ class Database:
     def create_sync_engine(self) -> Engine:
         """A synchronous engine on the same database, for a thread that owns its connection."""
         url = self.url.set(drivername="sqlite+pysqlite") if self.is_sqlite else self.url
-        engine = create_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
+        engine = create_engine(
+            url, pool_size=1, max_overflow=0, hide_parameters=True, json_deserializer=json_loads
+        )
         if self.is_sqlite:
             self._configure_sqlite(engine)
         return engine
