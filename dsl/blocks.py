@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar, cast
 
 from dsl import ast, ir
 from dsl.diagnostics import did_you_mean
@@ -102,7 +103,15 @@ def retry_policy(low: Lowering, clause: ast.RetryClause) -> ir.RetryPolicy | Non
         return None
     backoff = "every" if clause.backoff == "every" else clause.backoff
     assert backoff in ("exponential", "every", "schedule")
-    return ir.RetryPolicy(attempts=attempts, backoff=backoff, delays=values)
+    return _retry(attempts, backoff, values)
+
+
+# IR models are frozen: rules that say the same share one instance.
+@functools.lru_cache(maxsize=1024)
+def _retry(
+    attempts: int, backoff: Literal["exponential", "every", "schedule"], delays: tuple[float, ...]
+) -> ir.RetryPolicy:
+    return ir.RetryPolicy(attempts=attempts, backoff=backoff, delays=delays)
 
 
 def _secrets(low: Lowering, expr: ast.Expr, what: str) -> tuple[ir.Value, ...]:
@@ -120,13 +129,26 @@ _Clause = TypeVar(
 )
 
 
-def _single(low: Lowering, body: Sequence[object], kind: type[_Clause], what: str) -> list[_Clause]:
-    """The first clause of a kind (at most one), reporting any repeat."""
-    clauses = [s for s in body if isinstance(s, kind)]
+def _single(
+    low: Lowering, body: dict[type, list[object]], kind: type[_Clause], what: str
+) -> list[_Clause]:
+    """The first clause of a kind (at most one), reporting any repeat.
+
+    `body` holds a block's statements by type (`_by_type`): one pass over
+    them for all the kinds of clause.
+    """
+    clauses = cast("list[_Clause]", body.get(kind, []))
     for extra in clauses[1:]:
         message = f"{what} is already given on line {clauses[0].span.line}"
         low.report("E010", message, extra.span)
     return clauses[:1]
+
+
+def _by_type(body: Sequence[object]) -> dict[type, list[object]]:
+    kinds: dict[type, list[object]] = {}
+    for stmt in body:
+        kinds.setdefault(type(stmt), []).append(stmt)
+    return kinds
 
 
 def _description(low: Lowering, attrs: dict[str, ast.Attribute]) -> str | None:
@@ -145,17 +167,18 @@ def lower_webhook(low: Lowering, node: ast.WebhookDef) -> ir.Webhook | None:
     types = low.event_types(patterns)
     event = low.catalog.envelope(types, low.catalog.data_type(types, _label(patterns)))
     scope = Scope({"event": event})
+    clauses = _by_type(node.body)
     when = None
-    for condition in _single(low, node.body, ast.WhenClause, "when"):
+    for condition in _single(low, clauses, ast.WhenClause, "when"):
         when, _ = low.typed(condition.expr, scope, BOOL, "the when condition")
     retry: ir.RetryPolicy | None = _DEFAULT_RETRY
-    for policy in _single(low, node.body, ast.RetryClause, "retry"):
+    for policy in _single(low, clauses, ast.RetryClause, "retry"):
         retry = retry_policy(low, policy)
     timeout: float | None = 10.0
-    for limit in _single(low, node.body, ast.TimeoutClause, "timeout"):
+    for limit in _single(low, clauses, ast.TimeoutClause, "timeout"):
         timeout = low.duration(limit.duration, "webhook timeout", "1s", "2m")
     rate_limit = None
-    for rate in _single(low, node.body, ast.RateLimitClause, "rate_limit"):
+    for rate in _single(low, clauses, ast.RateLimitClause, "rate_limit"):
         count = low.integer(rate.count, "rate limit", 1, 100_000)
         per = low.duration(rate.window, "rate limit window", "1s", "1d")
         if count is not None and per is not None:

@@ -283,7 +283,7 @@ class Lowering:
             default = args[1] if len(args) > 1 else None
             assert isinstance(name, ast.Literal) and isinstance(name.value, str)
             text = default.value if isinstance(default, ast.Literal) else None
-            return ir.EnvRef(env=name.value, default=text if isinstance(text, str) else None)
+            return _env_ref(name.value, text if isinstance(text, str) else None)
         if isinstance(value, ast.Literal) and isinstance(value.value, str):
             if secret:
                 hint = 'secrets come from the environment: env("NAME")'
@@ -324,9 +324,8 @@ class Lowering:
     def scan_secrets(self, expr: ast.Expr) -> None:
         for node in walk(expr):
             if isinstance(node, ast.Literal) and isinstance(node.value, str):
-                found = _SECRETS.search(node.value)
-                if found and found.lastgroup:
-                    kind = _SECRET_KINDS[found.lastgroup][0]
+                kind = _secret_kind(node.value)
+                if kind is not None:
                     hint = 'secrets come from the environment: env("NAME")'
                     self.report("E044", f"this string looks like {kind}", node.span, hint)
 
@@ -362,11 +361,25 @@ class Lowering:
         return list(names)
 
 
+# IR models are frozen: rules that say the same share one instance.
+@functools.lru_cache(maxsize=1024)
+def _env_ref(name: str, default: str | None) -> ir.EnvRef:
+    return ir.EnvRef(env=name, default=default)
+
+
 @functools.cache
 def _seconds(text: str) -> Decimal:
     """A bound such as "1s" or "7d" (written in this package) in seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     return Decimal(text[:-1]) * units[text[-1]]
+
+
+# Rules repeat their strings (env() names, enum values, domains): each is searched once.
+@functools.lru_cache(maxsize=4096)
+def _secret_kind(text: str) -> str | None:
+    """What kind of credential `text` looks like, if any."""
+    found = _SECRETS.search(text)
+    return _SECRET_KINDS[found.lastgroup][0] if found and found.lastgroup else None
 
 
 def _flatten(expr: ast.Expr) -> Iterator[ast.Expr]:
