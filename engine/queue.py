@@ -102,7 +102,10 @@ class Job:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Job:
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+        # By position through the row's mapping: a named attribute of a Row costs
+        # 1.1 us, and a lease reads a dozen jobs of 17 fields.
+        mapping = row._mapping
+        return cls(*[mapping[name] for name in cls.__dataclass_fields__])
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
