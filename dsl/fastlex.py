@@ -21,6 +21,16 @@ a word is. The tokens are the same wherever the parse can succeed:
   and the Lark parser takes over.
 - Numbers: a state accepts all of DURATION, DECIMAL and INT or none (checked
   when the lexicon is made), so their priorities decide alike.
+
+A file is cut into tokens in one call (`Lexicon.scan`: the same expression,
+its blanks and its token in two groups, through `findall`, which makes no
+match object per token); a token's terminal is the one the expression finds
+for its text alone (`Lexicon.kind`, remembered: most texts recur). Only a
+terminal with a lookahead could tell its text apart from its context, and
+the one there is (DURATION's, no word character after the unit) is the first
+tried and only ever matches text that ends with a unit. Where the text holds
+a character no token matches, `findall` skips it: the lengths of the pieces
+then fall short of the text, which the parser checks.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from lark.lexer import BasicLexer, ContextualLexer, PatternStr, UnlessCallback
 __all__ = ["Lexicon", "Unknown", "lexicon"]
 
 _NUMBERS = frozenset({"DURATION", "DECIMAL", "INT"})
+_MAX_KINDS = 100_000
 
 
 class Unknown(Exception):
@@ -46,11 +57,23 @@ class Lexicon:
     """What the fast parser needs to lex like Lark's contextual lexer."""
 
     match: Callable[[str, int], re.Match[str] | None]  # blanks, then one token
+    scan: Callable[[str], list[tuple[str, str]]]  # the (blanks, token) pairs of a text
     ignore: frozenset[str]
     newline: frozenset[str]  # terminals whose text may hold line breaks
     keywords: Sequence[Mapping[str, str] | None]  # state -> {word: keyword}, where NAME is accepted
     words: Sequence[dict[str, str]]  # state -> {word: terminal}, learnt, where it is not
     lexers: Sequence[BasicLexer]
+    kinds: dict[str, str]  # token text -> terminal, learnt
+
+    def kind(self, token: str) -> str:
+        """The terminal of a token's text (see the module's docstring)."""
+        found = self.match(token, 0)
+        if found is None or found.end() != len(token) or found.lastgroup is None:
+            raise Unknown(token)
+        if len(self.kinds) >= _MAX_KINDS:  # names and strings are many; the common ones recur
+            self.kinds.clear()
+        self.kinds[token] = found.lastgroup
+        return found.lastgroup
 
     def word(self, state: int, text: str, pos: int, word: str) -> str:
         """The terminal of `word` at `pos` in a state that does not accept names."""
@@ -90,7 +113,11 @@ def lexicon(contextual: ContextualLexer, accepts: Sequence[Mapping[str, int]]) -
     blanks = [t for t in root.terminals if t.name in root.ignore_types and t.name != "COMMENT"]
     if len(blanks) != 1:
         return None
-    master = re.compile(f"(?:{blanks[0].pattern.to_regexp()})?(?:{root.scanner._mres[0].pattern})")
+    blank, tokens = blanks[0].pattern.to_regexp(), root.scanner._mres[0].pattern
+    master = re.compile(f"(?:{blank})?(?:{tokens})")
+    scan = _scanner(blank, tokens)
+    if scan is None:
+        return None
     keywords: list[Mapping[str, str] | None] = []
     lexers: list[BasicLexer] = []
     try:
@@ -110,9 +137,26 @@ def lexicon(contextual: ContextualLexer, accepts: Sequence[Mapping[str, int]]) -
         return None
     return Lexicon(
         master.match,
+        scan.findall,
         frozenset(root.ignore_types),
         frozenset(root.newline_types),
         keywords,
         [{} for _ in accepts],
         lexers,
+        {},
     )
+
+
+def _scanner(blank: str, tokens: str) -> re.Pattern[str] | None:
+    """The master expression with two groups, blanks and token, and no other; None if it cannot."""
+    plain = _GROUP.sub("(?:", tokens)
+    try:
+        scan = re.compile(f"((?:{blank})?)((?:{plain}))")
+    except re.error:
+        return None
+    return scan if scan.groups == 2 else None
+
+
+# An opening parenthesis that captures (named or not), not escaped; the
+# expressions Lark makes put none inside a character class.
+_GROUP = re.compile(r"(?<!\\)\((?:\?P<\w+>|(?!\?))")

@@ -203,10 +203,14 @@ def _pass_chain(tables: _Tables, key: tuple[int, int, str]) -> int:
     return state
 
 
+# The piece after the last: the end of the text.
+_END = ("", "")
+
+
 def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
     actions, gotos, rules, passes = tables.actions, tables.gotos, tables.rules, tables.passes
     lex = tables.lexicon
-    lex_match, keywords, words, special = lex.match, lex.keywords, lex.words, tables.special
+    kinds, keywords, words, special = lex.kinds, lex.keywords, lex.words, tables.special
     openers = BRACKET_OPENERS
     node, shaped = builder.node, builder.shaped
     end_state = tables.end_states[start]
@@ -214,18 +218,15 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
     states = [state]
     values: list[Any] = []
     brackets: list[str] = []
-    pos, line, line_start, size = 0, 1, 0, len(text)
+    pos, line, line_start = 0, 1, 0
+    pieces = lex.scan(text)
+    pieces.append(_END)
     token: list[Any]
-    while True:
-        if pos < size:
-            match = lex_match(text, pos)
-            if match is None:
-                raise Fallback
-            kind = match.lastgroup
-            assert kind is not None
-            value = match[kind]
-            pos = match.end()
-            begin = pos - len(value)
+    for blanks, value in pieces:
+        if value:
+            begin = pos + len(blanks)
+            pos = begin + len(value)
+            kind = kinds.get(value) or lex.kind(value)
             column = begin - line_start + 1
             first_line = line
             todo = special.get(kind)
@@ -252,6 +253,8 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
                 elif todo & _CLOSE and brackets:
                     brackets.pop()
             token = [kind, value, first_line, column, line, pos - line_start + 1]
+        elif pos != len(text):  # `scan` skipped a character no token matches
+            raise Fallback
         else:
             kind = "$END"
             token = []
@@ -301,3 +304,4 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
                 values.append(result)
             if kind == "$END" and state == end_state:
                 return values[-1]
+    raise Fallback  # pragma: no cover - the end is reduced to the start, or has no action

@@ -118,6 +118,23 @@ def test_a_keyword_that_starts_a_word_is_left_to_lark() -> None:
     assert lark_tree(text) is not DECLINED
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["const a = 1 $\n", "const a = 1\n@\nconst b = 2\n", "const a = \u00e9\n", "const a = 1\n!"],
+)
+def test_a_character_no_token_matches_falls_back(text: str) -> None:
+    # The scanner skips it; the parser must not build a tree around the gap.
+    with pytest.raises(Fallback):
+        parse_fast(text, "f", "start")
+    assert lark_tree(text) is DECLINED
+
+
+def test_a_token_text_has_the_same_terminal_in_every_context() -> None:
+    text = "const a = [5s, 5, 5.5, 5_000, time, times]\nconst times = 5ms\n"
+    assert_same(text, fast=True)
+    assert_same(text, fast=True)  # with what the first parse learnt
+
+
 def test_literal_and_nesting_errors_fall_back() -> None:
     with pytest.raises(Fallback):
         parse_fast('const a = "\\q"\n', "f", "start")
