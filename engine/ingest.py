@@ -7,19 +7,21 @@ and why; the HTTP layer decides what to store.
 
 from __future__ import annotations
 
-import random
+import os
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from multidict import CIMultiDictProxy
 
 from dsl import RuleSet
 from dsl.payload import check_payload
+
+if TYPE_CHECKING:
+    from multidict import CIMultiDictProxy
 
 __all__ = [
     "Incoming",
@@ -75,9 +77,14 @@ class Rejection(Exception):
 
 
 def new_event_id() -> str:
-    """A time-ordered id (UUIDv7 layout): 48 bits of milliseconds, then 74 random bits."""
+    """A time-ordered id (UUIDv7 layout): 48 bits of milliseconds, then 74 random bits.
+
+    The random bits come from the operating system, not a seeded generator: the
+    bus takes an id it assigned as new without looking it up, so no client may
+    predict one (senders see every id they are given) and send it first.
+    """
     millis = time.time_ns() // 1_000_000
-    rand = random.getrandbits(74)
+    rand = int.from_bytes(os.urandom(10)) >> 6  # 74 bits
     rand_a, rand_b = rand >> 62, rand & ((1 << 62) - 1)
     value = (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
     return f"evt_{value:032x}"

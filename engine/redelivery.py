@@ -89,7 +89,7 @@ class Reopen(BatchWrite[Job | None]):
 def test_event(webhook: str, requested_by: str, now: datetime) -> StoredEvent:
     """A ``webhook.test`` event for ``webhook``, as the catalog describes it."""
     data = {"webhook": webhook, "requested_by": requested_by, "sent_at": now.isoformat()}
-    return StoredEvent(new_event_id(), TEST_EVENT, data, now, now, source="ownly")
+    return StoredEvent(new_event_id(), TEST_EVENT, data, now, now, source="ownly", assigned_id=True)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def json_loads(text: str) -> object:
     library, where it reads the same value; the standard library for integers past
     64 bits (orjson would round them) and for what orjson refuses (``NaN``,
     ``Infinity``)."""
-    raw = text.encode()
+    raw = text.encode("utf-8", "surrogatepass")  # orjson refuses a lone surrogate: below
     if raw.translate(_DIGITS).find(_LONG_NUMBER) >= 0:
         return json.loads(text)
     try:

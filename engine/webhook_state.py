@@ -270,6 +270,7 @@ class RecordAttempt:
             occurred_at=now,
             received_at=now,
             source="ownly",
+            assigned_id=True,
         )
         AppendEvents.apply_all(conn, [AppendEvents(self.health.bus, [event])])
         self.disabled = True

@@ -191,12 +191,14 @@ class Writer:
                     else:  # only this kind's writes are undone
                         savepoint.rollback()
         except BaseException:
-            self._close_connection()  # the next group starts on a fresh connection
+            self._close_connection(invalidate=True)  # the next group gets a new one
             raise
 
-    def _close_connection(self) -> None:
+    def _close_connection(self, *, invalidate: bool = False) -> None:
         if self._conn is not None:
             try:
+                if invalidate:  # not back to the pool: the driver's connection is closed
+                    self._conn.invalidate()
                 self._conn.close()
             finally:
                 self._conn = None

@@ -58,3 +58,9 @@ def test_digits_inside_a_string_only_cost_the_slower_reader() -> None:
     assert json_loads('{"phone": "12345678901234567890123"}') == {
         "phone": "12345678901234567890123"
     }
+
+
+def test_a_lone_surrogate_is_read_as_the_standard_library_reads_it() -> None:
+    text = '{"s": "\ud800"}'  # the character itself (a Python escape), not a JSON escape
+    assert len(text) == 10
+    assert json_loads(text) == json.loads(text) == {"s": "\ud800"}
