@@ -46,6 +46,8 @@ _DURATION = re.compile(r"(\d[\d_]*)(ms|s|m|h|d|w)")
 
 MAX_NESTING = 100
 
+_SPAN, _span = ast.Span, ast.make_span
+
 
 class NestingError(Exception):
     """Rules nested deeper than MAX_NESTING levels (brackets, operators, blocks)."""
@@ -64,7 +66,7 @@ class LiteralError(Exception):
 
 
 def token_span(file: str, token: Tok) -> ast.Span:
-    return ast.Span(file, token[2], token[3], token[4], token[5])
+    return _span(_SPAN, (file, token[2], token[3], token[4], token[5]))
 
 
 def _duration_seconds(raw: str) -> Decimal:
@@ -83,6 +85,8 @@ RAW_RULES = frozenset({"comp_op", "add_op", "mul_op"})
 def _start(child: object) -> tuple[int, int] | None:
     if type(child) is list:
         return None if child[0] == "_NL" else (child[2], child[3])
+    if type(child) is _SPAN:  # the span beside a name in a (name, span) pair counts for nothing
+        return None
     if isinstance(child, tuple) and child:
         return _start(child[-1] if isinstance(child[0], str) else child[0])
     span = getattr(child, "span", None)
@@ -92,6 +96,8 @@ def _start(child: object) -> tuple[int, int] | None:
 def _end(child: object) -> tuple[int, int] | None:
     if type(child) is list:
         return None if child[0] == "_NL" else (child[4], child[5])
+    if type(child) is _SPAN:
+        return None
     if isinstance(child, tuple) and child:
         return _end(child[-1])
     span = getattr(child, "span", None)
@@ -172,18 +178,18 @@ class Builder:
             line, column = first[2], first[3]
         else:
             inner = getattr(children[0], "span", None)
-            if type(inner) is ast.Span:
-                line, column = inner.line, inner.column
+            if type(inner) is _SPAN:
+                line, column = inner[1], inner[2]
             else:
                 span = self._span_of(children)
         if span is None:
             if token_last:
                 last = children[-1]
-                span = ast.Span(self.file, line, column, last[4], last[5])
+                span = _span(_SPAN, (self.file, line, column, last[4], last[5]))
             else:
                 inner = getattr(children[-1], "span", None)
-                if type(inner) is ast.Span:
-                    span = ast.Span(self.file, line, column, inner.end_line, inner.end_column)
+                if type(inner) is _SPAN:
+                    span = _span(_SPAN, (self.file, line, column, inner[3], inner[4]))
                 else:
                     span = self._span_of(children)
         result = method(self, span, children if pick is None else pick(children))
@@ -204,10 +210,10 @@ class Builder:
                 break
         first = start or (1, 1)
         last = end or first
-        return ast.Span(self.file, first[0], first[1], last[0], last[1])
+        return _span(_SPAN, (self.file, first[0], first[1], last[0], last[1]))
 
     def _tok(self, token: Tok) -> ast.Span:
-        return ast.Span(self.file, token[2], token[3], token[4], token[5])
+        return _span(_SPAN, (self.file, token[2], token[3], token[4], token[5]))
 
     # ---- top level
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import pickle
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsl import DslError, ParseCache, RuleSyntaxError, ast, parse, parse_expression
+from dsl.ast import Span
 from dsl.grammar import lark_parser
 from dsl.parser import parse_file
 
@@ -127,3 +129,12 @@ def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
     module, text = parse_file(path)
     assert text == "const a = 1\n"
     assert isinstance(module.definitions[0], ast.ConstDef)
+
+
+def test_a_span_made_by_the_parser_is_a_span() -> None:
+    module = parse("const a = 1\n", "f.ownly")
+    span = module.definitions[0].span
+    assert type(span) is Span and span == Span("f.ownly", 1, 1, 1, 12)
+    assert (span.file, span.line, span.column, span.end_line, span.end_column) == tuple(span)
+    assert hash(span) == hash(Span("f.ownly", 1, 1, 1, 12))
+    assert pickle.loads(pickle.dumps(span)) == span  # noqa: S301
