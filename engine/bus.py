@@ -57,11 +57,11 @@ class StoredEvent(NamedTuple):
         }
 
     def envelope(self) -> dict[str, Any]:
-        """The event as expressions and receivers see it."""
+        """The event as expressions see it (its time a ``datetime``)."""
         return {
             "id": self.id,
             "type": self.type,
-            "time": self.occurred_at.isoformat(),
+            "time": self.occurred_at,
             "source": self.source,
             "subject": self.subject,
             "data": self.data,
@@ -82,7 +82,6 @@ def event_context(
     spec = rules.events.get(event.type) if typed else None
     if spec is not None:
         envelope["data"] = typed_view(spec, event.data)
-    envelope["time"] = event.occurred_at
     return Context(values={"event": envelope}, now=now, env=env)
 
 
