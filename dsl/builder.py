@@ -10,6 +10,7 @@ token apart.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -69,6 +70,7 @@ def token_span(file: str, token: Tok) -> ast.Span:
     return _span(_SPAN, (file, token[2], token[3], token[4], token[5]))
 
 
+@functools.lru_cache(maxsize=1024)  # rules repeat their durations
 def _duration_seconds(raw: str) -> Decimal:
     match = _DURATION.fullmatch(raw)
     assert match is not None  # the lexer only produces well-formed durations

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dsl import Context, RuleCompileError, RuleSet, compile_rules, ir
+from dsl import Context, RuleCompileError, RuleSet, Subscription, compile_rules, ir
 from tests.unit.dsl.support import Rules
 
 WEBHOOK = """\
@@ -122,6 +122,11 @@ def test_match_and_accepts(rules: Rules) -> None:
     assert not rule_set.accepts(subscription, broken)
     assert [s.name for s in rule_set.match("deal.funded")] == ["ops"]
     assert rule_set.match("nothing.here") == ()
+    # Made without validation, from the IR: as valid as validated ones.
+    assert subscription == Subscription.model_validate(subscription.model_dump())
+    assert subscription.model_fields_set == set(Subscription.model_fields)
+    with pytest.raises(ValidationError, match="frozen"):
+        subscription.order = 3  # type: ignore[misc]
 
 
 def test_models_are_immutable(rules: Rules) -> None:
