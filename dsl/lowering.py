@@ -127,6 +127,7 @@ class Lowering:
         self.files: dict[str, str] = {}
         self.env_spans: dict[str, ast.Span] = {}
         self._budget = MAX_INLINED_NODES
+        self._envs: dict[tuple[tuple[str | None, str], ...], ir.EnvRef] = {}
         self.webhooks: list[ir.Webhook] = []
         self.templates: list[ir.Template] = []
         self.hooks: list[ir.Hook] = []
@@ -275,15 +276,7 @@ class Lowering:
         """A string literal or `env("NAME"[, "default"])`; secrets must use env()."""
         value = self.literal(expr)
         if isinstance(value, ast.Call) and value.func == "env":
-            _, t = self.typed(value, Scope({}))
-            if t.kind == "error":
-                return None
-            args = [a.value for a in value.args]
-            name = args[0]
-            default = args[1] if len(args) > 1 else None
-            assert isinstance(name, ast.Literal) and isinstance(name.value, str)
-            text = default.value if isinstance(default, ast.Literal) else None
-            return _env_ref(name.value, text if isinstance(text, str) else None)
+            return self._env(value)
         if isinstance(value, ast.Literal) and isinstance(value.value, str):
             if secret:
                 hint = 'secrets come from the environment: env("NAME")'
@@ -293,6 +286,32 @@ class Lowering:
             return value.value
         self.report("E022", f'{what} must be a string or env("NAME")', expr.span)
         return None
+
+    def _env(self, call: ast.Call) -> ir.EnvRef | None:
+        """An `env()` value, checked once for each text of its literal arguments.
+
+        Rules repeat the same env() (a secret shared by many webhooks). Checking
+        it again would add nothing: its expression, variable and first span are
+        registered by the first one, and a repeat is only skipped when that
+        first one reported nothing.
+        """
+        key = _literal_arguments(call)
+        known = self._envs.get(key) if key is not None else None
+        if known is not None:
+            return known
+        reported = len(self.diagnostics)
+        _, t = self.typed(call, Scope({}))
+        if t.kind == "error":
+            return None
+        args = [a.value for a in call.args]
+        name = args[0]
+        default = args[1] if len(args) > 1 else None
+        assert isinstance(name, ast.Literal) and isinstance(name.value, str)
+        text = default.value if isinstance(default, ast.Literal) else None
+        ref = _env_ref(name.value, text if isinstance(text, str) else None)
+        if key is not None and len(self.diagnostics) == reported:
+            self._envs[key] = ref
+        return ref
 
     def url(self, expr: ast.Expr, what: str) -> ir.Value | None:
         value = self.value(expr, what)
@@ -359,6 +378,16 @@ class Lowering:
         for pattern, _ in patterns:
             names.update(dict.fromkeys(self.catalog.matching(pattern)))
         return list(names)
+
+
+def _literal_arguments(call: ast.Call) -> tuple[tuple[str | None, str], ...] | None:
+    """A call's arguments as written, where all are literals (None otherwise)."""
+    key = []
+    for arg in call.args:
+        if not isinstance(arg.value, ast.Literal):
+            return None
+        key.append((arg.name, arg.value.raw))
+    return tuple(key)
 
 
 # IR models are frozen: rules that say the same share one instance.

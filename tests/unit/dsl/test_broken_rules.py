@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from dsl import ir
 from tests.unit.dsl.support import Rules
 
 
@@ -446,3 +447,22 @@ def test_did_you_mean_hints(rules: Rules) -> None:
     compilation = rules.compile(webhook("  when event.data.amout >= 10"))
     (diagnostic,) = compilation.diagnostics
     assert diagnostic.hint == "did you mean 'amount'?"
+
+
+def test_a_repeated_env_value_is_reported_each_time(rules: Rules) -> None:
+    hook = (
+        "webhook {name} {{\n"
+        '  url    = env("{var}")\n'
+        '  secret = env("{var}")\n'
+        "  events = [investment.created]\n"
+        "}}\n"
+    )
+    bad = "".join(hook.format(name=f"w{i}", var="BAD NAME") for i in range(3))
+    good = "".join(hook.format(name=f"g{i}", var="GOOD") for i in range(3))
+    errors = rules.compile(bad + good).errors
+    assert [(d.code, d.span.line) for d in errors] == [
+        (code, line) for line in (2, 3, 7, 8, 12, 13) for code in ["E055"]
+    ]
+    compiled = rules.compile(good).require()
+    secrets = [compiled.webhooks[f"g{i}"].secrets for i in range(3)]
+    assert secrets == [(ir.EnvRef(env="GOOD"),)] * 3
