@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,24 @@ def test_a_token_text_has_the_same_terminal_in_every_context() -> None:
     text = "const a = [5s, 5, 5.5, 5_000, time, times]\nconst times = 5ms\n"
     assert_same(text, fast=True)
     assert_same(text, fast=True)  # with what the first parse learnt
+
+
+@pytest.mark.parametrize(
+    "nest",
+    [
+        lambda n: "(" * n + "1" + ")" * n,
+        lambda n: "-" * n + "1",
+        lambda n: "a" + ".b" * n,
+        lambda n: " + ".join(["1"] * n),
+        lambda n: "[" * n + "]" * n,
+        lambda n: "not " * n + "a",
+        lambda n: "{ a: " * n + "1" + " }" * n,
+    ],
+)
+def test_nesting_is_refused_at_the_same_depth_by_both_paths(nest: Callable[[int], str]) -> None:
+    trees = [assert_same(f"const a = {nest(levels)}\n") for levels in range(40, 104)]
+    refused = [tree is DECLINED for tree in trees]
+    assert refused[0] is False and refused[-1] is True  # the limit is in the range
 
 
 def test_literal_and_nesting_errors_fall_back() -> None:
