@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, is_dataclass
 from decimal import Decimal
 from typing import NamedTuple
+
+from dsl.frozen import quick_init
 
 __all__ = [
     "Action",
@@ -558,36 +560,9 @@ class Module:
     comments: tuple[Comment, ...]
 
 
-def _quick_init(cls: type) -> None:
-    """Give a frozen, slotted dataclass a fast `__init__` and `__reduce__`.
-
-    The generated `__init__` calls `object.__setattr__` per field (frozen
-    classes must get around their own `__setattr__`); a slot's descriptor does
-    the same store about twice as fast, and a large rule set makes several
-    hundred thousand nodes. Pickling (trees come back from a worker process,
-    `dsl.parallel`) otherwise goes through the dataclass's `__getstate__`,
-    which calls `fields()` per node, and `__setstate__`, which stores each field
-    with `object.__setattr__`: reducing to the constructor and its arguments
-    is about three times as fast to load. Fields, order, equality, hashing
-    and immutability are unchanged.
-    """
-    names = [f.name for f in fields(cls)]
-    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
-    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
-    arguments = "".join(f"self.{name}, " for name in names)
-    source = (
-        f"def __init__(self, {', '.join(names)}):\n{body}"
-        f"def __reduce__(self):\n    return (_cls, ({arguments}))\n"
-    )
-    namespace: dict[str, object] = {}
-    exec(source, {**setters, "_cls": cls}, namespace)  # noqa: S102 - made from field names
-    for method in ("__init__", "__reduce__"):
-        function = namespace[method]
-        function.__qualname__ = f"{cls.__qualname__}.{method}"  # type: ignore[attr-defined]
-        setattr(cls, method, function)
-
-
+# A large rule set makes several hundred thousand nodes (and trees cross
+# between processes, `dsl.parallel`).
 for _node in list(globals().values()):
     if isinstance(_node, type) and is_dataclass(_node) and _node.__module__ == __name__:
-        _quick_init(_node)
+        quick_init(_node)
 del _node

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from dsl.frozen import quick_init
+
 __all__ = [
     "ANY",
     "BOOL",
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 
+@quick_init  # the checker makes one per expression node, joins and field
 @dataclass(frozen=True, slots=True)
 class Type:
     """A static type.
@@ -140,6 +143,13 @@ def join(a: Type, b: Type) -> Type:
     if a.kind != b.kind:
         return ANY
     if a.kind == "object":
+        label = a.label if a.label == b.label else None
+        names_a = [name for name, _ in a.fields]
+        if names_a == [name for name, _ in b.fields] and len(set(names_a)) == len(names_a):
+            # The same fields in the same order (events of one family): pairwise.
+            pairs = zip(a.fields, b.fields, strict=True)
+            same = tuple((name, join(fa, fb)) for (name, fa), (_, fb) in pairs)
+            return Type("object", fields=same, label=label, optional=optional)
         names = dict.fromkeys([*a.field_names(), *b.field_names()])
         merged = []
         for name in names:
@@ -150,7 +160,6 @@ def join(a: Type, b: Type) -> Type:
                 present = fa if fa is not None else fb
                 assert present is not None
                 merged.append((name, present.as_optional(True)))
-        label = a.label if a.label == b.label else None
         return Type("object", fields=tuple(merged), label=label, optional=optional)
     if a.kind == "list" and a.item is not None and b.item is not None:
         return Type("list", item=join(a.item, b.item), optional=optional)
