@@ -43,7 +43,24 @@ _SECRET_KINDS = MappingProxyType(
         "pem": ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY"),
     }
 )
-_SECRETS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _SECRET_KINDS.items()))
+
+
+def _secrets_pattern() -> re.Pattern[str]:
+    """One search for every kind, in the table's order.
+
+    The kinds that start at a word boundary share one `\\b` in front of their
+    alternation: the search then tries them only where a word starts, three
+    times faster over a URL than with a `\\b` in each. They come first in the
+    table, so the order of the alternatives is the table's.
+    """
+    bounded = [(k, p[2:]) for k, (_, p) in _SECRET_KINDS.items() if p.startswith(r"\b")]
+    others = [(k, p) for k, (_, p) in _SECRET_KINDS.items() if not p.startswith(r"\b")]
+    assert list(_SECRET_KINDS)[: len(bounded)] == [k for k, _ in bounded]
+    words = "|".join(f"(?P<{k}>{p})" for k, p in bounded)
+    return re.compile("|".join([rf"\b(?:{words})", *(f"(?P<{k}>{p})" for k, p in others)]))
+
+
+_SECRETS = _secrets_pattern()
 _ADDRESS = re.compile(r"[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>")
 _SECRET_QUERY = re.compile(r"(^|&)(token|key|api_key|apikey|secret|signature|password)=", re.I)
 
