@@ -1,9 +1,9 @@
 """Sharing two stages of work over many items with one forked process, where a core is spare.
 
 `split_stages(stages, items)` cuts `items` into consecutive chunks. Both
-processes run the first stage over chunks, this one taking them from the
-front and a child forked for it from the back, until they meet; each keeps
-what it made. They then trade slimmed copies of their chunks' results
+processes run the first stage over chunks, a child forked for it taking them
+from the front and this one from the back, until they meet; each keeps what
+it made. They then trade slimmed copies of their chunks' results
 (`Stages.slim`), so that each can compute the same `middle` from every chunk
 in order, and each runs the second stage over its own chunks; the child
 sends back those second results, pickled. A cold check of a large rule set
@@ -100,7 +100,10 @@ def split_stages(
     """The middle result and a second result per chunk of `items`, some made by a forked child.
 
     Without a child there is one chunk: `first(items)`, `middle([first])`
-    and `[second(middle, first)]`.
+    and `[second(middle, first)]`. The child takes the front: this process
+    has work left after the second stage (combining), so the child should end
+    it first, and a rule set's catalog, which makes no webhooks to lower in
+    the second stage, usually sorts first (`catalog.ownly`).
     """
     if len(items) < minimum or not can_fork() or not spare_cpu():
         return _alone(stages, [items])
@@ -140,23 +143,24 @@ def _parent(
     child: BaseProcess,
 ) -> tuple[_M, list[_Q]]:
     mine: list[_R] = []
-    while (index := _claim(bounds, front=True)) is not None:
+    while (index := _claim(bounds, front=False)) is not None:
         mine.append(stages.first(chunks[index]))
-    # The child took chunks from the back: the ones from where this process stopped.
-    rest = chunks[len(mine) :]
+    mine.reverse()  # in the order of the chunks
+    # The child took chunks from the front: the ones before where this process stopped.
+    rest = chunks[: len(chunks) - len(mine)]
     theirs: list[_R] | None = _receive(pipe, len(rest))
     if theirs is None:
-        mine += [stages.first(chunk) for chunk in rest]
-        middle = stages.middle(mine)
-        return middle, [stages.second(middle, first) for first in mine]
+        firsts = [*(stages.first(chunk) for chunk in rest), *mine]
+        middle = stages.middle(firsts)
+        return middle, [stages.second(middle, first) for first in firsts]
     with contextlib.suppress(OSError):
         pipe.send_bytes(_dumps([stages.slim(first) for first in mine]))
-    middle = stages.middle([*mine, *theirs])
+    middle = stages.middle([*theirs, *mine])
     done = [stages.second(middle, first) for first in mine]
     seconds: list[_Q] | None = _receive(pipe, len(rest))
     if seconds is None:
         seconds = [stages.second(middle, stages.first(chunk)) for chunk in rest]
-    return middle, [*done, *seconds]
+    return middle, [*seconds, *done]
 
 
 def _claim(bounds: Any, *, front: bool) -> int | None:
@@ -175,18 +179,17 @@ def _claim(bounds: Any, *, front: bool) -> int | None:
 def _child(
     stages: Stages[_T, _R, _M, _Q], chunks: list[Sequence[_T]], bounds: Any, pipe: Connection
 ) -> None:
-    """Take chunks from the back; trade slimmed results; send the second results in order.
+    """Take chunks from the front; trade slimmed results; send the second results in order.
 
     An empty message tells the parent the child failed: it does the work again.
     """
     try:
         mine: list[_R] = []
-        while (index := _claim(bounds, front=False)) is not None:
+        while (index := _claim(bounds, front=True)) is not None:
             mine.append(stages.first(chunks[index]))
-        mine.reverse()  # in the order of the chunks
         pipe.send_bytes(_dumps([stages.slim(first) for first in mine]))
         theirs = pickle.loads(pipe.recv_bytes())  # noqa: S301 - from the parent
-        middle = stages.middle([*theirs, *mine])
+        middle = stages.middle([*mine, *theirs])
         payload = _dumps([stages.second(middle, first) for first in mine])
     except BaseException:  # the parent does the work again and sees why
         payload = b""

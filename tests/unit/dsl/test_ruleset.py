@@ -122,7 +122,7 @@ def test_match_and_accepts(rules: Rules) -> None:
     assert not rule_set.accepts(subscription, broken)
     assert [s.name for s in rule_set.match("deal.funded")] == ["ops"]
     assert rule_set.match("nothing.here") == ()
-    # Made without validation, from the IR: as valid as validated ones.
+    # Validated all at once: the same as one by one.
     assert subscription == Subscription.model_validate(subscription.model_dump())
     assert subscription.model_fields_set == set(Subscription.model_fields)
     with pytest.raises(ValidationError, match="frozen"):
