@@ -131,6 +131,8 @@ def comparable(a: Type, b: Type) -> bool:
 
 def join(a: Type, b: Type) -> Type:
     """The type of a value that is either an `a` or a `b` (for `??`, merged events)."""
+    if a is b and not a.values and a.kind not in ("object", "list"):
+        return a  # a field of a shared scalar type (`string`) in both events
     optional = a.optional or b.optional
     if a.kind == "error" or b.kind == "error":
         return ERROR

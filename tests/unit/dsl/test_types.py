@@ -22,6 +22,14 @@ def test_objects_with_the_same_fields_join_field_by_field() -> None:
     assert join(a, a) == a
 
 
+@pytest.mark.parametrize(
+    "same",
+    [STRING, INT, NULL, STRING.as_optional(), Type("string", format="email"), Type("error")],
+)
+def test_a_type_joined_with_itself_is_itself(same: Type) -> None:
+    assert join(same, same) == same
+
+
 def test_objects_with_other_fields_keep_them_optional() -> None:
     a = object_of([("id", STRING), ("n", INT)], label="x")
     b = object_of([("n", INT), ("m", STRING)], label="x")
