@@ -41,6 +41,7 @@ __all__ = [
     "Scope",
     "check_expr",
     "did_you_mean",  # re-exported: callers outside the checker import it from here
+    "env_ref",
     "env_refs",
     "walk",
 ]
@@ -73,14 +74,22 @@ class Scope:
 def env_refs(expr: ast.Expr) -> Iterator[tuple[str, str | None]]:
     """Every `env("NAME")` / `env("NAME", "default")` used in an expression."""
     for node in walk(expr):
-        if isinstance(node, ast.Call) and node.func == "env" and node.args:
-            name = node.args[0].value
-            if isinstance(name, ast.Literal) and isinstance(name.value, str):
-                default = None
-                if len(node.args) > 1:
-                    d = node.args[1].value
-                    default = d.value if isinstance(d, ast.Literal) else None
-                yield name.value, default if isinstance(default, str) else None
+        ref = env_ref(node)
+        if ref is not None:
+            yield ref
+
+
+def env_ref(node: ast.Expr) -> tuple[str, str | None] | None:
+    """The variable and default of an `env("NAME"[, "default"])` node; None for any other."""
+    if isinstance(node, ast.Call) and node.func == "env" and node.args:
+        name = node.args[0].value
+        if isinstance(name, ast.Literal) and isinstance(name.value, str):
+            default = None
+            if len(node.args) > 1:
+                d = node.args[1].value
+                default = d.value if isinstance(d, ast.Literal) else None
+            return name.value, default if isinstance(default, str) else None
+    return None
 
 
 # The sub-expressions of each kind of node, in reverse order (they go on a

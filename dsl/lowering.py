@@ -22,7 +22,7 @@ from dsl import ast, ir
 from dsl.builder import MAX_NESTING
 from dsl.catalog import Catalog
 from dsl.diagnostics import Diagnostic, did_you_mean
-from dsl.expr import Scope, check_expr, env_refs, walk
+from dsl.expr import Scope, check_expr, env_ref, walk
 from dsl.printer import canonical
 from dsl.types import BOOL, ERROR, Type
 
@@ -62,6 +62,9 @@ def _secrets_pattern() -> re.Pattern[str]:
 
 _SECRETS = _secrets_pattern()
 _ADDRESS = re.compile(r"[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>")
+# An https URL with a host name and a plain path: no credentials, port,
+# query, escapes or blanks (most rules' URLs, checked without urlsplit).
+_PLAIN_URL = re.compile(r"https://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?:/[A-Za-z0-9._~/-]*)?")
 _SECRET_QUERY = re.compile(r"(^|&)(token|key|api_key|apikey|secret|signature|password)=", re.I)
 
 
@@ -233,7 +236,8 @@ class Lowering:
         self, expr: ast.Expr, scope: Scope, want: Type | None = None, what: str = "value"
     ) -> tuple[str, Type]:
         """Inline, type-check and register an expression; returns its canonical text."""
-        inlined = self.inline(expr, frozenset(scope.names))
+        inlined = self.literal(expr, frozenset(scope.names))
+        refs = self._scan(inlined)
         if self.defs.consts and any(_is_poisoned(node) for node in walk(inlined)):
             return canonical(inlined), ERROR  # already reported, nothing more to say
         t = check_expr(inlined, scope, self.report)
@@ -244,7 +248,7 @@ class Lowering:
             t = ERROR
         text = canonical(inlined)
         self.expressions.setdefault(text, inlined)
-        for name, default in env_refs(inlined):
+        for name, default in refs:
             self.env[name] = self.env.get(name, False) or default is not None
             self.env_spans.setdefault(name, expr.span)
         return text, t
@@ -334,6 +338,8 @@ class Lowering:
         value = self.value(expr, what)
         if not isinstance(value, str):
             return value
+        if _PLAIN_URL.fullmatch(value):
+            return value  # what the checks below accept, without taking it apart
         parts = urllib.parse.urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             hint = 'an absolute http(s) URL, or env("NAME") for one that differs per deployment'
@@ -358,12 +364,22 @@ class Lowering:
         return value
 
     def scan_secrets(self, expr: ast.Expr) -> None:
+        self._scan(expr)
+
+    def _scan(self, expr: ast.Expr) -> list[tuple[str, str | None]]:
+        """Report strings that look like credentials; the env() references, in the same walk."""
+        refs = []
         for node in walk(expr):
-            if isinstance(node, ast.Literal) and isinstance(node.value, str):
-                kind = _secret_kind(node.value)
+            if isinstance(node, ast.Literal):
+                kind = _secret_kind(node.value) if isinstance(node.value, str) else None
                 if kind is not None:
                     hint = 'secrets come from the environment: env("NAME")'
                     self.report("E044", f"this string looks like {kind}", node.span, hint)
+            else:
+                ref = env_ref(node)
+                if ref is not None:
+                    refs.append(ref)
+        return refs
 
     # ---- event patterns
 
