@@ -30,7 +30,10 @@ def split_pattern(pattern: str) -> tuple[str, ...]:
 
 def pattern_matches(pattern: str, event_type: str) -> bool:
     """`*` stands for exactly one segment: `investment.*` matches `investment.created`."""
-    want, have = split_pattern(pattern), split_pattern(event_type)
+    return _segments_match(split_pattern(pattern), split_pattern(event_type))
+
+
+def _segments_match(want: tuple[str, ...], have: tuple[str, ...]) -> bool:
     return len(want) == len(have) and all(w in ("*", h) for w, h in zip(want, have, strict=True))
 
 
@@ -51,7 +54,13 @@ class Catalog:
             return [pattern] if pattern in self.events else []
         found = self._matching.get(pattern)
         if found is None:
-            found = [name for name in self.events if pattern_matches(pattern, name)]
+            want = split_pattern(pattern)
+            head = pattern[: pattern.index("*")]  # what a match starts with, checked first
+            found = [
+                name
+                for name in self.events
+                if name.startswith(head) and _segments_match(want, split_pattern(name))
+            ]
             self._matching[pattern] = found
         return list(found)
 
