@@ -140,16 +140,16 @@ class Writer:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._thread, self._transaction, group)
+            committed = await loop.run_in_executor(self._thread, self._transaction, group)
         except Exception as exc:  # the commit itself failed: nothing in the group was written
             self._logger.error("writer.commit_failed", error=str(exc), writes=len(group))
             for pending in group:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
-        if self._group_sizes is not None:
+        if committed and self._group_sizes is not None:
             self._group_sizes.observe(len(group))
-        if self._commit_seconds is not None:
+        if committed and self._commit_seconds is not None:
             self._commit_seconds.observe(time.perf_counter() - started)
         for pending in group:
             if pending.future.done():  # the caller gave up (cancelled); the write stands
@@ -165,8 +165,11 @@ class Writer:
                 )
             pending.future.set_result(pending.result)
 
-    def _transaction(self, group: list[_Pending]) -> None:
-        """On the writer's thread: apply the group in one transaction and commit."""
+    def _transaction(self, group: list[_Pending]) -> bool:
+        """On the writer's thread: apply the group in one transaction and commit.
+
+        Answers False when nothing was committed (a group of one kind that failed).
+        """
         by_kind: dict[type[BatchWrite[Any]], list[_Pending]] = {}
         for pending in group:
             by_kind.setdefault(type(pending.write), []).append(pending)
@@ -183,13 +186,15 @@ class Writer:
                     ((kind, items),) = by_kind.items()
                     if not self._apply(conn, kind, items):
                         transaction.rollback()
-                    return
+                        return False
+                    return True
                 for kind, items in by_kind.items():
                     savepoint = conn.begin_nested()
                     if self._apply(conn, kind, items):
                         savepoint.commit()
                     else:  # only this kind's writes are undone
                         savepoint.rollback()
+            return True
         except BaseException:
             self._close_connection(invalidate=True)  # the next group gets a new one
             raise

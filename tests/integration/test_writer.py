@@ -127,13 +127,16 @@ async def test_a_failing_kind_writes_nothing_of_that_kind(database: Database) ->
 
 async def test_a_group_of_one_failing_kind_is_rolled_back_whole(database: Database) -> None:
     # Alone in its group the kind has no savepoint: its half-done write must still vanish.
-    writer = Writer(database, logger=make_logger(io.StringIO()))
+    groups = Histogram("groups", "writes per commit", registry=CollectorRegistry())
+    writer = Writer(database, logger=make_logger(io.StringIO()), group_sizes=groups)
     writer.start()
     with pytest.raises(StorageError, match="Explode could not be written"):
         await writer.submit(Explode())
     assert await writer.submit(AddVersion("after")) == "after"
     await writer.stop()
     assert await versions(database) == ["after"]
+    commits = next(s.value for s in groups.collect()[0].samples if s.name == "groups_count")
+    assert commits == 1, "the group rolled back is not counted as a commit"
 
 
 @dataclass(frozen=True)
