@@ -3,7 +3,7 @@
 Everything the language raises derives from `DslError`::
 
     DslError
-    ├── RuleSyntaxError      a file does not parse (carries its Diagnostic)
+    ├── RuleSyntaxError      a file does not parse (carries its Diagnostics)
     └── RuleCompileError     a rule set has errors (carries all Diagnostics)
 
 Compiled expressions raise nothing: evaluation is total.
@@ -30,11 +30,16 @@ class DslError(Exception):
 
 
 class RuleSyntaxError(DslError):
-    """A rule file does not parse."""
+    """A rule file does not parse.
 
-    def __init__(self, diagnostic: Diagnostic) -> None:
+    `diagnostic` is its first syntax error; `diagnostics` holds it and those found
+    further on, each in a later top-level definition.
+    """
+
+    def __init__(self, diagnostic: Diagnostic, more: tuple[Diagnostic, ...] = ()) -> None:
         super().__init__(diagnostic.headline())
         self.diagnostic = diagnostic
+        self.diagnostics = (diagnostic, *more)
 
 
 class RuleCompileError(DslError):

@@ -44,7 +44,10 @@ def parse(text: str, file: str = "<input>") -> ast.Module:
         span = ast.Span(file, 1, 1, 1, 2)
         raise RuleSyntaxError(Diagnostic("E004", "file is larger than 2 MB", span))
     source = text if text.endswith("\n") else text + "\n"
-    tree = _run(source, file, "start")
+    try:
+        tree = _run(source, file, "start")
+    except RuleSyntaxError as exc:
+        raise RuleSyntaxError(exc.diagnostic, _later_errors(source, file, exc.diagnostic)) from None
     definitions = tuple(tree)
     return ast.Module(file, definitions, scan_comments(text))
 
@@ -127,6 +130,53 @@ def scan_comments(text: str) -> tuple[ast.Comment, ...]:
         column = match.start() - line_starts[line] + 1
         comments.append(ast.Comment(line + 1, column, match.group().rstrip()))
     return tuple(comments)
+
+
+# Where a top-level definition starts: its keyword at the start of a line.
+_DEFINITION = re.compile(r"^(?:event|webhook|template|hook|workflow|const)\b", re.MULTILINE)
+MAX_SYNTAX_ERRORS = 20  # in one file
+
+
+def _later_errors(source: str, file: str, first: Diagnostic) -> tuple[Diagnostic, ...]:
+    """The syntax errors after `first`, one per broken definition further on.
+
+    Parsing resumes at the first line after each error that starts a definition
+    (the text before it blanked out, so that lines and columns stay true), never
+    in the middle of one: a definition cut short is one error, not errors all
+    through the rest of the file.
+    """
+    found: list[Diagnostic] = []
+    line = first.span.line
+    # The text parsed again, all told: a bound on the time a large file can take.
+    budget = max(4 * len(source), 256 * 1024)
+    while len(found) < MAX_SYNTAX_ERRORS - 1:
+        offset = _line_offset(source, line + 1)
+        resume = _DEFINITION.search(source, offset) if offset is not None else None
+        if resume is None:
+            break
+        budget -= len(source) - resume.start()
+        if budget < 0:
+            break
+        skipped = source.count("\n", 0, resume.start())
+        try:
+            _run("\n" * skipped + source[resume.start() :], file, "start")
+        except RuleSyntaxError as exc:
+            found.append(exc.diagnostic)
+            line = max(exc.diagnostic.span.line, skipped + 1)
+            continue
+        break
+    return tuple(found)
+
+
+def _line_offset(source: str, line: int) -> int | None:
+    """Where line `line` (from 1) starts in `source`, or None past its end."""
+    offset = 0
+    for _ in range(line - 1):
+        found = source.find("\n", offset)
+        if found < 0 or found + 1 >= len(source):
+            return None
+        offset = found + 1
+    return offset
 
 
 def _run(source: str, file: str, start: str) -> Any:

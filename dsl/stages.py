@@ -82,7 +82,7 @@ def parse_files(cache: ParseCache | None, sources: Sequence[Source]) -> Parsed:
             try:
                 module = parse(text, name)
             except RuleSyntaxError as exc:
-                parsed.results.append(exc.diagnostic)
+                parsed.results.extend(exc.diagnostics)
                 continue
             parsed.fresh.append((position, module))
         parsed.results.append(module)

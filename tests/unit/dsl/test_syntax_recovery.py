@@ -1,0 +1,84 @@
+"""Several syntax errors in one file: one per broken definition, none caused by another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsl import RuleSyntaxError, compile_rules, parse
+from dsl.parser import MAX_SYNTAX_ERRORS
+
+THREE_BROKEN = """\
+const limit = 10_000
+
+webhook first {
+  url     = "https://a.example.com/hook"
+  when      event.data.amount >= >= limit
+}
+
+webhook fine {
+  url     = "https://b.example.com/hook"
+}
+
+template second {
+  subject = = "broken"
+}
+
+workflow third {
+  on investment.created
+  send_email x to [event.data.email
+}
+"""
+
+
+def errors_of(text: str) -> list[tuple[int, int, str]]:
+    with pytest.raises(RuleSyntaxError) as caught:
+        parse(text, "f.ownly")
+    assert caught.value.diagnostics[0] is caught.value.diagnostic
+    return [(d.span.line, d.span.column, d.message) for d in caught.value.diagnostics]
+
+
+def test_each_broken_definition_is_reported_where_it_breaks() -> None:
+    assert errors_of(THREE_BROKEN) == [
+        (5, 34, "unexpected '>=', expected an expression"),
+        (13, 13, "unexpected '=', expected an expression"),
+        (19, 1, "unexpected '}', expected ',' or ']'"),
+    ]
+
+
+def test_a_definition_cut_short_is_one_error() -> None:
+    text = 'webhook a {\n  url = "https://a.example.com"\n\nwebhook b {\n  url = "u"\n}\n'
+    assert [line for line, _, _ in errors_of(text)] == [4]
+
+
+def test_a_broken_last_definition_is_one_error() -> None:
+    text = 'webhook a {\n  url = "https://a.example.com"\n}\n\nwebhook b {\n  url = = "u"\n}\n'
+    assert [line for line, _, _ in errors_of(text)] == [6]
+
+
+def test_text_after_the_last_definition_is_not_parsed_again() -> None:
+    # The unclosed string runs to the end of the file: there is nowhere to resume.
+    text = 'webhook a {\n  url = "https://a.example.com\n}\n'
+    assert len(errors_of(text)) == 1
+
+
+def test_the_errors_of_one_file_are_bounded() -> None:
+    text = "".join(f"webhook w{i} {{\n  url = = 1\n}}\n" for i in range(MAX_SYNTAX_ERRORS + 5))
+    found = errors_of(text)
+    assert len(found) == MAX_SYNTAX_ERRORS
+    assert [line for line, _, _ in found] == [2 + 3 * i for i in range(MAX_SYNTAX_ERRORS)]
+
+
+def test_the_checker_reports_every_syntax_error_of_every_file(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "a.ownly").write_text(THREE_BROKEN)
+    (tmp_path / "rules" / "b.ownly").write_text("const x = = 1\n")
+    result = compile_rules([tmp_path / "rules"], templates_dir=tmp_path)
+    assert result.rule_set is None
+    assert [(Path(d.span.file).name, d.span.line, d.code) for d in result.diagnostics] == [
+        ("a.ownly", 5, "E001"),
+        ("a.ownly", 13, "E001"),
+        ("a.ownly", 19, "E001"),
+        ("b.ownly", 1, "E001"),
+    ]
