@@ -131,8 +131,8 @@ def fmt(paths: tuple[Path, ...], check_only: bool) -> None:
         try:
             formatted = format_source(text, str(path))
         except DslError as exc:
-            diagnostic = getattr(exc, "diagnostic", None)
-            message = render_text([diagnostic], {str(path): text}) if diagnostic else str(exc)
+            diagnostics = getattr(exc, "diagnostics", None)  # every syntax error of the file
+            message = render_text(list(diagnostics), {str(path): text}) if diagnostics else str(exc)
             click.echo(message, err=True)
             failed = True
             continue

@@ -90,6 +90,15 @@ def test_fmt_refuses_a_file_that_does_not_parse(rules: Rules) -> None:
     assert path.read_text() == "webhook {\n}\n"
 
 
+def test_fmt_shows_every_syntax_error_of_a_file(rules: Rules) -> None:
+    text = "webhook a {\n  url = = 1\n}\n\nwebhook b {\n  url = = 2\n}\n"
+    (rules.root / "case.ownly").write_text(text)
+    result = CliRunner().invoke(fmt, ["case.ownly"])
+    assert result.exit_code == 1
+    assert "case.ownly:2:9: error[E001]" in result.output
+    assert "case.ownly:6:9: error[E001]" in result.output
+
+
 def test_simulate_says_what_fires_and_why_the_rest_does_not(tmp_path: Path) -> None:
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"type": "investment.created", "data": {"amount": 5}}))
