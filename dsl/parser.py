@@ -132,8 +132,13 @@ def scan_comments(text: str) -> tuple[ast.Comment, ...]:
     return tuple(comments)
 
 
-# Where a top-level definition starts: its keyword at the start of a line.
-_DEFINITION = re.compile(r"^(?:event|webhook|template|hook|workflow|const)\b", re.MULTILINE)
+# Where a top-level definition starts: at the start of a line, its keyword and
+# name, then its brace (or a const's "="); not a line of an expression that
+# happens to begin with `event.`.
+_DEFINITION = re.compile(
+    r"^(?:(?:event|webhook|template|hook|workflow)[ \t]+[\w.]+[ \t]*\{|const[ \t]+\w+[ \t]*=)",
+    re.MULTILINE,
+)
 MAX_SYNTAX_ERRORS = 20  # in one file
 
 

@@ -52,6 +52,15 @@ def test_a_definition_cut_short_is_one_error() -> None:
     assert [line for line, _, _ in errors_of(text)] == [4]
 
 
+def test_a_line_of_an_expression_is_no_place_to_resume() -> None:
+    # `event.type` starts a line inside the broken webhook's list: not a definition.
+    text = (
+        'webhook a {\n  url = = "u"\n  when event.type in [\n'
+        'event.type, "x"]\n}\n\nwebhook b {\n  url = "u"\n}\n'
+    )
+    assert [line for line, _, _ in errors_of(text)] == [2]
+
+
 def test_a_broken_last_definition_is_one_error() -> None:
     text = 'webhook a {\n  url = "https://a.example.com"\n}\n\nwebhook b {\n  url = = "u"\n}\n'
     assert [line for line, _, _ in errors_of(text)] == [6]
