@@ -35,6 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.receiver import start as start_receiver  # noqa: E402
 from tests.support.process import free_port  # noqa: E402
 
 BODY = {
@@ -174,8 +175,7 @@ def main() -> None:
     drains: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sink_port = free_port()
-        sink = start([python, servers, "sink", str(sink_port)], work)
+        sink, sink_port = start_receiver()
         ownly = [python, "-m", "engine", "run"]
         ownly_env = {
             "OWNLY_SERVER_PORT": "{port}",

@@ -3,7 +3,6 @@
 python bench/ingest_servers.py bare  PORT        parse the JSON, answer 202 (the ceiling)
 python bench/ingest_servers.py naive PORT DB     one SQLAlchemy transaction per event
 python bench/ingest_servers.py group PORT DB     the least a durable group commit can do
-python bench/ingest_servers.py sink  PORT        a webhook receiver answering 200
 """
 
 from __future__ import annotations
@@ -112,11 +111,6 @@ def group_commit_app(path: str) -> web.Application:
     return app
 
 
-async def sink(request: web.Request) -> web.Response:
-    await request.read()
-    return web.Response(text="ok")
-
-
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
     if kind == "naive":
@@ -125,9 +119,7 @@ def main() -> None:
         app = group_commit_app(sys.argv[3])
     else:
         app = web.Application()
-        app.router.add_post(
-            "/api/events" if kind == "bare" else "/{tail:.*}", bare if kind == "bare" else sink
-        )
+        app.router.add_post("/api/events", bare)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

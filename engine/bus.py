@@ -162,7 +162,7 @@ class AppendEvents(BatchWrite[list[Appended]]):
         rules = bus.rules()
         now = bus.clock.now()
         ids = [event.id for write in writes for event in write.events if not event.assigned_id]
-        stored = _existing(conn, ids) if ids else set()
+        stored = _existing(conn, ids)
         rows: list[dict[str, Any]] = []
         jobs: list[NewJob] = []
         results: list[list[Appended]] = []

@@ -111,10 +111,11 @@ class Job:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+_JOB_FIELDS = tuple(f.name for f in fields(Job))  # in the order of Job's __init__
+
 # Every held group: one row per paused or disabled destination, so few. Reading
 # them all with a statement compiled once costs less than an ``IN`` list, which
 # SQLAlchemy renders again for every list.
-_JOB_FIELDS = tuple(f.name for f in fields(Job))  # in the order of Job's __init__
 _HELD = select(job_holds.c.group_key)
 
 
