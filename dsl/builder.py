@@ -215,7 +215,7 @@ class Builder:
         return _span(_SPAN, (self.file, first[0], first[1], last[0], last[1]))
 
     def _tok(self, token: Tok) -> ast.Span:
-        return _span(_SPAN, (self.file, token[2], token[3], token[4], token[5]))
+        return token_span(self.file, token)
 
     # ---- top level
 

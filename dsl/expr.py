@@ -42,7 +42,6 @@ __all__ = [
     "check_expr",
     "did_you_mean",  # re-exported: callers outside the checker import it from here
     "env_ref",
-    "env_refs",
     "walk",
 ]
 
@@ -69,14 +68,6 @@ class Scope:
     """The names an expression may use, with their types."""
 
     names: Mapping[str, Type]
-
-
-def env_refs(expr: ast.Expr) -> Iterator[tuple[str, str | None]]:
-    """Every `env("NAME")` / `env("NAME", "default")` used in an expression."""
-    for node in walk(expr):
-        ref = env_ref(node)
-        if ref is not None:
-            yield ref
 
 
 def env_ref(node: ast.Expr) -> tuple[str, str | None] | None:

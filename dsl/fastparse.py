@@ -291,7 +291,7 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
                         else:
                             spliced.append(child)
                     children = spliced
-                if shape is not None and mode == _NODE:
+                if shape is not None:  # only a _NODE rule has one
                     result: Any = shaped(name, shape, children)
                 elif mode == _INLINE:
                     result = children

@@ -237,8 +237,8 @@ class Lowering:
     ) -> tuple[str, Type]:
         """Inline, type-check and register an expression; returns its canonical text."""
         inlined = self.literal(expr, frozenset(scope.names))
-        refs = self._scan(inlined)
-        if self.defs.consts and any(_is_poisoned(node) for node in walk(inlined)):
+        refs, poisoned = self.scan_secrets(inlined)
+        if poisoned:
             return canonical(inlined), ERROR  # already reported, nothing more to say
         t = check_expr(inlined, scope, self.report)
         if want is BOOL and t.kind not in ("bool", "any", "error"):
@@ -363,14 +363,14 @@ class Lowering:
             return None
         return value
 
-    def scan_secrets(self, expr: ast.Expr) -> None:
-        self._scan(expr)
-
-    def _scan(self, expr: ast.Expr) -> list[tuple[str, str | None]]:
-        """Report strings that look like credentials; the env() references, in the same walk."""
+    def scan_secrets(self, expr: ast.Expr) -> tuple[list[tuple[str, str | None]], bool]:
+        """Report strings that look like credentials. In the same walk: the env()
+        references, and whether a const already reported as broken was inlined."""
         refs = []
+        poisoned = False
         for node in walk(expr):
             if isinstance(node, ast.Literal):
+                poisoned = poisoned or _is_poisoned(node)
                 kind = _secret_kind(node.value) if isinstance(node.value, str) else None
                 if kind is not None:
                     hint = 'secrets come from the environment: env("NAME")'
@@ -379,7 +379,7 @@ class Lowering:
                 ref = env_ref(node)
                 if ref is not None:
                     refs.append(ref)
-        return refs
+        return refs, poisoned
 
     # ---- event patterns
 

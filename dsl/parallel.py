@@ -130,7 +130,11 @@ def split_stages(
 
 
 def _alone(stages: Stages[_T, _R, _M, _Q], chunks: Sequence[Sequence[_T]]) -> tuple[_M, list[_Q]]:
-    firsts = [stages.first(chunk) for chunk in chunks]
+    return _finish(stages, [stages.first(chunk) for chunk in chunks])
+
+
+def _finish(stages: Stages[_T, _R, _M, _Q], firsts: list[_R]) -> tuple[_M, list[_Q]]:
+    """The middle and second stages here, over every chunk's first result."""
     middle = stages.middle(firsts)
     return middle, [stages.second(middle, first) for first in firsts]
 
@@ -150,9 +154,7 @@ def _parent(
     rest = chunks[: len(chunks) - len(mine)]
     theirs: list[_R] | None = _receive(pipe, len(rest))
     if theirs is None:
-        firsts = [*(stages.first(chunk) for chunk in rest), *mine]
-        middle = stages.middle(firsts)
-        return middle, [stages.second(middle, first) for first in firsts]
+        return _finish(stages, [*(stages.first(chunk) for chunk in rest), *mine])
     with contextlib.suppress(OSError):
         pipe.send_bytes(_dumps([stages.slim(first) for first in mine]))
     middle = stages.middle([*theirs, *mine])

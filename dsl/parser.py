@@ -7,6 +7,7 @@ itself (parse tree, then `TreeBuilder`), whose errors become diagnostics.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from pathlib import Path as FsPath
@@ -120,7 +121,7 @@ def scan_comments(text: str) -> tuple[ast.Comment, ...]:
     if "#" not in text:
         return ()
     comments = []
-    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    line_starts = _line_starts(text)
     line = 0
     for match in _LEXEME.finditer(text):
         if not match.group().startswith("#"):
@@ -151,18 +152,20 @@ def _later_errors(source: str, file: str, first: Diagnostic) -> tuple[Diagnostic
     through the rest of the file.
     """
     found: list[Diagnostic] = []
+    starts = _line_starts(source)  # the source ends with a newline: the last is its end
     line = first.span.line
     # The text parsed again, all told: a bound on the time a large file can take.
     budget = max(4 * len(source), 256 * 1024)
     while len(found) < MAX_SYNTAX_ERRORS - 1:
-        offset = _line_offset(source, line + 1)
-        resume = _DEFINITION.search(source, offset) if offset is not None else None
+        if line >= len(starts) - 1:  # the error is on the last line
+            break
+        resume = _DEFINITION.search(source, starts[line])
         if resume is None:
             break
         budget -= len(source) - resume.start()
         if budget < 0:
             break
-        skipped = source.count("\n", 0, resume.start())
+        skipped = bisect.bisect_right(starts, resume.start()) - 1
         try:
             _run("\n" * skipped + source[resume.start() :], file, "start")
         except RuleSyntaxError as exc:
@@ -173,15 +176,9 @@ def _later_errors(source: str, file: str, first: Diagnostic) -> tuple[Diagnostic
     return tuple(found)
 
 
-def _line_offset(source: str, line: int) -> int | None:
-    """Where line `line` (from 1) starts in `source`, or None past its end."""
-    offset = 0
-    for _ in range(line - 1):
-        found = source.find("\n", offset)
-        if found < 0 or found + 1 >= len(source):
-            return None
-        offset = found + 1
-    return offset
+def _line_starts(text: str) -> list[int]:
+    """Where each line of `text` starts (the first at 0)."""
+    return [0, *(match.end() for match in re.finditer("\n", text))]
 
 
 def _run(source: str, file: str, start: str) -> Any:

@@ -115,10 +115,10 @@ def learn(unreadable: bool, parts: list[Parsed]) -> Learnt:
                 modules.append(result)
             else:
                 syntax.append(result)
+    learnt = Learnt(syntax)
     if unreadable or syntax:
         # Later checks would report every reference into the broken file.
-        return Learnt(syntax)
-    learnt = Learnt(syntax)
+        return learnt
     learnt.defs = _collect(modules, learnt.early)
 
     def report(code: str, message: str, span: ast.Span, hint: str | None) -> None:
