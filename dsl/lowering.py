@@ -181,9 +181,7 @@ class Lowering:
         for text, expr in part.expressions.items():
             self.expressions.setdefault(text, expr)
         for name, has_default in part.env.items():
-            self.env[name] = self.env.get(name, False) or has_default
-        for name, span in part.env_spans.items():
-            self.env_spans.setdefault(name, span)
+            self.note_env(name, has_default, part.env_spans[name])
         self.used_consts |= part.used_consts
 
     # ---- expressions
@@ -249,9 +247,20 @@ class Lowering:
         text = canonical(inlined)
         self.expressions.setdefault(text, inlined)
         for name, default in refs:
-            self.env[name] = self.env.get(name, False) or default is not None
-            self.env_spans.setdefault(name, expr.span)
+            self.note_env(name, default is not None, expr.span)
         return text, t
+
+    def note_env(self, name: str, has_default: bool, span: ast.Span) -> None:
+        """Record a use of env(`name`).
+
+        A variable has a default only if every use gives one: a single use
+        without a default needs it set. Its span is the first use that needs
+        it, so that a report of it missing points at a use without a default.
+        """
+        had_default = self.env.get(name)
+        if had_default is None or (had_default and not has_default):
+            self.env_spans[name] = span
+        self.env[name] = has_default if had_default is None else had_default and has_default
 
     # ---- literal values
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dsl import Context, RuleCompileError, RuleSet, Subscription, compile_rules, ir
+from dsl import Context, RuleCompileError, RuleSet, Subscription, ast, compile_rules, ir
+from dsl.catalog import Catalog
+from dsl.lowering import Definitions, Lowered, Lowering
 from tests.unit.dsl.support import Rules
 
 WEBHOOK = """\
@@ -84,6 +86,42 @@ def test_compile_with_env_reports_each_missing_variable(rules: Rules, tmp_path: 
         "environment variable DOCUSIGN_SECRET is not set",
     ]
     assert compilation.rule_set is None
+
+
+SHARED_SECRET = """\
+webhook first {
+  url    = "https://a.example.com/hook"
+  secret = env("S", "x")
+  events = [investment.*]
+}
+webhook second {
+  url    = "https://b.example.com/hook"
+  secret = env("S")
+  events = [investment.*]
+}
+"""
+
+
+@pytest.mark.parametrize("order", ["default first", "default last"])
+def test_a_variable_is_required_if_one_use_has_no_default(
+    rules: Rules, tmp_path: Path, order: str
+) -> None:
+    text = SHARED_SECRET if order == "default first" else _swap_webhooks(SHARED_SECRET)
+    assert compiled(rules, text).missing_env({}) == ["DOCUSIGN_SECRET", "OPS_SECRET", "S"]
+    (tmp_path / "case.ownly").write_text(text)
+    compilation = compile_rules(
+        [tmp_path / "base.ownly", tmp_path / "case.ownly"],
+        templates_dir=rules.templates,
+        env={"OPS_SECRET": "s", "DOCUSIGN_SECRET": "d"},
+    )
+    (missing,) = [d for d in compilation.diagnostics if d.code == "E056"]
+    assert missing.message == "environment variable S is not set"
+    assert text.splitlines()[missing.span.line - 1].strip() == 'secret = env("S")'
+
+
+def _swap_webhooks(text: str) -> str:
+    first, second = text.split("webhook second")
+    return "webhook second" + second + first
 
 
 def test_ir_round_trips_through_json(rules: Rules) -> None:
@@ -164,3 +202,15 @@ def test_the_rule_set_knows_which_predicates_read_the_event_data(
     (subscription,) = {s.when: s for s in rule_set.match("investment.created")}.values()
     assert subscription.when is not None
     assert rule_set.reads_event_data(subscription.when) is reads
+
+
+def test_joined_lowerings_need_a_variable_one_of_them_uses_without_default() -> None:
+    """Webhooks lowered in another process are joined: the same rule holds there."""
+    with_default = ast.Span("a.ownly", 1, 1, 1, 9)
+    without = ast.Span("b.ownly", 2, 1, 2, 9)
+    low = Lowering(Definitions(), Catalog({}))
+    low.note_env("S", True, with_default)
+    low.join(Lowered([], [], {}, {"S": False}, {"S": without}, set()))
+    low.join(Lowered([], [], {}, {"S": True}, {"S": with_default}, set()))
+    assert low.env == {"S": False}
+    assert low.env_spans == {"S": without}
