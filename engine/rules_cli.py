@@ -33,6 +33,8 @@ from dsl import (
 from dsl.diagnostics import did_you_mean, render_json, render_text
 from dsl.expr import walk
 from dsl.fmt import format_source
+from engine.bus import StoredEvent, event_context
+from engine.ingest import Incoming, Problem, check_event, parse_rfc3339
 
 __all__ = ["check", "fmt", "simulate"]
 
@@ -191,22 +193,42 @@ def simulate(
         click.echo(_render_report(report))
 
 
-def _envelope(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": event.get("id", "evt_simulated"),
-        "type": event["type"],
-        "time": event.get("time", datetime.now(UTC).isoformat()),
-        "source": event.get("source", "simulate"),
-        "data": event.get("data", {}),
-    }
+def _stored(
+    event: dict[str, Any], rules: RuleSet, now: datetime
+) -> tuple[StoredEvent, list[Problem]]:
+    """``event`` as the engine would store it (checked against the catalog, its defaults
+    filled), and what the engine would refuse in it (it would store nothing then)."""
+    problems: list[Problem] = []
+    data = event.get("data", {})
+    if not isinstance(data, dict):
+        problems.append(Problem("data", "must be an object"))
+        data = {}
+    key = "occurred_at" if "occurred_at" in event else "time"  # plain or CloudEvents name
+    time = event.get(key)
+    occurred_at = parse_rfc3339(time) if isinstance(time, str) else None
+    if time is not None and occurred_at is None:
+        problems.append(Problem(key, "must be an RFC 3339 timestamp with a time zone"))
+    incoming = Incoming(event.get("id") or "evt_simulated", event["type"], data)
+    check_event(incoming, rules, accept_unknown_types=False)
+    stored = StoredEvent(
+        id=str(incoming.id),
+        type=incoming.type,
+        data=incoming.data,
+        occurred_at=occurred_at or now,
+        received_at=now,
+        source=event.get("source", "simulate"),
+        subject=event.get("subject"),
+    )
+    return stored, problems + incoming.problems
 
 
 def _simulate(rules: RuleSet, event: dict[str, Any], templates_dir: Path) -> dict[str, Any]:
-    envelope = _envelope(event)
-    context = Context({"event": envelope}, env=dict(os.environ))
+    now = datetime.now(UTC)
+    stored, problems = _stored(event, rules, now)
+    context = event_context(stored, rules, now, dict(os.environ))
     fired: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    for sub in rules.match(envelope["type"]):
+    for sub in rules.match(stored.type):
         entry: dict[str, Any] = {"kind": sub.kind, "name": sub.name, "pattern": sub.pattern}
         if rules.accepts(sub, context):
             if sub.kind == "workflow":
@@ -215,7 +237,13 @@ def _simulate(rules: RuleSet, event: dict[str, Any], templates_dir: Path) -> dic
             fired.append(entry)
         else:
             skipped.append({**entry, "because": f"when {sub.when} is false"})
-    return {"event": envelope["type"], "version": rules.version, "fired": fired, "skipped": skipped}
+    return {
+        "event": stored.type,
+        "version": rules.version,
+        "problems": [problem.as_dict() for problem in problems],
+        "fired": fired,
+        "skipped": skipped,
+    }
 
 
 def _send_email_steps(steps: Iterable[ir.Step]) -> Iterator[ir.SendEmailStep]:
@@ -264,6 +292,10 @@ def _emails(
 
 def _render_report(report: dict[str, Any]) -> str:
     lines = [f"event {report['event']} (rule set {report['version'][:12]})"]
+    for problem in report["problems"]:
+        lines.append(f"  refused {problem['path']}: {problem['reason']}")
+    if report["problems"]:
+        lines.append("          (the engine would answer 422 and store nothing)")
     if not report["fired"] and not report["skipped"]:
         lines.append("  nothing subscribes to this event")
     for entry in report["fired"]:
