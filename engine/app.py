@@ -155,10 +155,9 @@ class Engine:
     def _start_worker(self) -> None:
         webhooks = self.settings.config.webhooks
         queue = self.settings.config.queue
+        per_host = min(webhooks.connections_per_host, queue.concurrency)
         self._session = guarded_session(
-            webhooks.allow_networks,
-            limit=queue.concurrency,
-            limit_per_host=min(webhooks.connections_per_host, queue.concurrency),
+            webhooks.allow_networks, limit=queue.concurrency, limit_per_host=per_host
         )
         sender = WebhookSender(
             self._session,
@@ -174,6 +173,7 @@ class Engine:
             health=self.health,
             attempts=self.metrics.webhook_attempts,
             latency=self.metrics.webhook_attempt_seconds,
+            per_host=per_host,
         )
         self.webhooks = handler
         self.worker = Worker(

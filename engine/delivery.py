@@ -5,7 +5,11 @@ event body, the webhook's definition from the rule set that matched it (with
 ``env()`` references, never their values) and the message id that every retry
 repeats as ``webhook-id``. A webhook's deliveries form one job group, so they
 can be held (paused, disabled) and, for an ``ordered`` webhook, leave in order.
-A webhook's rate limit defers a delivery without counting an attempt.
+A webhook's rate limit defers a delivery without counting an attempt, and so
+does a destination host that already has as many requests in flight as it may
+(`[webhooks] connections_per_host`): waiting for a connection in the pool would
+count against the attempt's timeout (jobs behind a slow host would time out
+without being sent) and would hold a worker slot that other hosts could use.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import orjson
 from prometheus_client import Counter, Histogram
+from yarl import URL
 
 from connectors import (
     ExponentialPolicy,
@@ -103,6 +108,20 @@ class _MissingEnv(Exception):
     pass
 
 
+# Seconds a delivery to a host with no free slot waits before it is leased again
+# (spread, so that they do not all come back at once).
+_HOST_BUSY_DELAY = (0.2, 1.0)
+
+
+def _host_of(url: str) -> tuple[str, str, int]:
+    """Where a request goes, as the connection pool tells hosts apart."""
+    try:
+        parsed = URL(url)
+        return parsed.scheme, parsed.host or "", parsed.port or 0
+    except (TypeError, ValueError):  # the sender refuses it and says why
+        return "", url, 0
+
+
 class WebhookHandler:
     """Sends one delivery attempt and says what the worker should do next."""
 
@@ -117,7 +136,9 @@ class WebhookHandler:
         rng: random.Random | None = None,
         attempts: Counter | None = None,
         latency: Histogram | None = None,
+        per_host: int | None = None,
     ) -> None:
+        """``per_host``: the most attempts in flight to one host (scheme, host, port)."""
         self._sender = sender
         self._clock = clock
         self._environ = environ
@@ -127,6 +148,8 @@ class WebhookHandler:
         self._buckets: dict[tuple[str, int, float], TokenBucket] = {}
         self._attempts = attempts
         self._latency = latency
+        self._per_host = per_host
+        self._in_flight: dict[tuple[str, str, int], int] = {}
 
     async def run(self, job: Job) -> Result:
         """One attempt, unless the webhook's rate limit says later (attempt not counted)."""
@@ -178,7 +201,16 @@ class WebhookHandler:
                 error_message=str(exc),
             )
             return Failed(str(exc), hook=self._health.record(job, refused))
-        attempt = await self._sender.send(request)
+        host = _host_of(request.url)
+        if self._per_host is not None and self._in_flight.get(host, 0) >= self._per_host:
+            return Deferred(self._rng.uniform(*_HOST_BUSY_DELAY))
+        self._in_flight[host] = self._in_flight.get(host, 0) + 1
+        try:
+            attempt = await self._sender.send(request)
+        finally:
+            left = self._in_flight.pop(host) - 1
+            if left:
+                self._in_flight[host] = left
         if self._attempts is not None and self._latency is not None:
             self._attempts.labels(attempt.outcome.value).inc()
             self._latency.observe(attempt.duration)

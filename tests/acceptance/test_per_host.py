@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -48,3 +50,35 @@ def test_concurrent_deliveries_to_one_host_are_bounded(tmp_path: Path) -> None:
             assert engine.stop() == 0
     assert len({r.headers["webhook-id"] for r in delivered}) == 8
     assert peak == 2
+
+
+def test_waiting_for_a_busy_host_does_not_use_up_the_timeout(tmp_path: Path) -> None:
+    # One connection to the host, 2 s answers, 5 s timeouts: the third delivery
+    # waits about 4 s for the host, which must not count against its own 5 s.
+    async def slow(request: Received, nth: int) -> web.StreamResponse:
+        await asyncio.sleep(2.0)
+        return web.Response(text="ok")
+
+    with Receiver(slow) as receiver:
+        engine = start_engine(tmp_path, receiver, env={"OWNLY_WEBHOOKS_CONNECTIONS_PER_HOST": "1"})
+        try:
+            with client(engine) as api:
+                ids = [f"evt_busy{i}" for i in range(3)]
+                answer = api.post("/api/events", json={"events": [investment(i) for i in ids]})
+                assert answer.status_code == 202, answer.text
+                delivered = receiver.wait_for(3)
+                jobs = [_job_when_finished(api, event_id) for event_id in ids]
+        finally:
+            assert engine.stop() == 0
+    assert len(delivered) == 3, "each delivery was sent once: none timed out waiting"
+    assert [(job["state"], job["attempts"]) for job in jobs] == [("succeeded", 1)] * 3
+
+
+def _job_when_finished(api: httpx.Client, event_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        (job,) = api.get(f"/api/events/{event_id}").json()["jobs"]
+        if job["state"] in ("succeeded", "failed"):
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"the delivery of {event_id} did not finish")
