@@ -131,7 +131,8 @@ def check_event(event: Incoming, rules: RuleSet, *, accept_unknown_types: bool) 
     """Check ``event`` against the catalog; fill defaults; add every problem found."""
     spec = rules.events.get(event.type)
     if spec is None:
-        if event.type and not accept_unknown_types and not event.problems:
+        # Listed with the envelope's problems; the data has no catalog type to be checked against.
+        if event.type and not accept_unknown_types:
             event.problems.append(Problem("type", f"unknown event type '{event.type}'"))
         return
     data, problems = check_payload(spec, event.data)

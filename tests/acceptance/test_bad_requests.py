@@ -305,3 +305,13 @@ def test_bad_reads(
         answer = api.request(method, path)
     assert answer.status_code == status, answer.text
     assert answer.json()["error"] == code
+
+
+def test_an_unknown_type_is_listed_with_every_other_problem(shared_engine: EngineProcess) -> None:
+    event = {"type": "investment.exploded", "data": {}, "occurred_at": "yesterday"}
+    with client(shared_engine) as api:
+        answer = api.post("/api/events", json=event)
+    assert answer.status_code == 422, answer.text
+    assert [p["path"] for p in answer.json()["problems"]] == ["occurred_at", "type"]
+    assert answer.json()["message"].endswith("(and 1 more)")
+    assert stored_events(shared_engine) == []
