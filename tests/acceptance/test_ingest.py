@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.support.engine import READ_KEY, SECRET, client
+from tests.support.engine import READ_KEY, SECRET, client, start_engine
 from tests.support.process import EngineProcess
 from tests.support.receiver import Receiver
 from tests.support.rules import investment
@@ -209,6 +210,40 @@ def test_listing_events_pages_with_a_cursor(engine: EngineProcess) -> None:
             reader.get("/api/events", params={"type": "deal.created"}).json()["events"][0]["id"]
             == "evt_deal"
         )
+
+
+UNKNOWN = {"id": "evt_unknown", "type": "vendor.thing_happened", "data": {"free": ["form"]}}
+
+
+def test_an_unknown_type_is_refused_by_default(engine: EngineProcess) -> None:
+    with client(engine) as api:
+        answer = api.post("/api/events", json=UNKNOWN)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["problems"] == [
+            {"path": "type", "reason": "unknown event type 'vendor.thing_happened'"}
+        ]
+        assert api.get("/api/events/evt_unknown").status_code == 404
+
+
+def test_accept_unknown_types_stores_them_matching_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    engine = start_engine(tmp_path, receiver, extra_toml="[ingest]\naccept_unknown_types = true\n")
+    try:
+        with client(engine) as api:
+            answer = api.post("/api/events", json=UNKNOWN)
+            assert answer.status_code == 202, answer.text
+            assert answer.json() == {"id": "evt_unknown", "duplicate": False, "jobs": 0}
+            stored = api.get("/api/events/evt_unknown").json()
+            assert (stored["type"], stored["data"], stored["jobs"]) == (
+                "vendor.thing_happened",
+                {"free": ["form"]},
+                [],
+            )
+            bad = api.post("/api/events", json={**UNKNOWN, "id": "evt 2"})
+            assert bad.status_code == 422, "the envelope is still checked"
+    finally:
+        assert engine.stop() == 0
 
 
 def _until_succeeded(api: httpx.Client, event_id: str) -> dict[str, object]:
