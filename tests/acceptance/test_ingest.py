@@ -212,6 +212,30 @@ def test_listing_events_pages_with_a_cursor(engine: EngineProcess) -> None:
         )
 
 
+def test_since_and_until_bound_the_time_of_receipt(engine: EngineProcess) -> None:
+    """``[since, until)`` on ``received_at``; ``occurred_at`` (the reverse order here) is unused."""
+    occurred = ["2026-03-01T00:00:00Z", "2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z"]
+    with client(engine) as api:
+        received = []
+        for i, at in enumerate(occurred):
+            event = {**investment(f"evt_range_{i}"), "occurred_at": at}
+            assert api.post("/api/events", json=event).status_code == 202
+            received.append(api.get(f"/api/events/evt_range_{i}").json()["received_at"])
+            time.sleep(0.01)
+        assert received == sorted(received) and len(set(received)) == 3
+
+        def listed(**params: str) -> list[str]:
+            page = api.get("/api/events", params=params)
+            assert page.status_code == 200, page.text
+            return [event["id"] for event in page.json()["events"]]
+
+        assert listed(since=received[1]) == ["evt_range_2", "evt_range_1"]
+        assert listed(until=received[1]) == ["evt_range_0"]
+        assert listed(since=received[0], until=received[2]) == ["evt_range_1", "evt_range_0"]
+        assert listed(since=received[1], until=received[1]) == []
+        assert listed(since=occurred[2], until=occurred[0]) == [], "not the time of occurrence"
+
+
 UNKNOWN = {"id": "evt_unknown", "type": "vendor.thing_happened", "data": {"free": ["form"]}}
 
 
