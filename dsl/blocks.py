@@ -15,8 +15,10 @@ from dsl.lowering import Lowering
 from dsl.templates import (
     LAYOUT_VARIABLES,
     TemplateFileProblem,
+    TemplateSource,
     load_sample,
     load_template_file,
+    referenced_files,
     string_variables,
 )
 from dsl.types import BOOL
@@ -321,6 +323,28 @@ def _check_file(
         return
     low.files[name] = loaded.sha256
     _check_used(low, attr, loaded.variables, declared, f"template file '{name}'")
+    _check_references(low, attr, directory, loaded)
+
+
+def _check_references(
+    low: Lowering, attr: ast.Attribute, directory: Path, source: TemplateSource
+) -> None:
+    """Check the files a template file includes, extends or imports, and version them.
+
+    They are rendered with it, so one missing or broken is the template's
+    error, reported at the attribute that names the template file.
+    """
+    for ref in referenced_files(directory, source):
+        if isinstance(ref.loaded, TemplateSource):
+            low.files[ref.name] = ref.loaded.sha256
+            continue
+        problem = ref.loaded
+        where = f"'{ref.parent}' refers to '{ref.name}'"
+        if problem.code == "E033":
+            message = f"{where}, line {problem.line}: {problem.message}"
+        else:
+            message = f"{where}: {problem.message}"
+        low.report(problem.code, message, attr.value.span)
 
 
 def _check_sample(

@@ -11,17 +11,20 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 import markupsafe
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from dsl import ir
 
 __all__ = [
     "LAYOUT_VARIABLES",
+    "ReferencedFile",
     "RenderedEmail",
     "TemplateFileProblem",
+    "TemplateReference",
     "TemplateSource",
     "load_template_file",
+    "referenced_files",
     "render_email",
     "safe_relative",
     "string_variables",
@@ -48,6 +51,28 @@ class TemplateSource:
     text: str
     sha256: str
     variables: frozenset[str]
+    references: tuple[TemplateReference, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateReference:
+    """A file named by `{% include %}`, `{% extends %}` or `{% import %}`.
+
+    An optional one (`ignore missing`, or one of a list of which the first
+    found is used) is no error when absent.
+    """
+
+    name: str
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReferencedFile:
+    """A file a template pulls in: its name, the file naming it, and what loading it gave."""
+
+    name: str
+    parent: str
+    loaded: TemplateSource | TemplateFileProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +98,13 @@ def safe_relative(name: str) -> bool:
 
 def string_variables(text: str) -> frozenset[str] | TemplateFileProblem:
     """The free variables of a Jinja2 string (a subject line), or why it does not parse."""
+    parsed = _parse(text)
+    if isinstance(parsed, TemplateFileProblem):
+        return parsed
+    return frozenset(meta.find_undeclared_variables(parsed))
+
+
+def _parse(text: str) -> nodes.Template | TemplateFileProblem:
     env = _environment()
     try:
         parsed = env.parse(text)
@@ -80,7 +112,53 @@ def string_variables(text: str) -> frozenset[str] | TemplateFileProblem:
         env.compile(parsed)
     except jinja2.TemplateSyntaxError as exc:
         return TemplateFileProblem("E033", f"not valid Jinja2: {exc.message}", exc.lineno)
-    return frozenset(meta.find_undeclared_variables(parsed))
+    return parsed
+
+
+_REFERENCING = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+
+
+def _references(parsed: nodes.Template) -> tuple[TemplateReference, ...]:
+    """The files a template pulls in by a literal name.
+
+    A name computed at render time cannot be checked here and is left out.
+    """
+    found: dict[str, bool] = {}
+    for node in parsed.find_all(_REFERENCING):
+        assert isinstance(node, _REFERENCING)
+        names: list[object] = []
+        if isinstance(node.template, nodes.Const):
+            names = [node.template.value]
+        elif isinstance(node.template, (nodes.Tuple, nodes.List)):
+            names = [i.value for i in node.template.items if isinstance(i, nodes.Const)]
+        optional = len(names) > 1 or bool(getattr(node, "ignore_missing", False))
+        for name in names:
+            if isinstance(name, str):
+                found[name] = found.get(name, True) and optional
+    return tuple(TemplateReference(name, optional) for name, optional in found.items())
+
+
+def referenced_files(directory: Path, source: TemplateSource) -> list[ReferencedFile]:
+    """Every file `source` pulls in, directly or through another, each once.
+
+    Names resolve under `directory`, as `render_email`'s loader resolves them.
+    An optional file that is absent is left out.
+    """
+    seen = {source.path}
+    found: list[ReferencedFile] = []
+    pending = [(source.path, ref) for ref in source.references]
+    while pending:
+        parent, ref = pending.pop(0)
+        if ref.name in seen:
+            continue
+        seen.add(ref.name)
+        loaded = load_template_file(directory, ref.name)
+        if ref.optional and isinstance(loaded, TemplateFileProblem) and loaded.code == "E032":
+            continue
+        found.append(ReferencedFile(ref.name, parent, loaded))
+        if isinstance(loaded, TemplateSource):
+            pending += [(ref.name, r) for r in loaded.references]
+    return found
 
 
 def load_template_file(directory: Path, name: str) -> TemplateSource | TemplateFileProblem:
@@ -95,11 +173,12 @@ def load_template_file(directory: Path, name: str) -> TemplateSource | TemplateF
         return TemplateFileProblem("E032", f"template file '{name}' not found in {directory}")
     except (OSError, UnicodeDecodeError) as exc:
         return TemplateFileProblem("E032", f"cannot read template file '{name}': {exc}")
-    variables = string_variables(text)
-    if isinstance(variables, TemplateFileProblem):
-        return variables
+    parsed = _parse(text)
+    if isinstance(parsed, TemplateFileProblem):
+        return parsed
+    variables = frozenset(meta.find_undeclared_variables(parsed))
     digest = hashlib.sha256(data).hexdigest()
-    return TemplateSource(name, text, digest, variables)
+    return TemplateSource(name, text, digest, variables, _references(parsed))
 
 
 def load_sample(directory: Path, name: str) -> tuple[dict[str, object], str] | TemplateFileProblem:

@@ -1,0 +1,98 @@
+"""Files a template pulls in with include, extends or import are checked and versioned."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsl import Compilation
+from tests.unit.dsl.support import Rules
+
+TEMPLATE = 'template t {\n  subject = "Hi"\n  html = "page.html"\n  variables = ["name"]\n}\n'
+
+
+def compile_page(rules: Rules, page: str, files: dict[str, str] | None = None) -> Compilation:
+    (rules.templates / "page.html").write_text(page)
+    for name, text in (files or {}).items():
+        path = rules.templates / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return rules.compile(TEMPLATE)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        '{% include "footer.html" %}',
+        '{% extends "footer.html" %}',
+        '{% import "footer.html" as f %}',
+        '{% from "footer.html" import sign %}',
+    ],
+)
+def test_a_missing_referenced_file_is_an_error(rules: Rules, page: str) -> None:
+    compilation = compile_page(rules, page)
+    (diagnostic,) = compilation.diagnostics
+    assert diagnostic.code == "E032"
+    assert "'page.html' refers to 'footer.html'" in diagnostic.message
+    assert "template file 'footer.html' not found" in diagnostic.message
+    assert (diagnostic.span.file, diagnostic.span.line, diagnostic.span.column) == (
+        "case.ownly",
+        3,
+        10,
+    )
+    assert compilation.rule_set is None
+
+
+def test_a_file_that_does_not_parse_is_an_error(rules: Rules) -> None:
+    compilation = compile_page(
+        rules, '<p>{{ name }}</p>{% include "footer.html" %}', {"footer.html": "a\n{% if %}"}
+    )
+    (diagnostic,) = compilation.diagnostics
+    assert diagnostic.code == "E033"
+    assert "'page.html' refers to 'footer.html', line 2: not valid Jinja2" in diagnostic.message
+    assert diagnostic.span.file == "case.ownly"
+
+
+def test_files_are_followed_through_other_files_and_cycles_end(rules: Rules) -> None:
+    compilation = compile_page(
+        rules,
+        '{% include "parts/a.html" %}',
+        {
+            "parts/a.html": '{% include "parts/b.html" %}{% include "page.html" %}',
+            "parts/b.html": '{% include "parts/a.html" %}{% include "gone.html" %}',
+        },
+    )
+    (diagnostic,) = compilation.diagnostics
+    assert diagnostic.code == "E032"
+    assert "'parts/b.html' refers to 'gone.html'" in diagnostic.message
+
+
+def test_a_file_outside_the_templates_directory_is_refused(rules: Rules) -> None:
+    (diagnostic,) = compile_page(rules, '{% include "../secret.html" %}').diagnostics
+    assert diagnostic.code == "E022"
+    assert "'page.html' refers to '../secret.html'" in diagnostic.message
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        '{% include "gone.html" ignore missing %}',
+        '{% include ["gone.html", "receipt.html"] %}',
+        "{% include name %}",
+    ],
+)
+def test_optional_and_computed_names_are_no_error(rules: Rules, page: str) -> None:
+    compilation = compile_page(rules, page)
+    assert compilation.ok, compilation.render()
+
+
+def test_a_referenced_file_is_part_of_the_version(rules: Rules) -> None:
+    page = '{% extends "parts/base.html" %}{% block body %}{{ name }}{% endblock %}'
+    base = "<html>{% block body %}{% endblock %}"
+    first = compile_page(rules, page, {"parts/base.html": base + "</html>"})
+    assert first.rule_set is not None, first.render()
+    again = compile_page(rules, page, {"parts/base.html": base + "</html>"})
+    changed = compile_page(rules, page, {"parts/base.html": base + "<footer/></html>"})
+    assert again.rule_set is not None and changed.rule_set is not None
+    assert again.rule_set.version == first.rule_set.version
+    assert changed.rule_set.version != first.rule_set.version
+    assert "parts/base.html" in {f.path for f in first.rule_set.ir.files}
