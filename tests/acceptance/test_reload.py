@@ -6,6 +6,7 @@ import shutil
 import signal
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,19 @@ def test_rules_change_while_events_stream_in(tmp_path: Path) -> None:
 
                 rule_file.write_text(BROKEN_RULE, encoding="utf-8")
                 failure = wait_until(lambda: rules_state(api)["last_failure"])
-                assert rules_state(api)["version"] == second["version"], "the old set serves"
+                broken = rules_state(api)
+                assert broken["version"] == second["version"], "the old set serves"
+                assert broken["applied_at"] == second["applied_at"]
+                applied_at = datetime.fromisoformat(broken["applied_at"])
+                assert applied_at > datetime.fromisoformat(first["applied_at"])
+                assert broken["files"] == second["files"]
+                assert sorted(Path(f).name for f in broken["files"]) == [
+                    "catalog.ownly",
+                    "payouts.ownly",
+                    "webhooks.ownly",
+                ]
+                ready = api.get("/readyz")
+                assert ready.status_code == 200, ready.text
                 (diagnostic, *_) = failure["diagnostics"]
                 assert diagnostic["file"].endswith("payouts.ownly")
                 assert (diagnostic["line"], diagnostic["column"]) == (6, 3)
