@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Mapping, MutableMapping
 from datetime import timedelta
 from typing import TextIO
@@ -86,6 +87,7 @@ class Engine:
         self.worker: Worker | None = None
         self._session: aiohttp.ClientSession | None = None
         self._watch_stop = asyncio.Event()
+        self._stop_deadline: float | None = None  # when running jobs must be done by
         self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -135,8 +137,20 @@ class Engine:
     async def reload(self, reason: str) -> ReloadOutcome:
         return await self.rules.reload(self.writer, reason)
 
+    def begin_stop(self) -> None:
+        """SIGTERM: start no more jobs; the grace period for running ones starts now.
+
+        The server drains its requests meanwhile: both share one grace period.
+        """
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.config.server.shutdown_grace
+        if self.worker is not None:
+            self.worker.stop_leasing()
+
     async def stop(self) -> None:
         """Let running jobs finish within the grace period, release the rest, close."""
+        self.begin_stop()
+        assert self._stop_deadline is not None
         self._watch_stop.set()
         try:
             if self._watcher is not None:
@@ -145,7 +159,7 @@ class Engine:
                 except (asyncio.CancelledError, Exception) as exc:  # it may have died earlier
                     self.logger.error("rules.watch_ended", error=repr(exc))
             if self.worker is not None:
-                await self.worker.stop(grace=self.settings.config.server.shutdown_grace)
+                await self.worker.stop(grace=max(0.0, self._stop_deadline - time.monotonic()))
         finally:
             if self._session is not None:
                 await self._session.close()

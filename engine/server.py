@@ -175,6 +175,7 @@ async def serve(
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
         engine.logger.info("server.stopping", grace_seconds=server.shutdown_grace)
+        engine.begin_stop()
         if reloads:  # a reload started by SIGHUP finishes before the writer stops
             await asyncio.wait(reloads, timeout=server.shutdown_grace)
             for task in reloads:

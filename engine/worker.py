@@ -187,10 +187,14 @@ class Worker:
             self._task = asyncio.create_task(self._loop(), name=self.owner)
             self._heartbeat_task = asyncio.create_task(self._heartbeat(), name=f"{self.owner}-beat")
 
-    async def stop(self, grace: float) -> None:
-        """Stop leasing; give running jobs ``grace`` seconds; release what is left."""
+    def stop_leasing(self) -> None:
+        """Start no more jobs (the running ones go on): the first step of stopping."""
         self._stopping = True
         self._waker.wake()
+
+    async def stop(self, grace: float) -> None:
+        """Stop leasing; give running jobs ``grace`` seconds; release what is left."""
+        self.stop_leasing()
         if self._task is not None:
             await self._task
             self._task = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 import time
 from collections.abc import Awaitable
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.support.engine import client, start_engine
+from tests.support.engine import KEY, client, start_engine
 from tests.support.process import EngineProcess
 from tests.support.receiver import Received, Receiver
 from tests.support.rules import investment
@@ -66,3 +67,24 @@ def test_a_delivery_longer_than_the_grace_period_is_released_and_resent(tmp_path
                 time.sleep(0.05)
         finally:
             assert restarted.stop() == 0
+
+
+def test_no_job_starts_after_sigterm_while_requests_drain(tmp_path: Path) -> None:
+    # One connection to the receiver, so the three deliveries go one after another;
+    # a request still uploading its body keeps the server draining for the whole grace.
+    with Receiver(lambda request, nth: slow(1.0)) as receiver:
+        env = {"OWNLY_SERVER_SHUTDOWN_GRACE": "3s", "OWNLY_WEBHOOKS_CONNECTIONS_PER_HOST": "1"}
+        engine = start_engine(tmp_path, receiver, env=env)
+        events = [investment(f"evt_drain{i}") for i in range(3)]
+        with client(engine) as api:
+            assert api.post("/api/events", json={"events": events}).status_code == 202
+        receiver.wait_for(1)
+        with socket.create_connection(("127.0.0.1", engine.port)) as upload:
+            upload.sendall(
+                b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + f"Authorization: Bearer {KEY}\r\n".encode()
+                + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+            )
+            assert engine.stop(timeout=15) == 0
+    assert len(receiver.snapshot()) == 1, "only the delivery in flight at SIGTERM was sent"
+    assert sorted(state for state, _ in job_states(tmp_path)) == ["pending", "pending", "succeeded"]
