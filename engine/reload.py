@@ -57,10 +57,23 @@ class ReloadOutcome:
     diagnostics: tuple[dict[str, object], ...] = ()
     text: str = ""
 
+    @property
+    def message(self) -> str:
+        """The outcome in one sentence, naming the version that serves after it."""
+        version = f"version {self.version[:12]}" if self.version else "no version"
+        if self.status == "applied":
+            return f"applied {version}"
+        serving = f"{version} keeps serving" if self.version else "no rule set serves"
+        if self.status == "unchanged":
+            return f"the rule set is unchanged: {serving}"
+        errors = len(self.diagnostics)
+        return f"{errors} error{'s' * (errors != 1)}, nothing applied: {serving}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "version": self.version,
+            "message": self.message,
             "at": self.at.isoformat(),
             "reason": self.reason,
             "diagnostics": list(self.diagnostics),
@@ -133,6 +146,7 @@ class Rules:
                 return self._failed(compilation, now, reason)
             if self.current is not None and self.current.rule_set.version == rule_set.version:
                 self.last_failure = None
+                self.logger.info("rules.unchanged", version=rule_set.version, reason=reason)
                 return ReloadOutcome("unchanged", rule_set.version, now, reason)
             files = tuple(str(path) for path in rule_files(self.paths))
             applied = Applied(rule_set, now, files, await asyncio.to_thread(self._git_commit))

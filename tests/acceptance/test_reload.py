@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import threading
@@ -185,20 +186,53 @@ def test_reload_endpoint_and_sighup(tmp_path: Path) -> None:
         engine = start_engine(tmp_path, receiver, env={"PAYOUT_URL": receiver.url + "/payouts"})
         try:
             with client(engine) as api:
-                same = api.post("/api/rules/reload")
-                assert same.status_code == 200
-                assert same.json()["status"] == "unchanged"
+                serving = rules_state(api)["version"]
+                for _ in range(2):
+                    same = api.post("/api/rules/reload")
+                    assert same.status_code == 200, same.text
+                    assert same.json()["status"] == "unchanged"
+                    assert same.json()["version"] == serving
+                    assert same.json()["message"] == (
+                        f"the rule set is unchanged: version {serving[:12]} keeps serving"
+                    )
+                assert [line["version"] for line in logs(engine, "rules.unchanged", "api")] == [
+                    serving,
+                    serving,
+                ]
                 (tmp_path / "rules" / "payouts.ownly").write_text(BROKEN_RULE, encoding="utf-8")
                 failed = api.post("/api/rules/reload")
                 assert failed.status_code == 422
                 assert failed.json()["status"] == "failed"
                 assert failed.json()["diagnostics"][0]["line"] == 6
+                assert failed.json()["message"].endswith(
+                    f", nothing applied: version {serving[:12]} keeps serving"
+                )
                 (tmp_path / "rules" / "payouts.ownly").write_text(PAYOUT_RULE, encoding="utf-8")
                 version = rules_state(api)["version"]
                 engine.process.send_signal(signal.SIGHUP)
-                wait_until(lambda: rules_state(api)["version"] != version)
+                changed = wait_until(lambda: (s := rules_state(api))["version"] != version and s)
+                # The watcher may have applied the file first: the first SIGHUP is then unchanged.
+                wait_until(lambda: logs(engine, "rules.", "SIGHUP"))
+                before = len(logs(engine, "rules.unchanged", "SIGHUP"))
+                engine.process.send_signal(signal.SIGHUP)
+                logged = wait_until(lambda: logs(engine, "rules.unchanged", "SIGHUP")[before:])
+                assert [line["version"] for line in logged] == [changed["version"]]
         finally:
             assert engine.stop() == 0
+
+
+def logs(engine: EngineProcess, event: str, reason: str) -> list[dict[str, Any]]:
+    """The engine's log lines whose event starts with ``event``, for reloads for ``reason``."""
+    text = engine.output()
+    # Whole lines only: the engine may be writing the last one.
+    lines = [
+        json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line[:1] == "{"
+    ]
+    return [
+        line
+        for line in lines
+        if str(line.get("event")).startswith(event) and line.get("reason") == reason
+    ]
 
 
 def test_a_replaced_rules_directory_is_still_watched(tmp_path: Path) -> None:
