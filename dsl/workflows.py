@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import functools
 import zoneinfo
 from collections.abc import Sequence
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from dsl import ast, ir
 from dsl.diagnostics import did_you_mean
@@ -110,16 +112,16 @@ class _Workflow:
             return ir.Trigger(kind="manual"), ANY
         if isinstance(stmt, ast.OnSchedule):
             cron = low.string(stmt.cron, "cron expression")
-            if cron is not None and not croniter.is_valid(cron):
+            problem = _cron_problem(cron) if cron is not None else None
+            if problem is not None:
                 hint = 'five fields: minute hour day month weekday, e.g. "0 9 * * 1"'
-                low.report("E041", f"invalid cron expression {cron!r}", stmt.cron.span, hint)
+                low.report("E041", problem, stmt.cron.span, hint)
                 cron = None
             zone = None
             if stmt.timezone is not None:
                 zone = low.string(stmt.timezone, "time zone")
-                if zone is not None and not _valid_zone(zone):
-                    near = did_you_mean(zone, zoneinfo.available_timezones())
-                    low.report("E042", f"unknown time zone {zone!r}", stmt.timezone.span, near)
+                if zone is not None and zone not in _zones():
+                    self.unknown_zone(zone, stmt.timezone.span)
                     zone = None
             empty = object_of((), label="a scheduled run")
             if cron is None:
@@ -178,6 +180,14 @@ class _Workflow:
         if not patterns:
             return None
         return ir.Trigger(kind="event", events=tuple(p for p, _ in patterns), when=when)
+
+    def unknown_zone(self, zone: str, span: ast.Span) -> None:
+        if zone == _HOST_ZONE:
+            message = f"time zone {zone!r} is whatever the host is set to"
+            self.low.report("E042", message, span, 'name the zone, e.g. "Europe/Paris"')
+            return
+        near = did_you_mean(zone, _zones())
+        self.low.report("E042", f"unknown time zone {zone!r}", span, near)
 
     # ---- steps
 
@@ -276,12 +286,40 @@ class _Workflow:
         return ir.RetryFromStep(step=step.step)
 
 
-def _valid_zone(name: str) -> bool:
+# The system's zone database lists the host's own zone under this name: a
+# schedule in it would fire at different times on different machines.
+_HOST_ZONE = "localtime"
+
+# A schedule's next run is searched from a fixed instant, so that the check is
+# the same whenever it runs. Eight years cover the longest gap between runs
+# of a schedule that fires at all (February 29th across a century year).
+_CRON_FROM = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+_CRON_YEARS = 8
+
+
+def _cron_problem(cron: str) -> str | None:
+    """Why `cron` is no five-field schedule that fires, if it is not.
+
+    croniter also takes seconds and years as a sixth and seventh field, and
+    dates that never come (the 30th of February).
+    """
+    fields = len(cron.split())
+    if fields != 5:
+        plural = "" if fields == 1 else "s"
+        return f"invalid cron expression {cron!r}: {fields} field{plural}, not five"
+    if not croniter.is_valid(cron):
+        return f"invalid cron expression {cron!r}"
     try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+        croniter(cron, _CRON_FROM, max_years_between_matches=_CRON_YEARS).get_next()
+    except CroniterBadDateError:
+        return f"cron expression {cron!r} never fires"
+    return None
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    """The IANA time zone names (read once: listing them takes some 25 ms)."""
+    return frozenset(zoneinfo.available_timezones()) - {_HOST_ZONE}
 
 
 def _join_data(a: Type, b: Type) -> Type:

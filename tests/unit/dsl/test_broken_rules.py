@@ -257,6 +257,55 @@ CASES = [
     (workflow('  fail "stop"\n  send_webhook ops'), "E040", "unreachable", 4, 3),
     ('workflow f {\n  on schedule "61 * * * *"\n}\n', "E041", "invalid cron expression", 2, 15),
     (
+        'workflow f {\n  on schedule "0 0 9 * * *"\n}\n',
+        "E041",
+        "invalid cron expression '0 0 9 * * *': 6 fields, not five",
+        2,
+        15,
+    ),
+    (
+        'workflow f {\n  on schedule "0 9 * * * 2030"\n}\n',
+        "E041",
+        "6 fields, not five",
+        2,
+        15,
+    ),
+    (
+        'workflow f {\n  on schedule "@daily"\n}\n',
+        "E041",
+        "1 field, not five",
+        2,
+        15,
+    ),
+    (
+        'workflow f {\n  on schedule "0 0 30 2 *"\n}\n',
+        "E041",
+        "cron expression '0 0 30 2 *' never fires",
+        2,
+        15,
+    ),
+    (
+        'workflow f {\n  on schedule "0 0 31 4,6,9,11 *"\n}\n',
+        "E041",
+        "never fires",
+        2,
+        15,
+    ),
+    (
+        'workflow f {\n  on schedule "0 9 * * *" timezone "localtime"\n}\n',
+        "E042",
+        "time zone 'localtime' is whatever the host is set to",
+        2,
+        36,
+    ),
+    (
+        'workflow f {\n  on schedule "0 9 * * *" timezone "posix/Europe/Paris"\n}\n',
+        "E042",
+        "unknown time zone 'posix/Europe/Paris'",
+        2,
+        36,
+    ),
+    (
         'workflow f {\n  on schedule "0 9 * * *" timezone "Europe/Pariss"\n}\n',
         "E042",
         "unknown time zone 'Europe/Pariss'",
@@ -466,3 +515,14 @@ def test_a_repeated_env_value_is_reported_each_time(rules: Rules) -> None:
     compiled = rules.compile(good).require()
     secrets = [compiled.webhooks[f"g{i}"].secrets for i in range(3)]
     assert secrets == [(ir.EnvRef(env="GOOD"),)] * 3
+
+
+@pytest.mark.parametrize(
+    "cron",
+    ["0 0 29 2 *", "0 0 31 * *", "0 0 30 2 1", "*/5 8-18 * * 1-5", "0 0 L * *"],
+)
+def test_schedules_that_fire_rarely_are_accepted(rules: Rules, cron: str) -> None:
+    compilation = rules.compile(
+        f'workflow f {{\n  on schedule "{cron}" timezone "Europe/Paris"\n}}\n'
+    )
+    assert compilation.ok, compilation.render()
