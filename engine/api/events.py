@@ -203,6 +203,7 @@ async def get_event(request: web.Request) -> web.Response:
                     "finished_at": job.finished_at,
                     "last_error": job.last_error,
                     "idempotency_key": job.idempotency_key,
+                    "rule_set": job.rule_set,
                 }
                 for job in caused
             ],

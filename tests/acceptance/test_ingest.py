@@ -45,6 +45,7 @@ def test_an_event_is_stored_delivered_signed_and_traceable(
         assert job["target"] == "receiver"
         assert job["attempts"] == 1
         assert job["idempotency_key"] == "webhook:receiver:evt_accept_1"
+        assert job["rule_set"] == event["rule_set"], "the job records the version that planned it"
 
 
 def test_a_repeated_id_is_a_duplicate_and_creates_nothing(
