@@ -202,7 +202,7 @@ class _Workflow:
             result = self.step(step, names)
             if result is not None:
                 lowered.append(result)
-            if isinstance(step, ast.FailStep | ast.RetryFrom):
+            if _stops(step):
                 ended = step.span
         return tuple(lowered)
 
@@ -320,6 +320,17 @@ def _cron_problem(cron: str) -> str | None:
 def _zones() -> frozenset[str]:
     """The IANA time zone names (read once: listing them takes some 25 ms)."""
     return frozenset(zoneinfo.available_timezones()) - {_HOST_ZONE}
+
+
+def _stops(step: ast.Step) -> bool:
+    """Whether the workflow goes no further than `step`: `fail`, `retry_from`,
+    or an `if` with an `else` whose every branch comes to one of those."""
+    if isinstance(step, ast.FailStep | ast.RetryFrom):
+        return True
+    if not isinstance(step, ast.IfStep) or step.orelse is None:
+        return False
+    bodies = [step.body, *(e.body for e in step.elifs), step.orelse]
+    return all(any(_stops(s) for s in body.steps) for body in bodies)
 
 
 def _join_data(a: Type, b: Type) -> Type:

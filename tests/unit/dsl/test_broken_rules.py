@@ -255,6 +255,26 @@ CASES = [
     ),
     # ---- workflows
     (workflow('  fail "stop"\n  send_webhook ops'), "E040", "unreachable", 4, 3),
+    (
+        workflow(
+            '  if event.data.amount > 10 {\n    fail "big"\n  } else if event.data.amount > 5 {\n'
+            '    wait 1d\n    fail "middle"\n  } else {\n    fail "small"\n  }\n  send_webhook ops'
+        ),
+        "E040",
+        "unreachable: the workflow stops at line 3",
+        11,
+        3,
+    ),
+    (
+        workflow(
+            '  if event.data.amount > 10 {\n    if event.data.amount > 20 {\n      fail "huge"\n'
+            '    } else {\n      fail "big"\n    }\n  } else {\n    fail "small"\n  }\n  wait 1d'
+        ),
+        "E040",
+        "unreachable: the workflow stops at line 3",
+        12,
+        3,
+    ),
     ('workflow f {\n  on schedule "61 * * * *"\n}\n', "E041", "invalid cron expression", 2, 15),
     (
         'workflow f {\n  on schedule "0 0 9 * * *"\n}\n',
@@ -515,6 +535,21 @@ def test_a_repeated_env_value_is_reported_each_time(rules: Rules) -> None:
     compiled = rules.compile(good).require()
     secrets = [compiled.webhooks[f"g{i}"].secrets for i in range(3)]
     assert secrets == [(ir.EnvRef(env="GOOD"),)] * 3
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        '  if event.data.amount > 10 {\n    fail "big"\n  }\n  send_webhook ops',
+        '  if event.data.amount > 10 {\n    fail "big"\n  } else if event.data.amount > 5 {\n'
+        '    fail "middle"\n  }\n  send_webhook ops',
+        '  if event.data.amount > 10 {\n    fail "big"\n  } else {\n    wait 1d\n  }\n'
+        "  send_webhook ops",
+    ],
+)
+def test_steps_after_an_if_that_may_go_on_are_reachable(rules: Rules, steps: str) -> None:
+    compilation = rules.compile(workflow(steps))
+    assert compilation.ok, compilation.render()
 
 
 @pytest.mark.parametrize(
