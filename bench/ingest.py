@@ -12,8 +12,9 @@ durable group commit can do in Python here: raw sqlite3 on one writer thread, no
 checks. (e) is Ownly again with 50 events in each request, to show what the
 per-request cost is. Each row also gives the server process's CPU time per event
 during the load (from /proc), which drifts less than events/s on a shared
-machine. Results are printed as a Markdown table to paste into
-bench/RESULTS.md.
+machine. Before (b)'s load, the engine is left idle for a few seconds and the
+CPU its polling costs is reported. Results are printed as a Markdown table to
+paste into bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ BODY = {
     },
 }
 KEY = "bench-key"
+IDLE_SECONDS = 5
 WEBHOOK = """
 webhook bench {
   url     = env("SINK_URL")
@@ -173,6 +175,7 @@ def main() -> None:
     servers = str(ROOT / "bench" / "ingest_servers.py")
     results: dict[str, dict[str, float]] = {}
     drains: dict[str, dict[str, float]] = {}
+    idle = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sink, sink_port = start_receiver()
@@ -221,6 +224,11 @@ def main() -> None:
                 try:
                     base = f"http://127.0.0.1:{port}"
                     wait_up(base)
+                    if name.startswith("(b)"):  # what the idle engine costs: its polls
+                        time.sleep(1)
+                        cpu_before = cpu_seconds(server.pid)
+                        time.sleep(IDLE_SECONDS)
+                        idle = (cpu_seconds(server.pid) - cpu_before) / IDLE_SECONDS
                     url = f"{base}/api/events"
                     batch = 50 if name.startswith("(e)") else 1
                     wrk(url, 2, options.connections, work, batch)  # warm up
@@ -255,6 +263,10 @@ def main() -> None:
             f"| {figures['rps'] / naive:.1f}x | {figures['cpu_us']:,.0f} µs |"
         )
     _report_deliveries(drains, options.seconds)
+    print(
+        f"\nOwnly idle (nothing to do, polling every second) used {idle * 1000:.1f} ms of CPU "
+        f"a second over {IDLE_SECONDS} s ({idle:.2%} of a core)."
+    )
 
 
 def _report_deliveries(drains: dict[str, dict[str, float]], seconds: int) -> None:
