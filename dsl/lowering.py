@@ -45,6 +45,25 @@ _SECRET_KINDS = MappingProxyType(
 )
 
 
+# URLs that are credentials themselves (whoever has one can post to it), and
+# URLs with a password, searched only in strings that pass
+# `_may_hold_url_secret`.
+_URL_SECRET_KINDS = MappingProxyType(
+    {
+        "slack_hook": (
+            "a Slack webhook URL",
+            r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+",
+        ),
+        "discord_hook": (
+            "a Discord webhook URL",
+            r"discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]+",
+        ),
+        "userinfo": ("a URL with a password", r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:[^\s/?#@]+@"),
+    }
+)
+_URL_SECRETS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _URL_SECRET_KINDS.items()))
+
+
 def _secrets_pattern() -> re.Pattern[str]:
     """One search for every kind, in the table's order.
 
@@ -304,18 +323,26 @@ class Lowering:
 
     def value(self, expr: ast.Expr, what: str, *, secret: bool = False) -> ir.Value | None:
         """A string literal or `env("NAME"[, "default"])`; secrets must use env()."""
+        value, literal = self._value(expr, what, secret)
+        if literal is not None:
+            self.scan_secrets(literal)
+        return value
+
+    def _value(
+        self, expr: ast.Expr, what: str, secret: bool
+    ) -> tuple[ir.Value | None, ast.Literal | None]:
+        """`value` without the scan for credentials: also the literal, to scan."""
         value = self.literal(expr)
         if isinstance(value, ast.Call) and value.func == "env":
-            return self._env(value)
+            return self._env(value), None
         if isinstance(value, ast.Literal) and isinstance(value.value, str):
             if secret:
                 hint = 'secrets come from the environment: env("NAME")'
                 self.report("E044", f"{what} must not be written in the rule file", expr.span, hint)
-                return None
-            self.scan_secrets(value)
-            return value.value
+                return None, None
+            return value.value, value
         self.report("E022", f'{what} must be a string or env("NAME")', expr.span)
-        return None
+        return None, None
 
     def _env(self, call: ast.Call) -> ir.EnvRef | None:
         """An `env()` value, checked once for each text of its literal arguments.
@@ -344,17 +371,27 @@ class Lowering:
         return ref
 
     def url(self, expr: ast.Expr, what: str) -> ir.Value | None:
-        value = self.value(expr, what)
-        if not isinstance(value, str):
+        """An absolute http(s) URL literal without credentials, or env().
+
+        A URL with a password or a token parameter is reported as a URL
+        that carries a credential, once: not again by the scan for strings
+        that look like one.
+        """
+        value, literal = self._value(expr, what, False)
+        if not isinstance(value, str) or literal is None:
             return value
         if _PLAIN_URL.fullmatch(value):
+            self.scan_secrets(literal)
             return value  # what the checks below accept, without taking it apart
         parts = urllib.parse.urlsplit(value)
+        credential = parts.username or parts.password or _SECRET_QUERY.search(parts.query)
+        if not credential:
+            self.scan_secrets(literal)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             hint = 'an absolute http(s) URL, or env("NAME") for one that differs per deployment'
             self.report("E054", f"{what} is not a valid URL: {value!r}", expr.span, hint)
             return None
-        if parts.username or parts.password or _SECRET_QUERY.search(parts.query):
+        if credential:
             hint = 'put the whole URL in the environment: env("NAME")'
             self.report("E044", f"{what} carries a credential", expr.span, hint)
             return None
@@ -450,7 +487,16 @@ def _seconds(text: str) -> Decimal:
 def _secret_kind(text: str) -> str | None:
     """What kind of credential `text` looks like, if any."""
     found = _SECRETS.search(text)
+    if found is None and _may_hold_url_secret(text):
+        found = _URL_SECRETS.search(text)
+        return _URL_SECRET_KINDS[found.lastgroup][0] if found and found.lastgroup else None
     return _SECRET_KINDS[found.lastgroup][0] if found and found.lastgroup else None
+
+
+def _may_hold_url_secret(text: str) -> bool:
+    """Whether `text` has what each URL credential needs, tested without a regex:
+    nearly every URL in rules has none of it, and so costs no second search."""
+    return "hooks.slack.com/" in text or "/api/webhooks/" in text or ("@" in text and "://" in text)
 
 
 def _flatten(expr: ast.Expr) -> Iterator[ast.Expr]:

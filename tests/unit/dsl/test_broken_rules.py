@@ -357,6 +357,28 @@ CASES = [
         9,
     ),
     (
+        'webhook w {\n  url = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"\n  secret = env("S")\n  events = [deal.funded]\n}\n',
+        "E044",
+        "this string looks like a Slack webhook URL",
+        2,
+        9,
+    ),
+    (
+        'const ALERTS = "https://discord.com/api/webhooks/123456789012345678/abcDEF-ghi_jkl"\n'
+        'webhook w {\n  url = ALERTS\n  secret = env("S")\n  events = [deal.funded]\n}\n',
+        "E044",
+        "this string looks like a Discord webhook URL",
+        1,
+        16,
+    ),
+    (
+        workflow('  r = http(url: "https://ops:hunter2@a.example.com/x", method: "GET")'),
+        "E044",
+        "this string looks like a URL with a password",
+        3,
+        17,
+    ),
+    (
         webhook('  headers = { "X-Key": "sk_live_abcdefghijklmnop" }'),
         "E044",
         "looks like a Stripe key",
@@ -535,6 +557,15 @@ def test_a_repeated_env_value_is_reported_each_time(rules: Rules) -> None:
     compiled = rules.compile(good).require()
     secrets = [compiled.webhooks[f"g{i}"].secrets for i in range(3)]
     assert secrets == [(ir.EnvRef(env="GOOD"),)] * 3
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:pw@a.example.com/x", "https://a.example.com/x?token=t&u=a:b@c"]
+)
+def test_a_url_with_a_credential_is_reported_once(rules: Rules, url: str) -> None:
+    text = f'webhook w {{\n  url = "{url}"\n  secret = env("S")\n  events = [deal.funded]\n}}\n'
+    errors = rules.compile(text).errors
+    assert [(d.code, d.message) for d in errors] == [("E044", "url carries a credential")]
 
 
 @pytest.mark.parametrize(

@@ -46,3 +46,26 @@ def test_one_search_finds_what_each_pattern_finds(text: str) -> None:
 def test_every_kind_is_found() -> None:
     kinds = {_secret_kind(text) for text in SAMPLES}
     assert {what for what, _ in _SECRET_KINDS.values()} <= kinds
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (
+            "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+            "a Slack webhook URL",
+        ),
+        ("hooks.slack.com/triggers/T0123/4567/abcdef", "a Slack webhook URL"),
+        ("https://discord.com/api/webhooks/1234567890/a-B_c", "a Discord webhook URL"),
+        ("https://discordapp.com/api/webhooks/1234567890/abc", "a Discord webhook URL"),
+        ("https://ops:hunter2@a.example.com/x", "a URL with a password"),
+        ("see postgres://app:pw@db:5432/app", "a URL with a password"),
+        ("https://hooks.slack.com/", None),
+        ("https://example.com/api/webhooks/", None),
+        ("https://ops@a.example.com/x", None),
+        ("Ada <ada@example.com>, https://example.com/a:b", None),
+        ("https://a.example.com/x?at=a:b@c", None),
+    ],
+)
+def test_urls_that_are_credentials(text: str, kind: str | None) -> None:
+    assert _secret_kind(text) == kind
