@@ -5,15 +5,18 @@ event body, the webhook's definition from the rule set that matched it (with
 ``env()`` references, never their values) and the message id that every retry
 repeats as ``webhook-id``. A webhook's deliveries form one job group, so they
 can be held (paused, disabled) and, for an ``ordered`` webhook, leave in order.
-A webhook's rate limit defers a delivery without counting an attempt, and so
-does a destination host that already has as many requests in flight as it may
-(`[webhooks] connections_per_host`): waiting for a connection in the pool would
-count against the attempt's timeout (jobs behind a slow host would time out
-without being sent) and would hold a worker slot that other hosts could use.
+A webhook's rate limit defers a delivery without counting an attempt. A
+destination host has at most `[webhooks] connections_per_host` requests in
+flight: a delivery waits for one of them to finish before its own timeout
+starts (waiting in the connection pool would count against it, and deliveries
+behind a slow host would time out without being sent); if none finishes soon,
+it goes back to the queue, attempt not counted, and frees its worker slot for
+other hosts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 from collections.abc import Mapping
@@ -108,9 +111,11 @@ class _MissingEnv(Exception):
     pass
 
 
-# Seconds a delivery to a host with no free slot waits before it is leased again
-# (spread, so that they do not all come back at once).
-_HOST_BUSY_DELAY = (0.2, 1.0)
+# How long a delivery waits for a free slot of its host, in seconds, before
+# it goes back to the queue; then how long until it is leased again (spread,
+# so that they do not all come back at once).
+_HOST_WAIT = 1.0
+_HOST_BUSY_DELAY = (0.5, 1.5)
 
 
 def _host_of(url: str) -> tuple[str, str, int]:
@@ -149,7 +154,7 @@ class WebhookHandler:
         self._attempts = attempts
         self._latency = latency
         self._per_host = per_host
-        self._in_flight: dict[tuple[str, str, int], int] = {}
+        self._hosts: dict[tuple[str, str, int], asyncio.Semaphore] = {}
 
     async def run(self, job: Job) -> Result:
         """One attempt, unless the webhook's rate limit says later (attempt not counted)."""
@@ -160,6 +165,16 @@ class WebhookHandler:
                 spread = self._rng.uniform(0, 1 / bucket.rate)  # not all back at once
                 return Deferred(bucket.wait_time() + spread)
         return await self.send(job)
+
+    def _slot(self, url: str) -> asyncio.Semaphore | None:
+        """The requests in flight to the host of ``url``, if they are bounded."""
+        if self._per_host is None:
+            return None
+        host = _host_of(url)
+        slot = self._hosts.get(host)
+        if slot is None:
+            slot = self._hosts[host] = asyncio.Semaphore(self._per_host)
+        return slot
 
     def _bucket(self, webhook: str, count: int, per_seconds: float) -> TokenBucket:
         key = (webhook, count, float(per_seconds))
@@ -201,16 +216,19 @@ class WebhookHandler:
                 error_message=str(exc),
             )
             return Failed(str(exc), hook=self._health.record(job, refused))
-        host = _host_of(request.url)
-        if self._per_host is not None and self._in_flight.get(host, 0) >= self._per_host:
-            return Deferred(self._rng.uniform(*_HOST_BUSY_DELAY))
-        self._in_flight[host] = self._in_flight.get(host, 0) + 1
-        try:
+        slot = self._slot(request.url)
+        if slot is None:
             attempt = await self._sender.send(request)
-        finally:
-            left = self._in_flight.pop(host) - 1
-            if left:
-                self._in_flight[host] = left
+        else:
+            try:
+                async with asyncio.timeout(_HOST_WAIT):
+                    await slot.acquire()
+            except TimeoutError:
+                return Deferred(self._rng.uniform(*_HOST_BUSY_DELAY))
+            try:
+                attempt = await self._sender.send(request)
+            finally:
+                slot.release()
         if self._attempts is not None and self._latency is not None:
             self._attempts.labels(attempt.outcome.value).inc()
             self._latency.observe(attempt.duration)
