@@ -136,12 +136,14 @@ def test_spare_cpu_reads_the_kernel_count(monkeypatch: pytest.MonkeyPatch) -> No
 
 @needs_fork
 def test_an_error_in_this_process_propagates() -> None:
+    # In `middle`, which this process always runs: under load the child may
+    # take every chunk, leaving this process no `first` or `second` to run.
     parent = os.getpid()
 
-    def second(middle: int, made: _First) -> list[tuple[int, int]]:
+    def middle(firsts: list[_First]) -> int:
         if os.getpid() == parent:
             raise ValueError("here")
-        return _second(middle, made)
+        return _middle(firsts)
 
     with pytest.raises(ValueError, match="here"):
-        parallel.split_stages(Stages(_first, _slim, _middle, second), ITEMS)
+        parallel.split_stages(Stages(_first, _slim, middle, _second), ITEMS)
