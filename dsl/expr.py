@@ -65,9 +65,14 @@ _TIME_ARITHMETIC = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The names an expression may use, with their types."""
+    """The names an expression may use, with their types.
+
+    `suggest`: other names worth offering for a misspelt one (the consts,
+    already substituted by the time an expression is checked).
+    """
 
     names: Mapping[str, Type]
+    suggest: tuple[str, ...] = ()
 
 
 def env_ref(node: ast.Expr) -> tuple[str, str | None] | None:
@@ -164,7 +169,7 @@ class _Checker:
         root = expr.parts[0]
         current = self.scope.names.get(root)
         if current is None:
-            hint = did_you_mean(root, list(self.scope.names))
+            hint = did_you_mean(root, [*self.scope.names, *self.scope.suggest])
             return self.error("E016", f"unknown name '{root}'", expr.span, hint)
         for part in expr.parts[1:]:
             current = self.member(current, part, expr.span)

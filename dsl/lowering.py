@@ -257,6 +257,8 @@ class Lowering:
         refs, poisoned = self.scan_secrets(inlined)
         if poisoned:
             return canonical(inlined), ERROR  # already reported, nothing more to say
+        if self.defs.consts:
+            scope = Scope(scope.names, tuple(self.defs.consts))
         t = check_expr(inlined, scope, self.report)
         if want is BOOL and t.kind not in ("bool", "any", "error"):
             hint = "there is no truthiness: compare explicitly, e.g. x != null"
