@@ -118,6 +118,7 @@ def test_rules_change_while_events_stream_in(tmp_path: Path) -> None:
                 applied = time.monotonic()
                 wait_until(lambda: any(r.path == "/payouts" for r in receiver.snapshot()))
                 print(f"\nnew rule applied {applied - written:.3f}s after the file was written")
+                assert applied - written < 1.0, "a new rule serves within a second"
 
                 rule_file.write_text(BROKEN_RULE, encoding="utf-8")
                 failure = wait_until(lambda: rules_state(api)["last_failure"])
@@ -169,6 +170,7 @@ def test_rules_change_while_events_stream_in(tmp_path: Path) -> None:
         assert by_version[version], f"events were matched by {version}"
         for event in by_version[version]:
             assert [job["target"] for job in event["jobs"]] == ["payout_hook"]
+            assert [job["rule_set"] for job in event["jobs"]] == [version], "its job's version"
     order = [event["rule_set"] for event in events]
     assert order == sorted(order, key=[first["version"], second["version"], third["version"]].index)
 
