@@ -146,6 +146,8 @@ class Engine:
             self._stop_deadline = time.monotonic() + self.settings.config.server.shutdown_grace
         if self.worker is not None:
             self.worker.stop_leasing()
+        if self.webhooks is not None:
+            self.webhooks.stop()
 
     async def stop(self) -> None:
         """Let running jobs finish within the grace period, release the rest, close."""

@@ -9,9 +9,10 @@ A webhook's rate limit defers a delivery without counting an attempt. A
 destination host has at most `[webhooks] connections_per_host` requests in
 flight: a delivery waits for one of them to finish before its own timeout
 starts (waiting in the connection pool would count against it, and deliveries
-behind a slow host would time out without being sent); if none finishes soon,
-it goes back to the queue, attempt not counted, and frees its worker slot for
-other hosts.
+behind a slow host would time out without being sent); if none finishes
+within a second, it goes back to the queue, attempt not counted, and frees
+its worker slot for other hosts. Once the engine is stopping, a delivery
+that has not started goes back to the queue.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -111,10 +113,8 @@ class _MissingEnv(Exception):
     pass
 
 
-# How long a delivery waits for a free slot of its host, in seconds, before
-# it goes back to the queue; then how long until it is leased again (spread,
+# Seconds until a delivery whose host had no free slot is leased again (spread,
 # so that they do not all come back at once).
-_HOST_WAIT = 1.0
 _HOST_BUSY_DELAY = (0.5, 1.5)
 
 
@@ -142,8 +142,10 @@ class WebhookHandler:
         attempts: Counter | None = None,
         latency: Histogram | None = None,
         per_host: int | None = None,
+        host_wait: float = 1.0,
     ) -> None:
-        """``per_host``: the most attempts in flight to one host (scheme, host, port)."""
+        """``per_host``: the most attempts in flight to one host (scheme, host, port);
+        ``host_wait``: how many seconds a queued delivery waits for one of them."""
         self._sender = sender
         self._clock = clock
         self._environ = environ
@@ -154,17 +156,54 @@ class WebhookHandler:
         self._attempts = attempts
         self._latency = latency
         self._per_host = per_host
-        self._hosts: dict[tuple[str, str, int], asyncio.Semaphore] = {}
+        self._host_wait = host_wait
+        # A host's semaphore lives as long as a delivery holds or awaits it.
+        self._hosts: weakref.WeakValueDictionary[tuple[str, str, int], asyncio.Semaphore]
+        self._hosts = weakref.WeakValueDictionary()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Make no more attempts for the worker (the engine is stopping); ``send`` still does."""
+        self._stopping = True
 
     async def run(self, job: Job) -> Result:
-        """One attempt, unless the webhook's rate limit says later (attempt not counted)."""
-        limit = job.payload["definition"].get("rate_limit")
-        if limit is not None:
-            bucket = self._bucket(job.payload["webhook"], limit["count"], limit["per_seconds"])
-            if not bucket.try_acquire():
-                spread = self._rng.uniform(0, 1 / bucket.rate)  # not all back at once
-                return Deferred(bucket.wait_time() + spread)
-        return await self.send(job)
+        """One attempt for the worker, unless it must wait (the attempt not counted).
+
+        It waits when its host has no free slot within ``host_wait``, when the
+        webhook's rate limit says later, and when the engine is stopping.
+        """
+        if self._stopping:
+            return Deferred(0.0)
+        request = self._request(job)
+        if not isinstance(request, WebhookRequest):
+            return request
+        slot = self._slot(request.url)
+        if slot is not None and not await self._take(slot):
+            return Deferred(0.0 if self._stopping else self._rng.uniform(*_HOST_BUSY_DELAY))
+        try:
+            if self._stopping:  # while it waited for its host
+                return Deferred(0.0)
+            limit = job.payload["definition"].get("rate_limit")
+            if limit is not None:
+                bucket = self._bucket(job.payload["webhook"], limit["count"], limit["per_seconds"])
+                if not bucket.try_acquire():
+                    spread = self._rng.uniform(0, 1 / bucket.rate)  # not all back at once
+                    return Deferred(bucket.wait_time() + spread)
+            return await self._attempt(job, request)
+        finally:
+            if slot is not None:
+                slot.release()
+
+    async def send(self, job: Job) -> Result:
+        """Send one attempt now (asked for through the API), once its host has a free slot."""
+        request = self._request(job)
+        if not isinstance(request, WebhookRequest):
+            return request
+        slot = self._slot(request.url)
+        if slot is None:
+            return await self._attempt(job, request)
+        async with slot:
+            return await self._attempt(job, request)
 
     def _slot(self, url: str) -> asyncio.Semaphore | None:
         """The requests in flight to the host of ``url``, if they are bounded."""
@@ -175,6 +214,15 @@ class WebhookHandler:
         if slot is None:
             slot = self._hosts[host] = asyncio.Semaphore(self._per_host)
         return slot
+
+    async def _take(self, slot: asyncio.Semaphore) -> bool:
+        """Whether a slot was free within ``host_wait`` (its wait is not the attempt's)."""
+        try:
+            async with asyncio.timeout(self._host_wait):
+                await slot.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     def _bucket(self, webhook: str, count: int, per_seconds: float) -> TokenBucket:
         key = (webhook, count, float(per_seconds))
@@ -188,12 +236,12 @@ class WebhookHandler:
             self._buckets[key] = bucket
         return bucket
 
-    async def send(self, job: Job) -> Result:
-        """Send one attempt now; the result's hook records it with the job's outcome."""
+    def _request(self, job: Job) -> WebhookRequest | Failed:
+        """The request to send, or the failure when it cannot be made (a missing variable)."""
         payload = job.payload
         definition = payload["definition"]
         try:
-            request = WebhookRequest(
+            return WebhookRequest(
                 url=self._value(definition["url"]),
                 message_id=payload["message_id"],
                 event_type=payload["event"]["type"],
@@ -216,26 +264,17 @@ class WebhookHandler:
                 error_message=str(exc),
             )
             return Failed(str(exc), hook=self._health.record(job, refused))
-        slot = self._slot(request.url)
-        if slot is None:
-            attempt = await self._sender.send(request)
-        else:
-            try:
-                async with asyncio.timeout(_HOST_WAIT):
-                    await slot.acquire()
-            except TimeoutError:
-                return Deferred(self._rng.uniform(*_HOST_BUSY_DELAY))
-            try:
-                attempt = await self._sender.send(request)
-            finally:
-                slot.release()
+
+    async def _attempt(self, job: Job, request: WebhookRequest) -> Result:
+        """Send ``request``; the result's hook records the attempt with the job's outcome."""
+        attempt = await self._sender.send(request)
         if self._attempts is not None and self._latency is not None:
             self._attempts.labels(attempt.outcome.value).inc()
             self._latency.observe(attempt.duration)
         hook = self._health.record(job, attempt)
         self._logger.info(
             "webhook.attempt",
-            webhook=payload["webhook"],
+            webhook=job.payload["webhook"],
             message_id=request.message_id,
             attempt=job.attempts,
             outcome=attempt.outcome.value,
@@ -248,7 +287,10 @@ class WebhookHandler:
         if not attempt.outcome.retryable:
             return Failed(error, hook=hook)
         delay = next_delay(
-            policy_of(definition), job.attempts, self._rng, retry_after=attempt.retry_after
+            policy_of(job.payload["definition"]),
+            job.attempts,
+            self._rng,
+            retry_after=attempt.retry_after,
         )
         return Failed(error, hook=hook) if delay is None else Retry(delay, error, hook=hook)
 

@@ -203,19 +203,25 @@ class Worker:
         unfinished = dict(self._running)
         for task in unfinished:
             task.cancel()
-        for task, job in unfinished.items():
+        for task in unfinished:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await self._writer.submit(
-                FinishJob(job.id, self.owner, "released", self._clock.now(), attempt=job.attempts)
-            )
-        if unfinished:
-            self._logger.info("worker.released", jobs=len(unfinished))
+        await self._release(list(unfinished.values()))
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
             self._heartbeat_task = None
+
+    async def _release(self, jobs: list[Job]) -> None:
+        """Give leased jobs back, not run: pending again, the attempt not counted."""
+        now = self._clock.now()
+        releases = (
+            FinishJob(job.id, self.owner, "released", now, attempt=job.attempts) for job in jobs
+        )
+        await asyncio.gather(*(self._writer.submit(release) for release in releases))
+        if jobs:
+            self._logger.info("worker.released", jobs=len(jobs))
 
     async def _heartbeat(self) -> None:
         """Keep the leases of running jobs alive, so a long job is never run twice at once."""
@@ -257,6 +263,9 @@ class Worker:
             return self._poll_interval
         now = self._clock.now()
         lease = await self._writer.submit(LeaseJobs(self.owner, room, now, self._lease))
+        if self._stopping:  # stopped while leasing: these must not start
+            await self._release(list(lease.jobs))
+            return None
         # Leased oldest first: the first job says how far behind the queue is.
         self._delay = (now - lease.jobs[0].due_at).total_seconds() if lease.jobs else 0.0
         for job in lease.jobs:

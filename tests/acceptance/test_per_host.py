@@ -53,8 +53,9 @@ def test_concurrent_deliveries_to_one_host_are_bounded(tmp_path: Path) -> None:
 
 
 def test_waiting_for_a_busy_host_does_not_use_up_the_timeout(tmp_path: Path) -> None:
-    # One connection to the host, 2 s answers, 5 s timeouts: the third delivery
-    # waits about 4 s for the host, which must not count against its own 5 s.
+    # One connection to the host, 2 s answers, 5 s timeouts: the deliveries wait
+    # for the host (up to a second, then back to the queue, the attempt not
+    # counted), and that wait must not count against their own 5 s.
     async def slow(request: Received, nth: int) -> web.StreamResponse:
         await asyncio.sleep(2.0)
         return web.Response(text="ok")
@@ -82,3 +83,24 @@ def _job_when_finished(api: httpx.Client, event_id: str) -> dict[str, object]:
             return job  # type: ignore[no-any-return]
         time.sleep(0.1)
     raise AssertionError(f"the delivery of {event_id} did not finish")
+
+
+def test_a_test_send_to_a_busy_host_waits_for_it(tmp_path: Path) -> None:
+    # The worker's deliveries hold the host's only connection for 1.5 s each;
+    # a test send asked for meanwhile waits its turn and is answered.
+    async def slow(request: Received, nth: int) -> web.StreamResponse:
+        await asyncio.sleep(1.5)
+        return web.Response(text="ok")
+
+    with Receiver(slow) as receiver:
+        engine = start_engine(tmp_path, receiver, env={"OWNLY_WEBHOOKS_CONNECTIONS_PER_HOST": "1"})
+        try:
+            with client(engine, timeout=30) as api:
+                events = [investment(f"evt_first{i}") for i in range(2)]
+                assert api.post("/api/events", json={"events": events}).status_code == 202
+                receiver.wait_for(1)
+                answer = api.post("/api/webhooks/receiver/test")
+        finally:
+            assert engine.stop() == 0
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["attempt"]["outcome"] == "delivered"

@@ -70,9 +70,10 @@ def test_a_delivery_longer_than_the_grace_period_is_released_and_resent(tmp_path
 
 
 def test_no_job_starts_after_sigterm_while_requests_drain(tmp_path: Path) -> None:
-    # One connection to the receiver, so the three deliveries go one after another;
-    # a request still uploading its body keeps the server draining for the whole grace.
-    with Receiver(lambda request, nth: slow(1.0)) as receiver:
+    # One connection to the receiver, so the three deliveries go one after another
+    # (each answered sooner than a delivery waits for its host); a request still
+    # uploading its body keeps the server draining for the whole grace.
+    with Receiver(lambda request, nth: slow(0.4)) as receiver:
         env = {"OWNLY_SERVER_SHUTDOWN_GRACE": "3s", "OWNLY_WEBHOOKS_CONNECTIONS_PER_HOST": "1"}
         engine = start_engine(tmp_path, receiver, env=env)
         events = [investment(f"evt_drain{i}") for i in range(3)]

@@ -46,5 +46,6 @@ def start_engine(
     return process
 
 
-def client(engine: EngineProcess, key: str = KEY) -> httpx.Client:
-    return httpx.Client(base_url=engine.url, headers={"Authorization": f"Bearer {key}"})
+def client(engine: EngineProcess, key: str = KEY, timeout: float = 5.0) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.Client(base_url=engine.url, headers=headers, timeout=timeout)
