@@ -127,6 +127,14 @@ def read_events(
     return [_plain(document, "")], False
 
 
+def read_event(item: object) -> Incoming:
+    """One event given as a JSON value: a structured CloudEvent (it has ``specversion``)
+    or a plain event, read as ``POST /api/events`` reads it."""
+    if isinstance(item, dict) and "specversion" in item:
+        return _structured_cloudevent(item, "")
+    return _plain(item, "")
+
+
 def check_event(event: Incoming, rules: RuleSet, *, accept_unknown_types: bool) -> None:
     """Check ``event`` against the catalog; fill defaults; add every problem found."""
     spec = rules.events.get(event.type)

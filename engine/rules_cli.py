@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import jinja2
@@ -33,8 +33,10 @@ from dsl import (
 from dsl.diagnostics import did_you_mean, render_json, render_text
 from dsl.expr import walk
 from dsl.fmt import format_source
-from engine.bus import StoredEvent, event_context
-from engine.ingest import Incoming, Problem, check_event, parse_rfc3339
+
+if TYPE_CHECKING:
+    from engine.bus import StoredEvent
+    from engine.ingest import Problem
 
 __all__ = ["check", "fmt", "simulate"]
 
@@ -196,33 +198,30 @@ def simulate(
 def _stored(
     event: dict[str, Any], rules: RuleSet, now: datetime
 ) -> tuple[StoredEvent, list[Problem]]:
-    """``event`` as the engine would store it (checked against the catalog, its defaults
-    filled), and what the engine would refuse in it (it would store nothing then)."""
-    problems: list[Problem] = []
-    data = event.get("data", {})
-    if not isinstance(data, dict):
-        problems.append(Problem("data", "must be an object"))
-        data = {}
-    key = "occurred_at" if "occurred_at" in event else "time"  # plain or CloudEvents name
-    time = event.get(key)
-    occurred_at = parse_rfc3339(time) if isinstance(time, str) else None
-    if time is not None and occurred_at is None:
-        problems.append(Problem(key, "must be an RFC 3339 timestamp with a time zone"))
-    incoming = Incoming(event.get("id") or "evt_simulated", event["type"], data)
+    """``event`` as the engine would store it (read and checked as ``POST /api/events``
+    does, the catalog's defaults filled), and the problems for which the engine
+    would refuse it (it would store nothing then)."""
+    # Here, not at the top: `ownly check` and `ownly fmt` need none of the engine.
+    from engine.bus import StoredEvent
+    from engine.ingest import check_event, read_event
+
+    incoming = read_event(event)
     check_event(incoming, rules, accept_unknown_types=False)
     stored = StoredEvent(
-        id=str(incoming.id),
+        id=incoming.id or "evt_simulated",
         type=incoming.type,
         data=incoming.data,
-        occurred_at=occurred_at or now,
+        occurred_at=incoming.occurred_at or now,
         received_at=now,
-        source=event.get("source", "simulate"),
-        subject=event.get("subject"),
+        source=incoming.source or "simulate",
+        subject=incoming.subject,
     )
-    return stored, problems + incoming.problems
+    return stored, incoming.problems
 
 
 def _simulate(rules: RuleSet, event: dict[str, Any], templates_dir: Path) -> dict[str, Any]:
+    from engine.bus import event_context  # see _stored
+
     now = datetime.now(UTC)
     stored, problems = _stored(event, rules, now)
     context = event_context(stored, rules, now, dict(os.environ))

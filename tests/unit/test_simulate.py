@@ -74,3 +74,24 @@ def test_what_the_engine_would_refuse_is_reported(tmp_path: Path) -> None:
     assert report["problems"] == [
         {"path": "data.amout", "reason": "unknown field; did you mean 'amount'?"}
     ]
+
+
+def test_the_envelope_is_read_as_the_engine_reads_it(tmp_path: Path) -> None:
+    event = {**investment(), "id": "has spaces", "sent_at": "today", "occurred_at": "noon"}
+    paths = sorted(problem["path"] for problem in run(tmp_path, event)["problems"])
+    assert paths == ["id", "occurred_at", "sent_at"]
+
+
+def test_a_structured_cloudevent_is_simulated(tmp_path: Path) -> None:
+    plain = investment()
+    event = {
+        "specversion": "1.0",
+        "id": "evt_ce_1",
+        "source": "/platform",
+        "type": plain["type"],
+        "time": "2026-11-26T10:00:00Z",
+        "data": plain["data"],
+    }
+    report = run(tmp_path, event)
+    assert report["problems"] == []
+    assert [entry["name"] for entry in report["fired"]] == ["big_usd"]
