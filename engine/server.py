@@ -176,13 +176,21 @@ async def serve(
                 loop.remove_signal_handler(signum)
         engine.logger.info("server.stopping", grace_seconds=server.shutdown_grace)
         engine.begin_stop()
-        if reloads:  # a reload started by SIGHUP finishes before the writer stops
-            await asyncio.wait(reloads, timeout=server.shutdown_grace)
-            for task in reloads:
-                task.cancel()
-    finally:
+    except BaseException:
         await runner.cleanup()
+        raise
+    # Requests drain while a reload started by SIGHUP finishes (before the
+    # writer stops): both within the one grace period.
+    await asyncio.gather(runner.cleanup(), _finish(reloads, server.shutdown_grace))
     engine.logger.info("server.stopped")
+
+
+async def _finish(tasks: set[asyncio.Task[object]], seconds: float) -> None:
+    """Let ``tasks`` end within ``seconds``; cancel the rest."""
+    if tasks:
+        await asyncio.wait(tasks, timeout=seconds)
+        for task in list(tasks):  # their callbacks change the set
+            task.cancel()
 
 
 def _host(address: object) -> str:
