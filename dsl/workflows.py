@@ -291,10 +291,12 @@ class _Workflow:
 _HOST_ZONE = "localtime"
 
 # A schedule's next run is searched from a fixed instant, so that the check is
-# the same whenever it runs. Eight years cover the longest gap between runs
-# of a schedule that fires at all (February 29th across a century year).
+# the same whenever it runs, over the 400 years after which the Gregorian
+# calendar repeats itself: a schedule that fires at all fires in them (the 5th
+# Monday of February, the 29th, comes 16 years after 2000, then 28 years
+# later). The search takes about 10 ms for a schedule that never fires.
 _CRON_FROM = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-_CRON_YEARS = 8
+_CRON_YEARS = 400
 
 
 def _cron_problem(cron: str) -> str | None:

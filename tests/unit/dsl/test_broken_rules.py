@@ -585,7 +585,7 @@ def test_steps_after_an_if_that_may_go_on_are_reachable(rules: Rules, steps: str
 
 @pytest.mark.parametrize(
     "cron",
-    ["0 0 29 2 *", "0 0 31 * *", "0 0 30 2 1", "*/5 8-18 * * 1-5", "0 0 L * *"],
+    ["0 0 29 2 *", "0 0 31 * *", "0 0 30 2 1", "*/5 8-18 * * 1-5", "0 0 L * *", "0 0 29 2 1#5"],
 )
 def test_schedules_that_fire_rarely_are_accepted(rules: Rules, cron: str) -> None:
     compilation = rules.compile(
