@@ -314,37 +314,50 @@ def _check_file(
 ) -> None:
     loaded = load_template_file(directory, name)
     if isinstance(loaded, TemplateFileProblem):
-        if loaded.code == "E033":
-            path = str(directory / name)
-            span = ast.Span(path, loaded.line, 1, loaded.line, 2)
-            low.report("E033", f"{name}: {loaded.message}", span)
-        else:
-            low.report(loaded.code, loaded.message, attr.value.span)
+        _report_file(low, attr, directory, name, loaded, name)
         return
     low.files[name] = loaded.sha256
     _check_used(low, attr, loaded.variables, declared, f"template file '{name}'")
-    _check_references(low, attr, directory, loaded)
+    _check_references(low, attr, directory, loaded, declared)
 
 
 def _check_references(
-    low: Lowering, attr: ast.Attribute, directory: Path, source: TemplateSource
+    low: Lowering,
+    attr: ast.Attribute,
+    directory: Path,
+    source: TemplateSource,
+    declared: frozenset[str],
 ) -> None:
     """Check the files a template file includes, extends or imports, and version them.
 
     They are rendered with it, so one missing or broken is the template's
-    error, reported at the attribute that names the template file.
+    error; one rendered with its variables may use only the declared ones.
     """
     for ref in referenced_files(directory, source):
-        if isinstance(ref.loaded, TemplateSource):
-            low.files[ref.name] = ref.loaded.sha256
-            continue
-        problem = ref.loaded
         where = f"'{ref.parent}' refers to '{ref.name}'"
-        if problem.code == "E033":
-            message = f"{where}, line {problem.line}: {problem.message}"
-        else:
-            message = f"{where}: {problem.message}"
-        low.report(problem.code, message, attr.value.span)
+        if isinstance(ref.loaded, TemplateFileProblem):
+            _report_file(low, attr, directory, ref.name, ref.loaded, where)
+            continue
+        low.files[ref.name] = ref.loaded.sha256
+        if ref.in_context:
+            _check_used(low, attr, ref.loaded.variables, declared, f"template file '{ref.name}'")
+
+
+def _report_file(
+    low: Lowering,
+    attr: ast.Attribute,
+    directory: Path,
+    name: str,
+    problem: TemplateFileProblem,
+    where: str,
+) -> None:
+    """A template file that does not parse is reported in it, at its line; one that
+    cannot be read, at the attribute that names it (or the file that pulls it in)."""
+    if problem.code == "E033":
+        span = ast.Span(str(directory / name), problem.line, 1, problem.line, 2)
+        low.report("E033", f"{where}: {problem.message}", span)
+    else:
+        low.report(problem.code, f"{where}: {problem.message}", attr.value.span)
 
 
 def _check_sample(

@@ -59,20 +59,25 @@ class TemplateReference:
     """A file named by `{% include %}`, `{% extends %}` or `{% import %}`.
 
     An optional one (`ignore missing`, or one of a list of which the first
-    found is used) is no error when absent.
+    found is used) is no error when absent. `in_context`: it is rendered with
+    the variables of the file naming it (an include or extends; an import only
+    `with context`).
     """
 
     name: str
     optional: bool = False
+    in_context: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class ReferencedFile:
-    """A file a template pulls in: its name, the file naming it, and what loading it gave."""
+    """A file a template pulls in: its name, the file naming it, what loading it gave,
+    and whether it is rendered with the template's variables."""
 
     name: str
     parent: str
     loaded: TemplateSource | TemplateFileProblem
+    in_context: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +128,7 @@ def _references(parsed: nodes.Template) -> tuple[TemplateReference, ...]:
 
     A name computed at render time cannot be checked here and is left out.
     """
-    found: dict[str, bool] = {}
+    found: dict[str, tuple[bool, bool]] = {}  # name -> (optional, in context)
     for node in parsed.find_all(_REFERENCING):
         assert isinstance(node, _REFERENCING)
         names: list[object] = []
@@ -132,10 +137,12 @@ def _references(parsed: nodes.Template) -> tuple[TemplateReference, ...]:
         elif isinstance(node.template, (nodes.Tuple, nodes.List)):
             names = [i.value for i in node.template.items if isinstance(i, nodes.Const)]
         optional = len(names) > 1 or bool(getattr(node, "ignore_missing", False))
+        in_context = isinstance(node, nodes.Extends) or bool(node.with_context)
         for name in names:
             if isinstance(name, str):
-                found[name] = found.get(name, True) and optional
-    return tuple(TemplateReference(name, optional) for name, optional in found.items())
+                was_optional, was_in_context = found.get(name, (True, False))
+                found[name] = (was_optional and optional, was_in_context or in_context)
+    return tuple(TemplateReference(name, *flags) for name, flags in found.items())
 
 
 def referenced_files(directory: Path, source: TemplateSource) -> list[ReferencedFile]:
@@ -146,18 +153,18 @@ def referenced_files(directory: Path, source: TemplateSource) -> list[Referenced
     """
     seen = {source.path}
     found: list[ReferencedFile] = []
-    pending = [(source.path, ref) for ref in source.references]
+    pending = [(source.path, ref, ref.in_context) for ref in source.references]
     while pending:
-        parent, ref = pending.pop(0)
+        parent, ref, in_context = pending.pop(0)
         if ref.name in seen:
             continue
         seen.add(ref.name)
         loaded = load_template_file(directory, ref.name)
         if ref.optional and isinstance(loaded, TemplateFileProblem) and loaded.code == "E032":
             continue
-        found.append(ReferencedFile(ref.name, parent, loaded))
+        found.append(ReferencedFile(ref.name, parent, loaded, in_context))
         if isinstance(loaded, TemplateSource):
-            pending += [(ref.name, r) for r in loaded.references]
+            pending += [(ref.name, r, in_context and r.in_context) for r in loaded.references]
     return found
 
 

@@ -48,8 +48,9 @@ def test_a_file_that_does_not_parse_is_an_error(rules: Rules) -> None:
     )
     (diagnostic,) = compilation.diagnostics
     assert diagnostic.code == "E033"
-    assert "'page.html' refers to 'footer.html', line 2: not valid Jinja2" in diagnostic.message
-    assert diagnostic.span.file == "case.ownly"
+    assert "'page.html' refers to 'footer.html': not valid Jinja2" in diagnostic.message
+    assert diagnostic.span.file.endswith("templates/footer.html"), "reported in the file"
+    assert diagnostic.span.line == 2
 
 
 def test_files_are_followed_through_other_files_and_cycles_end(rules: Rules) -> None:
@@ -76,13 +77,29 @@ def test_a_file_outside_the_templates_directory_is_refused(rules: Rules) -> None
     "page",
     [
         '{% include "gone.html" ignore missing %}',
-        '{% include ["gone.html", "receipt.html"] %}',
+        '{% include ["gone.html", "plain.html"] %}',
         "{% include name %}",
     ],
 )
 def test_optional_and_computed_names_are_no_error(rules: Rules, page: str) -> None:
-    compilation = compile_page(rules, page)
+    compilation = compile_page(rules, page, {"plain.html": "<p>{{ name }}</p>"})
     assert compilation.ok, compilation.render()
+
+
+@pytest.mark.parametrize("page", ['{% include "footer.html" %}', '{% extends "footer.html" %}'])
+def test_a_file_rendered_with_the_template_uses_only_its_variables(rules: Rules, page: str) -> None:
+    compilation = compile_page(rules, page, {"footer.html": "{{ name }} {{ nmae }}"})
+    (diagnostic,) = compilation.diagnostics
+    assert diagnostic.code == "E030"
+    assert "template file 'footer.html' uses 'nmae'" in diagnostic.message
+    assert diagnostic.hint == "did you mean 'name'?"
+
+
+def test_a_file_imported_with_context_uses_only_the_templates_variables(rules: Rules) -> None:
+    macros = "{% macro sign() %}{{ name }}, {{ greeting }}{% endmacro %}"
+    page = '{% import "macros.html" as m with context %}{{ m.sign() }}'
+    (diagnostic,) = compile_page(rules, page, {"macros.html": macros}).diagnostics
+    assert "template file 'macros.html' uses 'greeting'" in diagnostic.message
 
 
 def test_a_referenced_file_is_part_of_the_version(rules: Rules) -> None:
