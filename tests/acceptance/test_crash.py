@@ -70,7 +70,8 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> Non
         post_all(engine.url, ids, stop, first)
         killer.join()
         acknowledged = {i for i, status in first.items() if status in (200, 202)}
-        assert 0 < len(acknowledged) < EVENTS, "the engine was killed while events came in"
+        killed_at = f"killed after {answers} answers"
+        assert 0 < len(acknowledged) < EVENTS, f"{killed_at}: not while events came in"
 
         restarted = EngineProcess(tmp_path, env=engine.environment)
         try:
@@ -92,10 +93,10 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> Non
         per_event = conn.execute(
             "SELECT count(*) FROM (SELECT event_id FROM jobs GROUP BY event_id HAVING count(*) > 1)"
         ).fetchone()[0]
-    assert acknowledged <= stored, "every acknowledged event survived the kill"
-    assert stored == set(ids)
-    assert states == {"succeeded": EVENTS}, "each job is recorded succeeded, once"
-    assert per_event == 0, "one job per event, never two"
+    assert acknowledged <= stored, f"{killed_at}: an acknowledged event was lost"
+    assert stored == set(ids), killed_at
+    assert states == {"succeeded": EVENTS}, f"{killed_at}: each job succeeded once, {states}"
+    assert per_event == 0, f"{killed_at}: one job per event, never two"
 
     counts: dict[str, int] = {}
     for request in delivered:
