@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -52,16 +53,23 @@ def test_concurrent_deliveries_to_one_host_are_bounded(tmp_path: Path) -> None:
     assert peak == 2
 
 
+ONE_CONNECTION = {"OWNLY_WEBHOOKS_CONNECTIONS_PER_HOST": "1"}
+
+
+def answering_after(seconds: float) -> Callable[[Received, int], Awaitable[web.StreamResponse]]:
+    async def answer(request: Received, nth: int) -> web.StreamResponse:
+        await asyncio.sleep(seconds)
+        return web.Response(text="ok")
+
+    return answer
+
+
 def test_waiting_for_a_busy_host_does_not_use_up_the_timeout(tmp_path: Path) -> None:
     # One connection to the host, 2 s answers, 5 s timeouts: the deliveries wait
     # for the host (up to a second, then back to the queue, the attempt not
     # counted), and that wait must not count against their own 5 s.
-    async def slow(request: Received, nth: int) -> web.StreamResponse:
-        await asyncio.sleep(2.0)
-        return web.Response(text="ok")
-
-    with Receiver(slow) as receiver:
-        engine = start_engine(tmp_path, receiver, env={"OWNLY_WEBHOOKS_CONNECTIONS_PER_HOST": "1"})
+    with Receiver(answering_after(2.0)) as receiver:
+        engine = start_engine(tmp_path, receiver, env=ONE_CONNECTION)
         try:
             with client(engine) as api:
                 ids = [f"evt_busy{i}" for i in range(3)]
@@ -88,12 +96,8 @@ def _job_when_finished(api: httpx.Client, event_id: str) -> dict[str, object]:
 def test_a_test_send_to_a_busy_host_waits_for_it(tmp_path: Path) -> None:
     # The worker's deliveries hold the host's only connection for 1.5 s each;
     # a test send asked for meanwhile waits its turn and is answered.
-    async def slow(request: Received, nth: int) -> web.StreamResponse:
-        await asyncio.sleep(1.5)
-        return web.Response(text="ok")
-
-    with Receiver(slow) as receiver:
-        engine = start_engine(tmp_path, receiver, env={"OWNLY_WEBHOOKS_CONNECTIONS_PER_HOST": "1"})
+    with Receiver(answering_after(1.5)) as receiver:
+        engine = start_engine(tmp_path, receiver, env=ONE_CONNECTION)
         try:
             with client(engine, timeout=30) as api:
                 events = [investment(f"evt_first{i}") for i in range(2)]
