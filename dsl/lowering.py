@@ -45,9 +45,12 @@ _SECRET_KINDS = MappingProxyType(
 )
 
 
+# Names of query parameters that carry a credential in a URL (`?token=...`).
+_QUERY_SECRET_NAMES = "token|key|api_key|apikey|access_token|secret|signature|password"  # noqa: S105
+
 # URLs that are credentials themselves (whoever has one can post to it), and
-# URLs with a password, searched only in strings that pass
-# `_may_hold_url_secret`.
+# URLs with a password or a credential in the query, searched only in strings
+# that pass `_may_hold_url_secret`.
 _URL_SECRET_KINDS = MappingProxyType(
     {
         "slack_hook": (
@@ -59,6 +62,10 @@ _URL_SECRET_KINDS = MappingProxyType(
             r"discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]+",
         ),
         "userinfo": ("a URL with a password", r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:[^\s/?#@]+@"),
+        "query": (
+            "a URL with a credential in its query",
+            rf"://[^\s?#]*\?(?:[^\s#]*&)?(?i:{_QUERY_SECRET_NAMES})=[^&\s#]",
+        ),
     }
 )
 _URL_SECRETS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _URL_SECRET_KINDS.items()))
@@ -84,7 +91,7 @@ _ADDRESS = re.compile(r"[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]
 # An https URL with a host name and a plain path: no credentials, port,
 # query, escapes or blanks (most rules' URLs, checked without urlsplit).
 _PLAIN_URL = re.compile(r"https://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?:/[A-Za-z0-9._~/-]*)?")
-_SECRET_QUERY = re.compile(r"(^|&)(token|key|api_key|apikey|secret|signature|password)=", re.I)
+_SECRET_QUERY = re.compile(rf"(^|&)({_QUERY_SECRET_NAMES})=", re.I)
 
 
 @dataclass(slots=True)
@@ -498,7 +505,11 @@ def _secret_kind(text: str) -> str | None:
 def _may_hold_url_secret(text: str) -> bool:
     """Whether `text` has what each URL credential needs, tested without a regex:
     nearly every URL in rules has none of it, and so costs no second search."""
-    return "hooks.slack.com/" in text or "/api/webhooks/" in text or ("@" in text and "://" in text)
+    return (
+        "hooks.slack.com/" in text
+        or "/api/webhooks/" in text
+        or ("://" in text and ("@" in text or "=" in text))
+    )
 
 
 def _flatten(expr: ast.Expr) -> Iterator[ast.Expr]:

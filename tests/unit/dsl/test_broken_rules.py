@@ -379,6 +379,13 @@ CASES = [
         17,
     ),
     (
+        workflow('  r = http(url: "https://api.example.com/v1?token=Zq8f3kLm9Pw2", method: "GET")'),
+        "E044",
+        "this string looks like a URL with a credential in its query",
+        3,
+        17,
+    ),
+    (
         webhook('  headers = { "X-Key": "sk_live_abcdefghijklmnop" }'),
         "E044",
         "looks like a Stripe key",

@@ -65,6 +65,13 @@ def test_every_kind_is_found() -> None:
         ("https://ops@a.example.com/x", None),
         ("Ada <ada@example.com>, https://example.com/a:b", None),
         ("https://a.example.com/x?at=a:b@c", None),
+        ("https://api.example.com/x?token=Zq8f3kLm", "a URL with a credential in its query"),
+        ("https://api.example.com/x?page=2&API_KEY=k1", "a URL with a credential in its query"),
+        ("see https://a.example.com/?signature=abc#top", "a URL with a credential in its query"),
+        ("https://a.example.com/x?token=", None),
+        ("https://a.example.com/x?monkey=1&tokens=2", None),
+        ("https://a.example.com/token=abc", None),
+        ("token=abc", None),
     ],
 )
 def test_urls_that_are_credentials(text: str, kind: str | None) -> None:
