@@ -48,10 +48,8 @@ _SECRET_KINDS = MappingProxyType(
 # Names of query parameters that carry a credential in a URL (`?token=...`).
 _QUERY_SECRET_NAMES = "token|key|api_key|apikey|access_token|secret|signature|password"  # noqa: S105
 
-# URLs that are credentials themselves (whoever has one can post to it), and
-# URLs with a password or a credential in the query, searched only in strings
-# that pass `_may_hold_url_secret`.
-_URL_SECRET_KINDS = MappingProxyType(
+# URLs that are credentials themselves: whoever has one can post to it.
+_HOOK_URL_KINDS = MappingProxyType(
     {
         "slack_hook": (
             "a Slack webhook URL",
@@ -61,14 +59,13 @@ _URL_SECRET_KINDS = MappingProxyType(
             "a Discord webhook URL",
             r"discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]+",
         ),
-        "userinfo": ("a URL with a password", r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:[^\s/?#@]+@"),
-        "query": (
-            "a URL with a credential in its query",
-            rf"://[^\s?#]*\?(?:[^\s#]*&)?(?i:{_QUERY_SECRET_NAMES})=[^&\s#]",
-        ),
     }
 )
-_URL_SECRETS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _URL_SECRET_KINDS.items()))
+_HOOK_URLS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _HOOK_URL_KINDS.items()))
+# A credential's value in a query: a token-like run, not a placeholder (`{{ token }}`).
+_QUERY_CREDENTIAL = re.compile(
+    rf"(?:^|&)(?:{_QUERY_SECRET_NAMES})=(?![{{$%])[A-Za-z0-9._~+/-]{{8,}}", re.I
+)
 
 
 def _secrets_pattern() -> re.Pattern[str]:
@@ -496,20 +493,37 @@ def _seconds(text: str) -> Decimal:
 def _secret_kind(text: str) -> str | None:
     """What kind of credential `text` looks like, if any."""
     found = _SECRETS.search(text)
-    if found is None and _may_hold_url_secret(text):
-        found = _URL_SECRETS.search(text)
-        return _URL_SECRET_KINDS[found.lastgroup][0] if found and found.lastgroup else None
-    return _SECRET_KINDS[found.lastgroup][0] if found and found.lastgroup else None
+    if found is not None and found.lastgroup:
+        return _SECRET_KINDS[found.lastgroup][0]
+    return _url_secret_kind(text)
 
 
-def _may_hold_url_secret(text: str) -> bool:
-    """Whether `text` has what each URL credential needs, tested without a regex:
-    nearly every URL in rules has none of it, and so costs no second search."""
-    return (
-        "hooks.slack.com/" in text
-        or "/api/webhooks/" in text
-        or ("://" in text and ("@" in text or "=" in text))
-    )
+def _url_secret_kind(text: str) -> str | None:
+    """A URL in `text` that is a credential, or carries one (a password, a query token).
+
+    Plain substring tests come first: nearly every string in rules passes
+    none of them and costs no search. URLs are taken apart by `urlsplit`,
+    not by a pattern, which over a long string could take quadratic time.
+    """
+    if "hooks.slack.com/" in text or "/api/webhooks/" in text:
+        found = _HOOK_URLS.search(text)
+        if found is not None and found.lastgroup:
+            return _HOOK_URL_KINDS[found.lastgroup][0]
+    if "://" not in text or not ("@" in text or "=" in text):
+        return None
+    for word in text.split():
+        if "://" not in word:
+            continue
+        try:
+            parts = urllib.parse.urlsplit(word)
+            password = parts.password
+        except ValueError:  # not a URL after all (a bad port, a stray bracket)
+            continue
+        if password:
+            return "a URL with a password"
+        if _QUERY_CREDENTIAL.search(parts.query):
+            return "a URL with a credential in its query"
+    return None
 
 
 def _flatten(expr: ast.Expr) -> Iterator[ast.Expr]:
