@@ -314,7 +314,7 @@ def _check_file(
 ) -> None:
     loaded = load_template_file(directory, name)
     if isinstance(loaded, TemplateFileProblem):
-        _report_file(low, attr, directory, name, loaded, name)
+        _report_file(low, attr, directory, name, loaded, None)
         return
     low.files[name] = loaded.sha256
     _check_used(low, attr, loaded.variables, declared, f"template file '{name}'")
@@ -340,7 +340,8 @@ def _check_references(
             continue
         low.files[ref.name] = ref.loaded.sha256
         if ref.in_context:
-            _check_used(low, attr, ref.loaded.variables, declared, f"template file '{ref.name}'")
+            used = ref.loaded.variables - ref.visible
+            _check_used(low, attr, used, declared, f"template file '{ref.name}'")
 
 
 def _report_file(
@@ -349,15 +350,19 @@ def _report_file(
     directory: Path,
     name: str,
     problem: TemplateFileProblem,
-    where: str,
+    referred: str | None,
 ) -> None:
-    """A template file that does not parse is reported in it, at its line; one that
-    cannot be read, at the attribute that names it (or the file that pulls it in)."""
+    """Report a template file that cannot be used (`referred`: which file pulls it in).
+
+    One that does not parse is reported in it, at its line; one that cannot
+    be read, at the attribute that names the template's file.
+    """
     if problem.code == "E033":
         span = ast.Span(str(directory / name), problem.line, 1, problem.line, 2)
-        low.report("E033", f"{where}: {problem.message}", span)
+        low.report("E033", f"{referred or name}: {problem.message}", span)
     else:
-        low.report(problem.code, f"{where}: {problem.message}", attr.value.span)
+        message = f"{referred}: {problem.message}" if referred else problem.message
+        low.report(problem.code, message, attr.value.span)
 
 
 def _check_sample(

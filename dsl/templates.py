@@ -45,13 +45,18 @@ class TemplateFileProblem:
 
 @dataclass(frozen=True, slots=True)
 class TemplateSource:
-    """A template file that parsed: its text, digest and free variables."""
+    """A template file that parsed: its text, digest, free variables and the files it names.
+
+    `assigned`: the names it binds (`set`, `for`, `with`, macro parameters),
+    which a file it includes or extends may use.
+    """
 
     path: str
     text: str
     sha256: str
     variables: frozenset[str]
     references: tuple[TemplateReference, ...] = ()
+    assigned: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +76,17 @@ class TemplateReference:
 
 @dataclass(frozen=True, slots=True)
 class ReferencedFile:
-    """A file a template pulls in: its name, the file naming it, what loading it gave,
-    and whether it is rendered with the template's variables."""
+    """A file a template pulls in, the file naming it, and what loading it gave.
+
+    `in_context`: it is rendered with the template's variables, and with
+    `visible`, the names the files pulling it in bind around it.
+    """
 
     name: str
     parent: str
     loaded: TemplateSource | TemplateFileProblem
     in_context: bool = True
+    visible: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,20 +160,24 @@ def referenced_files(directory: Path, source: TemplateSource) -> list[Referenced
     Names resolve under `directory`, as `render_email`'s loader resolves them.
     An optional file that is absent is left out.
     """
-    seen = {source.path}
+    # A file reached both without and with the template's variables is checked with them.
+    seen = {(source.path, True)}
     found: list[ReferencedFile] = []
-    pending = [(source.path, ref, ref.in_context) for ref in source.references]
+    pending = [(source.path, ref, ref.in_context, source.assigned) for ref in source.references]
     while pending:
-        parent, ref, in_context = pending.pop(0)
-        if ref.name in seen:
+        parent, ref, in_context, visible = pending.pop(0)
+        if (ref.name, in_context) in seen:
             continue
-        seen.add(ref.name)
+        seen.add((ref.name, in_context))
         loaded = load_template_file(directory, ref.name)
         if ref.optional and isinstance(loaded, TemplateFileProblem) and loaded.code == "E032":
             continue
-        found.append(ReferencedFile(ref.name, parent, loaded, in_context))
+        found.append(ReferencedFile(ref.name, parent, loaded, in_context, visible))
         if isinstance(loaded, TemplateSource):
-            pending += [(ref.name, r, in_context and r.in_context) for r in loaded.references]
+            around = visible | loaded.assigned  # what the files it pulls in see bound
+            pending += [
+                (ref.name, r, in_context and r.in_context, around) for r in loaded.references
+            ]
     return found
 
 
@@ -185,7 +198,10 @@ def load_template_file(directory: Path, name: str) -> TemplateSource | TemplateF
         return parsed
     variables = frozenset(meta.find_undeclared_variables(parsed))
     digest = hashlib.sha256(data).hexdigest()
-    return TemplateSource(name, text, digest, variables, _references(parsed))
+    assigned = frozenset(
+        node.name for node in parsed.find_all(nodes.Name) if node.ctx in ("store", "param")
+    )
+    return TemplateSource(name, text, digest, variables, _references(parsed), assigned)
 
 
 def load_sample(directory: Path, name: str) -> tuple[dict[str, object], str] | TemplateFileProblem:

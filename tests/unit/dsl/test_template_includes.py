@@ -113,3 +113,37 @@ def test_a_referenced_file_is_part_of_the_version(rules: Rules) -> None:
     assert again.rule_set.version == first.rule_set.version
     assert changed.rule_set.version != first.rule_set.version
     assert "parts/base.html" in {f.path for f in first.rule_set.ir.files}
+
+
+@pytest.mark.parametrize(
+    ("page", "footer"),
+    [
+        ('{% for item in [1, 2] %}{% include "footer.html" %}{% endfor %}', "{{ item }}"),
+        ('{% set title = "T" %}{% include "footer.html" %}', "{{ title }}"),
+        ('{% with title = "T" %}{% include "footer.html" %}{% endwith %}', "{{ title }}"),
+        ('{% extends "footer.html" %}{% set active = "home" %}', "{{ active }} {{ name }}"),
+        (
+            '{% set a = 1 %}{% include "mid.html" %}',
+            "{{ a }}{{ b }}",  # footer.html, pulled in by mid.html, which sets b
+        ),
+    ],
+)
+def test_a_referenced_file_may_use_what_its_includers_bind(
+    rules: Rules, page: str, footer: str
+) -> None:
+    files = {"footer.html": footer, "mid.html": '{% set b = 2 %}{% include "footer.html" %}'}
+    compilation = compile_page(rules, page, files)
+    assert compilation.ok, compilation.render()
+
+
+def test_a_file_imported_without_and_included_with_context_is_checked(rules: Rules) -> None:
+    page = '{% import "footer.html" as f %}{% include "footer.html" %}'
+    (diagnostic,) = compile_page(rules, page, {"footer.html": "{{ nmae }}"}).diagnostics
+    assert "template file 'footer.html' uses 'nmae'" in diagnostic.message
+
+
+def test_a_missing_file_of_the_template_itself_is_named_once(rules: Rules) -> None:
+    text = 'template t {\n  subject = "Hi"\n  html = "missing.html"\n  variables = ["name"]\n}\n'
+    (diagnostic,) = rules.compile(text).diagnostics
+    assert diagnostic.code == "E032"
+    assert diagnostic.message.startswith("template file 'missing.html' not found")
