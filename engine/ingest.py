@@ -30,6 +30,7 @@ __all__ = [
     "check_event",
     "new_event_id",
     "parse_rfc3339",
+    "read_event",
     "read_events",
 ]
 
@@ -128,8 +129,10 @@ def read_events(
 
 
 def read_event(item: object) -> Incoming:
-    """One event given as a JSON value: a structured CloudEvent (it has ``specversion``)
-    or a plain event, read as ``POST /api/events`` reads it."""
+    """One event given as a JSON value, read as ``POST /api/events`` reads it.
+
+    A value with ``specversion`` is a structured CloudEvent, any other a plain event.
+    """
     if isinstance(item, dict) and "specversion" in item:
         return _structured_cloudevent(item, "")
     return _plain(item, "")

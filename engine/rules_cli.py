@@ -198,9 +198,11 @@ def simulate(
 def _stored(
     event: dict[str, Any], rules: RuleSet, now: datetime
 ) -> tuple[StoredEvent, list[Problem]]:
-    """``event`` as the engine would store it (read and checked as ``POST /api/events``
-    does, the catalog's defaults filled), and the problems for which the engine
-    would refuse it (it would store nothing then)."""
+    """``event`` as the engine would store it, and why the engine would refuse it.
+
+    It is read and checked as ``POST /api/events`` does (the catalog's
+    defaults filled); with any problem the engine would store nothing.
+    """
     # Here, not at the top: `ownly check` and `ownly fmt` need none of the engine.
     from engine.bus import StoredEvent
     from engine.ingest import check_event, read_event

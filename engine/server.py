@@ -181,16 +181,27 @@ async def serve(
         raise
     # Requests drain while a reload started by SIGHUP finishes (before the
     # writer stops): both within the one grace period.
-    await asyncio.gather(runner.cleanup(), _finish(reloads, server.shutdown_grace))
+    outcomes = await asyncio.gather(
+        runner.cleanup(), _finish(reloads, server.shutdown_grace), return_exceptions=True
+    )
+    for outcome in outcomes:  # both have ended, whatever either raised
+        if isinstance(outcome, BaseException):
+            raise outcome
     engine.logger.info("server.stopped")
 
 
 async def _finish(tasks: set[asyncio.Task[object]], seconds: float) -> None:
-    """Let ``tasks`` end within ``seconds``; cancel the rest."""
-    if tasks:
+    """Let ``tasks`` end within ``seconds``; cancel the rest, and see them end."""
+    if not tasks:
+        return
+    try:
         await asyncio.wait(tasks, timeout=seconds)
-        for task in list(tasks):  # their callbacks change the set
+    finally:
+        left = [task for task in tasks if not task.done()]
+        for task in left:
             task.cancel()
+        if left:
+            await asyncio.wait(left)
 
 
 def _host(address: object) -> str:
