@@ -294,7 +294,7 @@ _HOST_ZONE = "localtime"
 # the same whenever it runs, over the 400 years after which the Gregorian
 # calendar repeats itself: a schedule that fires at all fires in them (the 5th
 # Monday of February, the 29th, comes 16 years after 2000, then 28 years
-# later). The search takes about 10 ms for a schedule that never fires.
+# later). Refusing a schedule that never fires takes 10 to 160 ms.
 _CRON_FROM = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 _CRON_YEARS = 400
 
