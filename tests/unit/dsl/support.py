@@ -80,3 +80,25 @@ class Rules:
         case.write_text(text)
         paths = [self.root / "base.ownly", case] if base else [case]
         return compile_rules(paths, templates_dir=self.templates)
+
+
+def webhook(body: str) -> str:
+    """A valid webhook with `body` added from line 5."""
+    return (
+        "webhook w {\n"
+        '  url    = "https://hooks.example.com/w"\n'
+        '  secret = env("W_SECRET")\n'
+        "  events = [investment.created]\n"
+        f"{body}\n"
+        "}\n"
+    )
+
+
+def workflow(steps: str) -> str:
+    """A workflow on investment.created with `steps` from line 3."""
+    return f"workflow f {{\n  on investment.created\n{steps}\n}}\n"
+
+
+def template(body: str) -> str:
+    """A template with `body` from line 2."""
+    return f"template t {{\n{body}\n}}\n"

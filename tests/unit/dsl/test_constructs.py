@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from dsl import ir
-from tests.unit.dsl.support import Rules
-from tests.unit.dsl.test_broken_rules import webhook, workflow
+from tests.unit.dsl.support import Rules, webhook, workflow
 
 EVERYTHING = """\
 const large = 10_000
