@@ -175,6 +175,8 @@ class Lowering:
         self.templates: list[ir.Template] = []
         self.hooks: list[ir.Hook] = []
         self.workflows: list[ir.Workflow] = []
+        # Offered for a misspelt name: the consts, substituted before a check sees it.
+        self._const_names = tuple(definitions.consts)
 
     def report(self, code: str, message: str, span: ast.Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
@@ -261,8 +263,8 @@ class Lowering:
         refs, poisoned = self.scan_secrets(inlined)
         if poisoned:
             return canonical(inlined), ERROR  # already reported, nothing more to say
-        if self.defs.consts:
-            scope = Scope(scope.names, tuple(self.defs.consts))
+        if self._const_names:
+            scope = Scope(scope.names, self._const_names)
         t = check_expr(inlined, scope, self.report)
         if want is BOOL and t.kind not in ("bool", "any", "error"):
             hint = "there is no truthiness: compare explicitly, e.g. x != null"
