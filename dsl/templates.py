@@ -166,7 +166,7 @@ def referenced_files(directory: Path, source: TemplateSource) -> list[Referenced
     pending = [(source.path, ref, ref.in_context, source.assigned) for ref in source.references]
     while pending:
         parent, ref, in_context, visible = pending.pop(0)
-        if (ref.name, in_context) in seen:
+        if (ref.name, True) in seen or (ref.name, in_context) in seen:
             continue
         seen.add((ref.name, in_context))
         loaded = load_template_file(directory, ref.name)

@@ -147,3 +147,10 @@ def test_a_missing_file_of_the_template_itself_is_named_once(rules: Rules) -> No
     (diagnostic,) = rules.compile(text).diagnostics
     assert diagnostic.code == "E032"
     assert diagnostic.message.startswith("template file 'missing.html' not found")
+
+
+def test_a_file_reached_twice_is_reported_once(rules: Rules) -> None:
+    page = '{% include "gone.html" %}{% include "mid.html" %}'
+    files = {"mid.html": '{% import "gone.html" as g %}'}
+    (diagnostic,) = compile_page(rules, page, files).diagnostics
+    assert "'page.html' refers to 'gone.html'" in diagnostic.message
