@@ -149,17 +149,25 @@ def _compile(
             diagnostics.append(exc.diagnostic)
     texts = {name: text for _, text, name in sources}
     available()  # the parser's tables, built before a child could need its own
-    # A large rule set is shared with a forked process where that pays.
-    learnt, done = split_stages(file_stages(cache, bool(diagnostics)), sources)
+    # A large rule set is shared with a forked process where that pays: not
+    # when most files are parsed already (their webhooks are lowered too, but
+    # for those of files a changed catalog or const reaches).
+    work = None
+    if cache is not None:
+        work = sum(cache.get(text, name) is None for _, text, name in sources)
+    learnt, done = split_stages(file_stages(cache, bool(diagnostics)), sources, work=work)
     if cache is not None:
         for part in done:
             for position, module in part.fresh:
                 _, text, name = sources[position]
                 cache.put(text, name, module)
+            for key, context, lowered in part.relowered:
+                cache.keep_lowered(key, context, lowered)
     diagnostics += learnt.syntax
     if diagnostics or learnt.catalog is None:
         return Compilation(None, sort_diagnostics(diagnostics), texts)
-    low = _check(learnt, learnt.catalog, [part.lowered for part in done], templates_dir)
+    webhooks = [lowered for part in done for lowered in part.lowered]
+    low = _check(learnt, learnt.catalog, webhooks, templates_dir)
     if env is not None:
         _check_env(low, env)
     result = sort_diagnostics(low.diagnostics)
@@ -169,7 +177,7 @@ def _compile(
 
 
 def _check(
-    learnt: Learnt, catalog: Catalog, webhooks: list[Lowered | None], templates_dir: Path
+    learnt: Learnt, catalog: Catalog, webhooks: list[Lowered], templates_dir: Path
 ) -> Lowering:
     defs = learnt.defs
     low = Lowering(defs, catalog)
@@ -179,8 +187,7 @@ def _check(
     for hook in defs.hooks.values():
         _keep(low.hooks, lower_hook(low, hook))
     for part in webhooks:  # lowered with the files they are in (`dsl.stages`)
-        if part is not None:
-            low.join(part)
+        low.join(part)
     for workflow in defs.workflows.values():
         _keep(low.workflows, lower_workflow(low, workflow))
     for name, const in defs.consts.items():

@@ -95,7 +95,11 @@ def spare_cpu(samples: int = 3) -> bool:
 
 
 def split_stages(
-    stages: Stages[_T, _R, _M, _Q], items: Sequence[_T], *, minimum: int = MIN_ITEMS
+    stages: Stages[_T, _R, _M, _Q],
+    items: Sequence[_T],
+    *,
+    minimum: int = MIN_ITEMS,
+    work: int | None = None,
 ) -> tuple[_M, list[_Q]]:
     """The middle result and a second result per chunk of `items`, some made by a forked child.
 
@@ -103,9 +107,11 @@ def split_stages(
     and `[second(middle, first)]`. The child takes the front: this process
     has work left after the second stage (combining), so the child should end
     it first, and a rule set's catalog, which makes no webhooks to lower in
-    the second stage, usually sorts first (`catalog.ownly`).
+    the second stage, usually sorts first (`catalog.ownly`). `work`: how
+    many items need the stages' real work, when not all do (the others are
+    cached): with fewer than `minimum`, there is no child either.
     """
-    if len(items) < minimum or not can_fork() or not spare_cpu():
+    if (len(items) if work is None else work) < minimum or not can_fork() or not spare_cpu():
         return _alone(stages, [items])
     size = -(-len(items) // CHUNKS)
     chunks = [items[at : at + size] for at in range(0, len(items), size)]

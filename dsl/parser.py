@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+from collections.abc import Hashable
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -23,7 +24,9 @@ from dsl.fastparse import Fallback, parse_fast
 from dsl.grammar import TreeBuilder, lark_parser, syntax_diagnostic
 
 __all__ = [
+    "FileKey",
     "ParseCache",
+    "file_key",
     "parse",
     "parse_expression",
     "parse_file",
@@ -53,16 +56,29 @@ def parse(text: str, file: str = "<input>") -> ast.Module:
     return ast.Module(file, definitions, scan_comments(text))
 
 
+# A rule file's identity in a `ParseCache`: its name and the SHA-256 of its text.
+FileKey = tuple[str, str]
+
+
+def file_key(text: str, file: str) -> FileKey:
+    """The key of a rule file's name and text in a `ParseCache`."""
+    return file, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class ParseCache:
     """Parsed files by name and content, so that recompiling re-parses only what changed.
 
-    The engine keeps one across reloads; syntax trees are immutable, so sharing
-    them between compilations is safe.
+    It also keeps each file's webhooks as they were lowered, with the context
+    they were lowered in (`dsl.stages`): a recompilation whose catalog and
+    consts are unchanged lowers again only the webhooks of changed files.
+    The engine keeps one across reloads; syntax trees and lowered webhooks
+    are not changed once made, so sharing them between compilations is safe.
     """
 
     def __init__(self, max_files: int = 20_000) -> None:
         self.max_files = max_files
-        self._modules: dict[tuple[str, str], ast.Module] = {}
+        self._modules: dict[FileKey, ast.Module] = {}
+        self._lowered: dict[FileKey, tuple[Hashable, Any]] = {}
 
     def parse(self, text: str, file: str) -> ast.Module:
         """Parse `text`, or return the tree parsed from the same name and text before."""
@@ -74,17 +90,32 @@ class ParseCache:
 
     def get(self, text: str, file: str) -> ast.Module | None:
         """The tree parsed from this name and text before, if it is kept."""
-        return self._modules.get(_key(text, file))
+        return self._modules.get(file_key(text, file))
 
     def put(self, text: str, file: str, module: ast.Module) -> None:
         """Keep the tree parsed from this name and text."""
+        self.keep(file_key(text, file), module)
+
+    def tree(self, key: FileKey) -> ast.Module | None:
+        """The tree of the file with this key, if it is kept."""
+        return self._modules.get(key)
+
+    def keep(self, key: FileKey, module: ast.Module) -> None:
+        """Keep the tree of the file with this key."""
         if len(self._modules) >= self.max_files:
             self._modules.clear()
-        self._modules[_key(text, file)] = module
+            self._lowered.clear()
+        self._modules[key] = module
 
+    def lowered(self, key: FileKey, context: Hashable) -> Any | None:
+        """What lowering the file with this key made in `context`, if it is kept."""
+        kept = self._lowered.get(key)
+        return kept[1] if kept is not None and kept[0] == context else None
 
-def _key(text: str, file: str) -> tuple[str, str]:
-    return file, hashlib.sha256(text.encode("utf-8")).hexdigest()
+    def keep_lowered(self, key: FileKey, context: Hashable, lowered: Any) -> None:
+        """Keep what lowering the file with this key made in `context` (one context a file)."""
+        if key in self._modules:
+            self._lowered[key] = (context, lowered)
 
 
 def parse_file(

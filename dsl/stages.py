@@ -11,12 +11,20 @@
 
 So a large rule set's webhooks are parsed and lowered in the same process,
 and only the lowered webhooks travel.
+
+With a `ParseCache`, the webhooks are lowered file by file and kept there
+with their context: the catalog and consts (a digest of the texts of the
+files that define any) and which of the file's webhooks are the first of
+their name, the only things lowering a webhook reads besides the webhook
+itself. A recompilation after a change in a file of webhooks alone lowers
+only that file's.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +36,7 @@ from dsl.errors import RuleSyntaxError
 from dsl.expr import FUNCTIONS
 from dsl.lowering import Definitions, Lowered, Lowering
 from dsl.parallel import Stages
-from dsl.parser import ParseCache, parse
+from dsl.parser import FileKey, ParseCache, file_key, parse
 
 __all__ = ["Done", "Learnt", "Parsed", "Source", "file_stages"]
 
@@ -44,6 +52,7 @@ class Parsed:
 
     results: list[ast.Module | Diagnostic]
     fresh: list[tuple[int, ast.Module]]  # (position, tree) of those not from the cache
+    keys: list[FileKey] = field(default_factory=list)  # of each tree, with a cache
 
 
 @dataclass(slots=True)
@@ -54,14 +63,20 @@ class Learnt:
     defs: Definitions = field(default_factory=Definitions)
     catalog: Catalog | None = None
     early: list[Diagnostic] = field(default_factory=list)  # duplicates, the catalog's problems
+    context: str = ""  # with a cache: a digest of the files that define events or consts
 
 
 @dataclass(slots=True)
 class Done:
-    """Some files' webhooks lowered (none after a syntax error), and their new trees."""
+    """Some files' webhooks lowered (none after a syntax error), and their new trees.
 
-    lowered: Lowered | None
+    `lowered` holds one part for all the files, or with a cache one a file,
+    of which `relowered` names those not from the cache, to keep there.
+    """
+
+    lowered: list[Lowered]
     fresh: list[tuple[int, ast.Module]]
+    relowered: list[tuple[FileKey, Hashable, Lowered]] = field(default_factory=list)
 
 
 def file_stages(cache: ParseCache | None, unreadable: bool) -> Stages[Source, Parsed, Learnt, Done]:
@@ -69,15 +84,16 @@ def file_stages(cache: ParseCache | None, unreadable: bool) -> Stages[Source, Pa
     return Stages(
         functools.partial(parse_files, cache),
         slim,
-        functools.partial(learn, unreadable),
-        functools.partial(lower_files, cache is not None),
+        functools.partial(learn, unreadable, cache is not None),
+        functools.partial(lower_files, cache),
     )
 
 
 def parse_files(cache: ParseCache | None, sources: Sequence[Source]) -> Parsed:
     parsed = Parsed([], [])
     for position, text, name in sources:
-        module = cache.get(text, name) if cache is not None else None
+        key = file_key(text, name) if cache is not None else None
+        module = cache.tree(key) if cache is not None and key is not None else None
         if module is None:
             try:
                 module = parse(text, name)
@@ -86,6 +102,8 @@ def parse_files(cache: ParseCache | None, sources: Sequence[Source]) -> Parsed:
                 continue
             parsed.fresh.append((position, module))
         parsed.results.append(module)
+        if key is not None:
+            parsed.keys.append(key)
     return parsed
 
 
@@ -97,7 +115,7 @@ def slim(parsed: Parsed) -> Parsed:
             definitions = tuple(_slim(definition) for definition in result.definitions)
             result = ast.Module(result.file, definitions, ())
         results.append(result)
-    return Parsed(results, [])
+    return Parsed(results, [], parsed.keys)
 
 
 def _slim(definition: ast.Definition) -> ast.Definition:
@@ -106,7 +124,7 @@ def _slim(definition: ast.Definition) -> ast.Definition:
     return definition
 
 
-def learn(unreadable: bool, parts: list[Parsed]) -> Learnt:
+def learn(unreadable: bool, cached: bool, parts: list[Parsed]) -> Learnt:
     modules: list[ast.Module] = []
     syntax: list[Diagnostic] = []
     for part in parts:
@@ -120,6 +138,9 @@ def learn(unreadable: bool, parts: list[Parsed]) -> Learnt:
         # Later checks would report every reference into the broken file.
         return learnt
     learnt.defs = _collect(modules, learnt.early)
+    if cached:
+        keys = [key for part in parts for key in part.keys]
+        learnt.context = _context(modules, keys)
 
     def report(code: str, message: str, span: ast.Span, hint: str | None) -> None:
         learnt.early.append(Diagnostic(code, message, span, hint))
@@ -154,19 +175,43 @@ def _collect(modules: Sequence[ast.Module], report: list[Diagnostic]) -> Definit
     return defs
 
 
-def lower_files(keep: bool, learnt: Learnt, parsed: Parsed) -> Done:
-    """Lower the webhooks first defined in these files; `keep`: send their new trees back."""
-    fresh = parsed.fresh if keep else []
-    if learnt.catalog is None:
-        return Done(None, fresh)
-    low = Lowering(learnt.defs, learnt.catalog)
+def _context(modules: Sequence[ast.Module], keys: Sequence[FileKey]) -> str:
+    """A digest of the files (names and texts) that define the catalog or consts."""
+    digest = hashlib.sha256()
+    for module, (name, text_digest) in zip(modules, keys, strict=True):
+        if any(isinstance(d, ast.EventDef | ast.ConstDef) for d in module.definitions):
+            digest.update(f"{name}\0{text_digest}\0".encode())
+    return digest.hexdigest()
+
+
+def lower_files(cache: ParseCache | None, learnt: Learnt, parsed: Parsed) -> Done:
+    """Lower the webhooks first defined in these files; with a cache, file by file."""
+    catalog = learnt.catalog
+    modules = [result for result in parsed.results if isinstance(result, ast.Module)]
+    if cache is None:
+        return Done([] if catalog is None else [_lower(learnt, catalog, modules)], [])
+    done = Done([], parsed.fresh)
+    if catalog is None:
+        return done
     first = learnt.defs.webhooks
-    for result in parsed.results:
-        if not isinstance(result, ast.Module):
-            continue
-        for definition in result.definitions:
+    for module, key in zip(modules, parsed.keys, strict=True):
+        hooks = (d for d in module.definitions if isinstance(d, ast.WebhookDef))
+        context = (learnt.context, tuple(first.get(d.name) is d for d in hooks))
+        lowered = cache.lowered(key, context)
+        if lowered is None:
+            lowered = _lower(learnt, catalog, [module])
+            done.relowered.append((key, context, lowered))
+        done.lowered.append(lowered)
+    return done
+
+
+def _lower(learnt: Learnt, catalog: Catalog, modules: Sequence[ast.Module]) -> Lowered:
+    low = Lowering(learnt.defs, catalog)
+    first = learnt.defs.webhooks
+    for module in modules:
+        for definition in module.definitions:
             if isinstance(definition, ast.WebhookDef) and first.get(definition.name) is definition:
                 webhook = lower_webhook(low, definition)
                 if webhook is not None:
                     low.webhooks.append(webhook)
-    return Done(low.lowered(), fresh)
+    return low.lowered()

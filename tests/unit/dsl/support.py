@@ -1,7 +1,8 @@
-"""A small catalog, templates and a helper to compile rule text against them."""
+"""A small catalog, templates, a helper to compile rule text against them; a generated rule set."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dsl import Compilation, compile_rules
@@ -102,3 +103,47 @@ def workflow(steps: str) -> str:
 def template(body: str) -> str:
     """A template with `body` from line 2."""
     return f"template t {{\n{body}\n}}\n"
+
+
+# A generated rule set: a catalog with two consts, and FILES files of four webhooks.
+FILES = 120
+TYPES = [f"ns{n}.{verb}" for n in range(8) for verb in ("created", "closed", "funded")]
+
+
+def _generated_catalog() -> str:
+    events = "".join(
+        f'event {name} {{\n  id: string\n  amount: decimal\n  status: "a" | "b"\n}}\n'
+        for name in TYPES
+    )
+    return events + "const LIMIT = 100\nconst UNUSED = 1\n"
+
+
+def _generated_webhook(index: int) -> str:
+    events = ", ".join(TYPES[(index + k) % len(TYPES)] for k in range(1 + index % 3))
+    least = "LIMIT" if index % 50 == 7 else str(index)
+    return (
+        f"# hook {index}\n"
+        f"webhook hook_{index} {{\n"
+        f'  url    = "https://hooks.example.com/{index}"\n'
+        f'  secret = env("HOOK_SECRET_{index % 4}")\n'
+        f"  events = [{events}]\n"
+        f'  when     event.data.amount >= {least} and event.data.status == "a"\n'
+        "  retry    3 times, exponential 5s .. 1h\n"
+        "  timeout  15s\n"
+        "}\n"
+    )
+
+
+def write_generated(
+    root: Path, broken: Mapping[int, Callable[[str], str]], files: int = FILES
+) -> list[Path]:
+    """Write the generated rule set under `root`, file `f`'s text passed through `broken[f]`."""
+    (root / "templates").mkdir()
+    (root / "catalog.ownly").write_text(_generated_catalog())
+    paths = [root / "catalog.ownly"]
+    for f in range(files):
+        text = "\n".join(_generated_webhook(f * 4 + i) for i in range(4))
+        path = root / f"rules_{f:03d}.ownly"
+        path.write_text(broken[f](text) if f in broken else text)
+        paths.append(path)
+    return paths

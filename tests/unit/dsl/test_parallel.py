@@ -18,9 +18,7 @@ from typing import Any
 import pytest
 
 from dsl import Compilation, ParseCache, compile_rules, parallel, parse, stages
-
-FILES = 120
-TYPES = [f"ns{n}.{verb}" for n in range(8) for verb in ("created", "closed", "funded")]
+from tests.unit.dsl.support import FILES, write_generated
 
 needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no fork or one CPU here")
 
@@ -29,42 +27,6 @@ needs_fork = pytest.mark.skipif(not parallel.can_fork(), reason="no fork or one 
 def _spare_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fork whatever else runs on this machine: the results must not depend on it."""
     monkeypatch.setattr(parallel, "spare_cpu", lambda: True)
-
-
-def _catalog() -> str:
-    events = "".join(
-        f'event {name} {{\n  id: string\n  amount: decimal\n  status: "a" | "b"\n}}\n'
-        for name in TYPES
-    )
-    return events + "const LIMIT = 100\nconst UNUSED = 1\n"
-
-
-def _webhook(index: int) -> str:
-    events = ", ".join(TYPES[(index + k) % len(TYPES)] for k in range(1 + index % 3))
-    least = "LIMIT" if index % 50 == 7 else str(index)
-    return (
-        f"# hook {index}\n"
-        f"webhook hook_{index} {{\n"
-        f'  url    = "https://hooks.example.com/{index}"\n'
-        f'  secret = env("HOOK_SECRET_{index % 4}")\n'
-        f"  events = [{events}]\n"
-        f'  when     event.data.amount >= {least} and event.data.status == "a"\n'
-        "  retry    3 times, exponential 5s .. 1h\n"
-        "  timeout  15s\n"
-        "}\n"
-    )
-
-
-def _write(root: Path, broken: dict[int, Callable[[str], str]]) -> list[Path]:
-    (root / "templates").mkdir()
-    (root / "catalog.ownly").write_text(_catalog())
-    paths = [root / "catalog.ownly"]
-    for f in range(FILES):
-        text = "\n".join(_webhook(f * 4 + i) for i in range(4))
-        path = root / f"rules_{f:03d}.ownly"
-        path.write_text(broken[f](text) if f in broken else text)
-        paths.append(path)
-    return paths
 
 
 def _cache(wanted: bool) -> ParseCache | None:
@@ -107,7 +69,7 @@ def _both(
 def test_a_clean_rule_set_compiles_to_the_same_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
 ) -> None:
-    paths = _write(tmp_path, {})
+    paths = write_generated(tmp_path, {})
     shared, alone = _both(paths, monkeypatch, cache)
     assert shared.rule_set is not None and alone.rule_set is not None
     assert shared.rule_set.version == alone.rule_set.version
@@ -127,7 +89,7 @@ def test_syntax_errors_in_several_files_are_reported_alike(
         90: lambda t: t.replace('"https', "'https", 1),
         FILES - 1: lambda t: t.replace("5s .. 1h", "5s ... 1h", 1),
     }
-    shared, alone = _both(_write(tmp_path, broken), monkeypatch)
+    shared, alone = _both(write_generated(tmp_path, broken), monkeypatch)
     assert shared.rule_set is None
     assert len(shared.diagnostics) == len(broken)
     assert shared.diagnostics == alone.diagnostics
@@ -152,7 +114,7 @@ def test_check_errors_in_several_files_are_reported_alike(
         FILES - 4: lambda t: t + "\nconst LATE = 5\n",
     }
     env = {f"HOOK_SECRET_{n}": "x" for n in range(4)}
-    shared, alone = _both(_write(tmp_path, broken), monkeypatch, env=env)
+    shared, alone = _both(write_generated(tmp_path, broken), monkeypatch, env=env)
     assert shared.rule_set is None
     assert len({d.span.file for d in shared.errors}) == len(broken) - 2  # LATE is fine
     assert {"E011", "E054", "E020", "E010", "E043", "E056"} <= {d.code for d in shared.errors}
@@ -165,7 +127,7 @@ def test_check_errors_in_several_files_are_reported_alike(
 def test_the_parse_cache_gets_the_trees_the_child_parsed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = _write(tmp_path, {})
+    paths = write_generated(tmp_path, {})
     cache = ParseCache()
     templates = tmp_path / "templates"
     compile_rules(paths, templates_dir=templates, cache=cache)
@@ -173,14 +135,16 @@ def test_the_parse_cache_gets_the_trees_the_child_parsed(
         text = path.read_text()
         assert cache.get(text, str(path)) == parse(text, str(path))
     monkeypatch.setattr(stages, "parse", None)  # nothing left to parse
+    monkeypatch.setattr(stages, "lower_webhook", None)  # nor to lower: the child's came back
     assert compile_rules(paths, templates_dir=templates, cache=cache).ok
 
 
 def test_lowered_webhooks_cross_the_pipe_unchanged(tmp_path: Path) -> None:
-    paths = _write(tmp_path, {})
+    paths = write_generated(tmp_path, {})
     sources = [(i, path.read_text(), str(path)) for i, path in enumerate(paths)]
     work = stages.file_stages(None, unreadable=False)
     parsed = work.first(sources)
     done = work.second(work.middle([parsed]), parsed)
-    assert done.lowered is not None and len(done.lowered.webhooks) == FILES * 4
-    assert pickle.loads(pickle.dumps(done.lowered)) == done.lowered  # noqa: S301
+    [lowered] = done.lowered
+    assert len(lowered.webhooks) == FILES * 4
+    assert pickle.loads(pickle.dumps(lowered)) == lowered  # noqa: S301
