@@ -8,7 +8,11 @@
    parsed, checked and compiled from cold files, as `ownly check` does (goal:
    under 3 s): the median of five runs, each in a new process, alternated
    with five that do not share the work with a forked process; then checked
-   again after one file changed, with the parse cache.
+   again after one file changed, with the cache the engine keeps across
+   reloads. Each fresh process also times parsing one generated file 100
+   times after its check: a reference for the machine's speed at that
+   moment (this VM's speed drifts by half within an hour), so that runs
+   from different hours can be compared.
 2. Match: median time to find the subscriptions of one event type among 100,
    1,000 and 10,000 subscriptions (goal: under 20 us, flat). `match` is the
    engine's call (memoised per rule set); `index walk` is the uncached dict +
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dsl import Context, ParseCache, RuleSet, compile_rules, parallel
+from dsl import Context, ParseCache, RuleSet, compile_rules, parallel, parse
 
 NAMESPACES = 50
 VERBS = ["created", "updated", "completed", "cancelled", "failed", "funded", "closed", "signed"]
@@ -103,52 +107,58 @@ class CheckTimes:
 
     cold: list[float]  # as `ownly check` runs: shared with a forked process where a core is spare
     alone: list[float]  # the same in one process
-    recheck: float  # after one file changed, with the parse cache the engine keeps
+    reference: list[float]  # parsing one file 100 times, after each of those checks
+    recheck: list[float]  # after one file changed, with the cache the engine keeps
     rule_set: RuleSet
 
 
 def bench_check(files: int = 1000, per_file: int = 10, runs: int = 5) -> CheckTimes:
     """Check from cold `runs` times in fresh processes (alternately in one process), then
-    re-check after one file changed with a parse cache.
+    re-check after each of three files changed, with the engine's cache.
 
     Each cold run is a new interpreter that imports Ownly, then times
     `compile_rules` alone: nothing is cached from an earlier run, as with
-    `ownly check`. The engine keeps a parse cache across reloads: it is filled
-    by a compilation that is not timed.
+    `ownly check`. The engine keeps a cache across reloads (parsed files and
+    their lowered webhooks): it is filled by a compilation that is not timed.
     """
     cold: list[float] = []
     alone: list[float] = []
+    reference: list[float] = []
+    recheck: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths = _write_rules(root, files, per_file)
         (root / "templates").mkdir()
         for _ in range(runs):
-            cold.append(_check_in_new_process(root, split=True))
-            alone.append(_check_in_new_process(root, split=False))
+            for split, into in ((True, cold), (False, alone)):
+                seconds, speed = _check_in_new_process(root, split=split)
+                into.append(seconds)
+                reference.append(speed)
         cache = ParseCache()
         compilation = compile_rules(paths, templates_dir=root / "templates", cache=cache)
-        edited = paths[1].read_text().replace("15s", "20s")
-        paths[1].write_text(edited)
-        started = time.perf_counter()
-        again = compile_rules(paths, templates_dir=root / "templates", cache=cache)
-        recheck = time.perf_counter() - started
+        for path in paths[1:4]:
+            path.write_text(path.read_text().replace("15s", "20s"))
+            started = time.perf_counter()
+            again = compile_rules(paths, templates_dir=root / "templates", cache=cache)
+            recheck.append(time.perf_counter() - started)
+            assert again.rule_set is not None
     assert compilation.rule_set is not None, compilation.render()[:2000]
-    assert again.rule_set is not None
-    return CheckTimes(cold, alone, recheck, compilation.rule_set)
+    return CheckTimes(cold, alone, reference, recheck, compilation.rule_set)
 
 
-def _check_in_new_process(root: Path, *, split: bool) -> float:
+def _check_in_new_process(root: Path, *, split: bool) -> tuple[float, float]:
     command = [sys.executable, "-m", "bench.dsl", "--check-once", str(root)]
     if not split:
         command.append("--one-process")
     done = subprocess.run(
         command, cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True
     )
-    return float(done.stdout.split()[-1])
+    seconds, reference = done.stdout.split()[-2:]
+    return float(seconds), float(reference)
 
 
-def _check_once(root: Path, *, split: bool) -> float:
-    """Seconds for one cold `compile_rules` of the rule files in `root`."""
+def _check_once(root: Path, *, split: bool) -> tuple[float, float]:
+    """Seconds for one cold `compile_rules` of the rule files in `root`, then the reference."""
     if not split:
         parallel.can_fork = lambda: False  # this process only checks, then exits
     paths = sorted(root.glob("*.ownly"))
@@ -156,7 +166,11 @@ def _check_once(root: Path, *, split: bool) -> float:
     compilation = compile_rules(paths, templates_dir=root / "templates")
     seconds = time.perf_counter() - started
     assert compilation.rule_set is not None, compilation.render()[:2000]
-    return seconds
+    text = paths[1].read_text()
+    started = time.perf_counter()
+    for _ in range(100):
+        parse(text, paths[1].name)
+    return seconds, time.perf_counter() - started
 
 
 def _median_us(func: object, arg: str, rounds: int = 15, calls: int = 2000) -> float:
@@ -228,7 +242,10 @@ def report() -> str:
         f"{len(rule_set.events)}-type catalog (parse + check + compile, cold, each run a "
         f"new process): **{_spread(check.cold)}** (goal < 3 s); in one process, alternated "
         f"with those: {_spread(check.alone)}; re-check after editing one file, with the "
-        f"parse cache the engine keeps across reloads: **{check.recheck:.2f} s**.",
+        f"cache the engine keeps across reloads: **{_spread(check.recheck)}**. "
+        f"Speed reference (parsing one file 100 times after each cold check): "
+        f"{statistics.median(check.reference) * 1000:.0f} ms "
+        f"({min(check.reference) * 1000:.0f} to {max(check.reference) * 1000:.0f}).",
         "",
         "| subscriptions | match (memoised) | index walk (dict + trie) | match + when | matched |",
         "|---:|---:|---:|---:|---:|",
@@ -246,7 +263,8 @@ def main() -> None:
     parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.check_once is not None:  # one cold run, in a process of its own
-        print(f"{_check_once(args.check_once, split=not args.one_process):.4f}")
+        seconds, reference = _check_once(args.check_once, split=not args.one_process)
+        print(f"{seconds:.4f} {reference:.4f}")
         return
     text = report()
     print(text)
