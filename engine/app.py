@@ -219,7 +219,7 @@ class Engine:
                 depth = (
                     await conn.execute(
                         select(jobs.c.kind, func.count())
-                        .where(jobs.c.state.in_(("pending", "held")))
+                        .where(jobs.c.state.in_(("pending", "held", "waiting")))
                         .group_by(jobs.c.kind)
                     )
                 ).all()

@@ -79,7 +79,7 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "ownly_queue_depth",
-            "Jobs waiting to run (pending, or held with their paused group), by kind.",
+            "Jobs still to run (pending, held with their group, waiting in order), by kind.",
             ["kind"],
             registry=self.registry,
         )

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     false,
+    text,
 )
 
 __all__ = [
@@ -102,13 +103,18 @@ events = Table(
     Index(None, "received_at"),
 )
 
+# The states of a job that may still run: an ordered job waits behind these.
+UNFINISHED = ("pending", "held", "waiting", "running")
+_UNFINISHED_SQL = "(" + ", ".join(f"'{state}'" for state in UNFINISHED) + ")"
+
 jobs = Table(
     "jobs",
     metadata,
     Column("id", Serial, primary_key=True, autoincrement=True),
     Column("kind", String(50), nullable=False),  # webhook, email, workflow, ...
     Column("payload", JSON, nullable=False),
-    Column("state", String(20), nullable=False),  # pending running succeeded failed cancelled
+    # pending held waiting running succeeded failed cancelled
+    Column("state", String(20), nullable=False),
     Column("due_at", UTCDateTime(), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("max_attempts", Integer, nullable=False),
@@ -127,6 +133,14 @@ jobs = Table(
     Index(None, "state", "due_at"),
     Index(None, "event_id"),
     Index(None, "group_key", "id"),
+    # The unfinished jobs of ordered groups: what an ordered job waits behind.
+    Index(
+        "ix_jobs_ordered_unfinished",
+        "group_key",
+        "id",
+        sqlite_where=text(f"ordered = 1 AND state IN {_UNFINISHED_SQL}"),
+        postgresql_where=text(f"ordered AND state IN {_UNFINISHED_SQL}"),
+    ),
 )
 
 job_holds = Table(

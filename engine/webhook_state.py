@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from connectors.webhook import Attempt, Outcome
 from engine.bus import AppendEvents, Bus, StoredEvent
 from engine.ingest import new_event_id
-from engine.queue import FinishJob, Job, hold_group, release_group
+from engine.queue import UNFINISHED, FinishJob, Job, hold_group, release_group
 from engine.rows import insert_rows
 from engine.schema import UTCDateTime, jobs, webhook_attempts, webhook_state
 from engine.storage import Database
@@ -129,7 +129,7 @@ async def load_stats(database: Database, names: Iterable[str]) -> dict[str, Stat
             deliveries=sum(by_state.values()),
             successes=by_state.get("succeeded", 0),
             failures=by_state.get("failed", 0),
-            pending=sum(by_state.get(state, 0) for state in ("pending", "held", "running")),
+            pending=sum(by_state.get(state, 0) for state in UNFINISHED),
         )
     return found
 

@@ -30,7 +30,7 @@ from engine.webhook_state import group_key
 
 __all__ = ["add_routes"]
 
-STATES = ("pending", "held", "running", "succeeded", "failed", "cancelled")
+STATES = ("pending", "held", "waiting", "running", "succeeded", "failed", "cancelled")
 
 
 def add_routes(app: web.Application) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from engine.clock import ManualClock
@@ -20,8 +21,8 @@ from engine.queue import (
     next_due,
     release_group,
 )
-from engine.schema import job_holds
-from engine.worker import Deferred, Result, Retry, Succeeded
+from engine.schema import job_holds, jobs
+from engine.worker import Deferred, Failed, Result, Retry, Succeeded
 from tests.support.queue import QueueHarness, queue_harness, until
 
 
@@ -62,6 +63,128 @@ async def test_ordered_jobs_wait_for_the_earlier_one_to_finish(groups: QueueHarn
         ("b", 1),
         ("c", 1),
     ]
+
+
+async def _states(groups: QueueHarness) -> dict[str, str]:
+    async with groups.database.connect() as conn:
+        rows = await conn.execute(select(jobs.c.idempotency_key, jobs.c.state).order_by(jobs.c.id))
+        return {key: state for key, state in rows}
+
+
+async def test_ordered_jobs_behind_an_unfinished_one_wait_and_follow_it(
+    groups: QueueHarness,
+) -> None:
+    await groups.add("a", "b", ordered=True, group="g")
+    await groups.add("c", ordered=True, group="g")
+    await groups.add("x", ordered=True, group="other")
+    assert await _states(groups) == {"a": "pending", "b": "waiting", "c": "waiting", "x": "pending"}
+    assert await next_due(groups.database, groups.clock.now()) == groups.clock.now()
+
+    handler = Script(groups.clock, fail={"a": 1})
+    worker = groups.worker(handler)
+    worker.start()
+    await until(lambda: len(handler.runs) == 3, groups.clock, worker)  # a twice, x
+    await until(lambda: handler.done == ["x", "a"], groups.clock, worker)
+    await until(lambda: len(handler.done) == 4, groups.clock, worker)
+    await worker.stop(grace=1)
+    assert handler.done == ["x", "a", "b", "c"]
+    assert set((await _states(groups)).values()) == {"succeeded"}
+
+
+async def test_an_ordered_job_that_fails_lets_the_next_one_run(groups: QueueHarness) -> None:
+    handler = Script(groups.clock, fail={"a": 99})
+    worker = groups.worker(handler)
+    worker.start()
+    await groups.add("a", "b", "c", max_attempts=2, ordered=True, group="g")
+    await until(lambda: len(handler.done) == 2, groups.clock, worker)
+    await worker.stop(grace=1)
+    assert [(key, attempt) for key, attempt, _ in handler.runs] == [
+        ("a", 1),
+        ("a", 2),
+        ("b", 1),
+        ("c", 1),
+    ]
+    assert await _states(groups) == {"a": "failed", "b": "succeeded", "c": "succeeded"}
+
+
+async def test_a_held_ordered_group_keeps_its_order_when_released(groups: QueueHarness) -> None:
+    async with groups.database.begin() as conn:
+        await conn.run_sync(hold_group, "g", "paused", groups.clock.now())
+    await groups.add("a", "b", ordered=True, group="g")
+    assert await _states(groups) == {"a": "held", "b": "waiting"}
+    async with groups.database.begin() as conn:
+        await conn.run_sync(release_group, "g")
+    assert await _states(groups) == {"a": "pending", "b": "waiting"}
+    handler = Script(groups.clock, fail={})
+    worker = groups.worker(handler)
+    worker.start()
+    await until(lambda: len(handler.done) == 2, groups.clock, worker)
+    await worker.stop(grace=1)
+    assert handler.done == ["a", "b"]
+
+
+async def test_a_pending_ordered_job_still_waits_for_earlier_waiting_ones(
+    groups: QueueHarness,
+) -> None:
+    """As a manual retry or a database from before ``waiting`` may leave them."""
+    await groups.add("a", "b", "c", "d", ordered=True, group="g")
+    async with groups.database.begin() as conn:
+        await conn.execute(
+            update(jobs).where(jobs.c.idempotency_key == "d").values(state="pending")
+        )
+    handler = Script(groups.clock, fail={"a": 1})
+    worker = groups.worker(handler)
+    worker.start()
+    await until(lambda: len(handler.done) == 4, groups.clock, worker)
+    await worker.stop(grace=1)
+    assert handler.done == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_ordered_groups_keep_their_order_whatever_their_jobs_do(
+    groups: QueueHarness, seed: int
+) -> None:
+    """Jobs of three ordered groups, added in batches while the worker runs, each
+    failing, retrying, deferring or giving up at random: a job starts only when
+    every earlier job of its group has ended, and every job ends."""
+    rng = random.Random(seed)
+    ended: set[str] = set()
+    order: dict[str, list[str]] = {}
+    started: list[str] = []
+
+    class Random:
+        async def run(self, job: Job) -> Result:
+            key, group = job.payload["key"], job.group_key
+            assert group is not None
+            earlier = order[group][: order[group].index(key)]
+            assert set(earlier) <= ended, f"{key} started before {set(earlier) - ended} ended"
+            started.append(key)
+            await asyncio.sleep(rng.random() / 1000)
+            roll = rng.random()
+            if roll < 0.2:
+                if job.attempts == job.max_attempts:
+                    ended.add(key)
+                return Retry(rng.choice((1.0, 30.0)), "down")
+            if roll < 0.3:
+                return Deferred(2.0)
+            ended.add(key)
+            return Failed("gone") if roll < 0.35 else Succeeded()
+
+    worker = groups.worker(Random(), concurrency=4, batch=3)
+    worker.start()
+    count = 0
+    for batch in range(6):
+        group = f"g{batch % 3}"
+        keys = [f"{group}-{count + i}" for i in range(rng.randint(1, 4))]
+        count += len(keys)
+        order.setdefault(group, []).extend(keys)
+        await groups.add(*keys, max_attempts=3, ordered=True, group=group)
+        await asyncio.sleep(rng.random() / 200)
+    await until(lambda: len(ended) == count, groups.clock, worker)
+    await worker.stop(grace=1)
+    states = await _states(groups)
+    assert set(states.values()) <= {"succeeded", "failed"}
+    assert len(states) == count and len(set(started)) == count
 
 
 async def test_unordered_jobs_of_a_group_do_not_wait(groups: QueueHarness) -> None:

@@ -74,6 +74,26 @@ async def test_migrations_match_the_schema_module(database: Database) -> None:
     assert diff == []
 
 
+async def test_migrated_indexes_are_the_schema_modules_to_the_letter(
+    database: Database, tmp_path: Path
+) -> None:
+    """Partial indexes too: their WHERE is not among what `compare_metadata` compares."""
+    await migrate(database)
+    query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    async with database.connect() as conn:
+        migrated = {name: sql for name, sql in await conn.execute(text(query))}
+    fresh = sqlite_database(tmp_path / "fresh.db")
+    await fresh.open()
+    try:
+        async with fresh.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            created = {name: sql for name, sql in await conn.execute(text(query))}
+    finally:
+        await fresh.close()
+    assert "WHERE ordered = 1" in created["ix_jobs_ordered_unfinished"]
+    assert migrated == created
+
+
 async def test_timestamps_come_back_aware_in_utc(database: Database) -> None:
     await migrate(database)
     at = datetime(2026, 11, 26, 13, 0, tzinfo=timezone(timedelta(hours=2)))

@@ -1,0 +1,38 @@
+"""Ordered jobs wait as ``waiting``; the unfinished ordered jobs get an index of their own.
+
+An ordered job looks for unfinished jobs before it in its group, and one that
+ends looks for the first waiting job of its group: with the index on
+(group_key, id) alone, both walked the group's whole history of finished
+jobs. A partial index holds only the unfinished ordered jobs, so the other
+jobs cost it nothing.
+
+Revision ID: 0003_group_states
+Revises: 0002_webhooks
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_group_states"
+down_revision = "0002_webhooks"
+branch_labels = None
+depends_on = None
+
+_STATES = "('pending', 'held', 'waiting', 'running')"
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_jobs_ordered_unfinished",
+        "jobs",
+        ["group_key", "id"],
+        sqlite_where=sa.text(f"ordered = 1 AND state IN {_STATES}"),
+        postgresql_where=sa.text(f"ordered AND state IN {_STATES}"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_jobs_ordered_unfinished", table_name="jobs")
