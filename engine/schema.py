@@ -132,7 +132,8 @@ jobs = Table(
     Column("ordered", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "state", "due_at"),
     Index(None, "event_id"),
-    Index(None, "group_key", "id"),
+    # A group's jobs newest first, and counted by state from the index alone.
+    Index(None, "group_key", "id", "state"),
     # The unfinished jobs of ordered groups: what an ordered job waits behind.
     Index(
         "ix_jobs_ordered_unfinished",

