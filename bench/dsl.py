@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import results
 from dsl import Context, ParseCache, RuleSet, compile_rules, parallel, parse
 
 NAMESPACES = 50
 VERBS = ["created", "updated", "completed", "cancelled", "failed", "funded", "closed", "signed"]
 VERBS += ["shared", "approved"]
-RESULTS = Path(__file__).parent / "RESULTS.md"
 
 
 def _event_types(namespaces: int) -> list[str]:
@@ -257,8 +257,7 @@ def report() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
+    parser = results.parser(__doc__.splitlines()[0])
     parser.add_argument("--check-once", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -266,11 +265,7 @@ def main() -> None:
         seconds, reference = _check_once(args.check_once, split=not args.one_process)
         print(f"{seconds:.4f} {reference:.4f}")
         return
-    text = report()
-    print(text)
-    if args.record:
-        with RESULTS.open("a", encoding="utf-8") as out:
-            out.write("\n" + text)
+    results.show(report(), record=args.record)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ compares one before a change with one after, side by side.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import platform
@@ -37,8 +36,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 # The Ownly measured: this repository's, or another tree's; never this directory's dsl.py.
-sys.path[0] = os.environ.get("OWNLY_TREE", str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = os.environ.get("OWNLY_TREE", str(ROOT))
+sys.path.append(str(ROOT))  # for bench.results
 
+from bench import results  # noqa: E402
 from engine import queue  # noqa: E402
 from engine.config import DatabaseConfig  # noqa: E402
 from engine.queue import LeaseJobs, NewJob, insert_jobs  # noqa: E402
@@ -46,7 +48,6 @@ from engine.schema import jobs, metadata  # noqa: E402
 from engine.storage import Database  # noqa: E402
 from engine.webhook_state import load_stats  # noqa: E402
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 CASES = ((1_000, 0), (100_000, 0), (1_000, 100_000))
 COUNTS = (50_000, 500_000)
@@ -151,14 +152,8 @@ def report() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
-    args = parser.parse_args()
-    text = report()
-    print(text)
-    if args.record:
-        with RESULTS.open("a", encoding="utf-8") as out:
-            out.write("\n" + text)
+    args = results.parser(__doc__.splitlines()[0]).parse_args()
+    results.show(report(), record=args.record)
 
 
 if __name__ == "__main__":

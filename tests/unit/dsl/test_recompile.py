@@ -102,30 +102,26 @@ def test_a_changed_file_of_webhooks_is_lowered_alone(
     _same_as_cold(paths, changed, counting)
 
 
-def test_a_changed_event_lowers_every_webhook_again(
-    warm: tuple[list[Path], ParseCache, _Counting],
+@pytest.mark.parametrize(
+    ("old", "new", "codes"),
+    [
+        # `amount` leaves ns0.created: hook_0 and hook_24, on that type alone, now fail.
+        ("id: string\n  amount: decimal", "id: string", ["E012", "E012"]),
+        # hook_7 compares an amount to LIMIT, now a string.
+        ("const LIMIT = 100", 'const LIMIT = "100"', ["E020"]),
+        ("const UNUSED = 1", "const UNUSED = 2", []),
+    ],
+    ids=["event", "const", "unused const"],
+)
+def test_a_changed_event_or_const_lowers_every_webhook_again(
+    warm: tuple[list[Path], ParseCache, _Counting], old: str, new: str, codes: list[str]
 ) -> None:
     paths, cache, counting = warm
-    # `amount` leaves ns0.created: the webhooks comparing it on that type now fail.
-    _edit(paths[0], lambda t: t.replace("id: string\n  amount: decimal", "id: string", 1))
+    _edit(paths[0], lambda t: t.replace(old, new, 1))
     changed = _compile(paths, cache)
     assert counting.take() == _hooks(*range(FILES))
-    assert {d.code for d in changed.errors} == {"E012"}
+    assert [d.code for d in changed.errors] == codes
     _same_as_cold(paths, changed, counting)
-
-
-def test_a_changed_const_lowers_every_webhook_again(
-    warm: tuple[list[Path], ParseCache, _Counting],
-) -> None:
-    paths, cache, counting = warm
-    _edit(paths[0], lambda t: t.replace("const LIMIT = 100", 'const LIMIT = "100"'))
-    changed = _compile(paths, cache)
-    assert counting.take() == _hooks(*range(FILES))
-    assert [d.code for d in changed.errors] == ["E020"]  # hook_7 compares an amount to a string
-    _same_as_cold(paths, changed, counting)
-    _edit(paths[0], lambda t: t.replace('const LIMIT = "100"', "const LIMIT = 100"))
-    assert _compile(paths, cache).ok
-    assert counting.take() == _hooks(*range(FILES))
 
 
 def test_a_name_taken_by_an_earlier_file_reaches_the_later_unchanged_one(
