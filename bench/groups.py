@@ -8,7 +8,9 @@
    a backlog of N ordered deliveries behind the failing one (1,000; 100,000),
    or a backlog of 1,000 with 100,000 delivered before it (a busy webhook's
    history), plus 2,000 due deliveries of other webhooks. Median of 20 (or of
-   as many as 10 s allow, at least 3).
+   as many as 10 s allow, at least 3). Then, for a healthy ordered webhook
+   with 0 and 100,000 delivered, one delivery stored behind the one in
+   flight, leased and ended, each in its own transaction.
 2. Count. ``load_stats`` (behind ``GET /api/webhooks``): the deliveries of
    10 webhooks counted by outcome, with 50,000 and 500,000 delivered in all.
    Median of 5.
@@ -43,7 +45,7 @@ sys.path.append(str(ROOT))  # for bench.results
 from bench import results  # noqa: E402
 from engine import queue  # noqa: E402
 from engine.config import DatabaseConfig  # noqa: E402
-from engine.queue import LeaseJobs, NewJob, insert_jobs  # noqa: E402
+from engine.queue import FinishJob, LeaseJobs, NewJob, insert_jobs  # noqa: E402
 from engine.schema import jobs, metadata  # noqa: E402
 from engine.storage import Database  # noqa: E402
 from engine.webhook_state import load_stats  # noqa: E402
@@ -104,6 +106,33 @@ def lease_ms(backlog: int, history: int) -> float:
     return statistics.median(times) * 1000
 
 
+def cycle_ms(history: int) -> float:
+    """The median time, in milliseconds, for an ordered webhook with ``history``
+    delivered to store a delivery behind the one in flight, lease it and end it
+    (20 cycles, or as many as 10 s allow, at least 3)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = sa.create_engine(f"sqlite:///{tmp}/groups.db")
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            _history(conn, history, [SLOW], ordered=True)
+            insert_jobs(conn, [_new("first", SLOW, True, NOW)], NOW)
+        times: list[float] = []
+        with engine.connect() as conn:
+            while len(times) < 20 and (len(times) < 3 or sum(times) < 10):
+                write = LeaseJobs(owner="w", limit=1, now=NOW, lease=timedelta(seconds=30))
+                started = time.perf_counter()
+                with conn.begin():
+                    insert_jobs(conn, [_new(f"c{len(times)}", SLOW, True, NOW)], NOW)
+                with conn.begin():
+                    [lease] = LeaseJobs.apply_all(conn, [write])
+                with conn.begin():
+                    [job] = lease.jobs
+                    FinishJob.apply_all(conn, [FinishJob(job.id, "w", "succeeded", NOW)])
+                times.append(time.perf_counter() - started)
+        engine.dispose()
+    return statistics.median(times) * 1000
+
+
 def count_ms(history: int) -> float:
     """The median time of ``load_stats`` for every webhook, in milliseconds."""
     names = [f"w{i}" for i in range(WEBHOOKS)]
@@ -144,6 +173,10 @@ def report() -> str:
     ]
     for backlog, history in CASES:
         lines.append(f"| {backlog:,} | {history:,} | {lease_ms(backlog, history):.1f} ms |")
+    lines += ["", "| delivered before (ordered webhook) | store, lease and end one delivery |"]
+    lines.append("| ---: | ---: |")
+    for history in (0, 100_000):
+        lines.append(f"| {history:,} | {cycle_ms(history):.1f} ms |")
     lines += ["", "| delivered (10 webhooks) | counting them (median of 5) |", "| ---: | ---: |"]
     for history in COUNTS:
         lines.append(f"| {history:,} | {count_ms(history):.0f} ms |")

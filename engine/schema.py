@@ -135,8 +135,12 @@ jobs = Table(
     # A group's jobs newest first, and counted by state from the index alone.
     Index(None, "group_key", "id", "state"),
     # The unfinished jobs of ordered groups: what an ordered job waits behind.
+    # `ordered` leads, so that a query naming it and its group has two equalities
+    # here against one in (group_key, id, state), which SQLite took otherwise
+    # (walking the group's history to its first waiting job).
     Index(
         "ix_jobs_ordered_unfinished",
+        "ordered",
         "group_key",
         "id",
         sqlite_where=text(f"ordered = 1 AND state IN {_UNFINISHED_SQL}"),

@@ -149,7 +149,7 @@ def list_webhooks(ctx: click.Context, url: str | None, as_json: bool) -> None:
 
 @webhooks.command()
 @click.argument("name")
-@click.option("--state", help="pending, running, succeeded, failed or cancelled.")
+@click.option("--state", help="pending, held, waiting, running, succeeded, failed or cancelled.")
 @click.option("--event-type", help="Only deliveries of this event type.")
 @click.option("--since", help="Created at or after this RFC 3339 time.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))

@@ -6,22 +6,27 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, event, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.clock import ManualClock
 from engine.queue import (
     FinishJob,
     Job,
+    LeaseJobs,
+    NewJob,
     hold_group,
+    insert_jobs,
     load_job,
     next_due,
     release_group,
 )
-from engine.schema import job_holds, jobs
+from engine.schema import job_holds, jobs, metadata
 from engine.worker import Deferred, Failed, Result, Retry, Succeeded
 from tests.support.queue import QueueHarness, queue_harness, until
 
@@ -284,3 +289,47 @@ async def test_a_deferred_job_runs_later_without_counting_the_attempt(groups: Qu
     assert hook.commits == 2
     job = await load_job(groups.database, 1)
     assert job is not None and (job.state, job.attempts) == ("succeeded", 1)
+
+
+def test_earlier_ordered_jobs_are_looked_up_in_their_partial_index(tmp_path: Path) -> None:
+    """The statements as sent, parameters bound: SQLite uses a partial index only for
+    a query that repeats its WHERE, so a group's history is never walked."""
+    engine = create_engine(f"sqlite:///{tmp_path}/plan.db")
+    metadata.create_all(engine)
+    sent: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def keep(*args: Any) -> None:
+        _, _, statement, parameters, _, many = args
+        if not many and (" AS earlier" in statement or " AS waiting" in statement):
+            sent.append((statement, parameters))
+
+    now = ManualClock().now()
+    new = [NewJob("test", {}, key, 3, now, group_key="g", ordered=True) for key in ("a", "b")]
+    done = {"kind": "test", "payload": {}, "state": "succeeded", "due_at": now, "attempts": 1}
+    done |= {"max_attempts": 3, "created_at": now, "updated_at": now}
+    done |= {"group_key": "g", "ordered": True}
+    with engine.begin() as conn:  # a history, which other indexes cover too
+        conn.execute(insert(jobs), [done | {"idempotency_key": f"h{i}"} for i in range(2000)])
+    with engine.begin() as conn:
+        insert_jobs(conn, new, now)
+        [lease] = LeaseJobs.apply_all(conn, [LeaseJobs("w", 10, now, timedelta(seconds=60))])
+        assert [job.idempotency_key for job in lease.jobs] == ["a"]
+        FinishJob.apply_all(conn, [FinishJob(lease.jobs[0].id, "w", "succeeded", now)])
+        assert conn.scalar(select(jobs.c.state).where(jobs.c.idempotency_key == "b")) == "pending"
+    event.remove(engine, "before_cursor_execute", keep)
+    # Waiting at the insert, the lease, the next due time, the promotion at the finish.
+    assert [statement.split()[0] for statement, _ in sent] == [
+        "UPDATE",
+        "UPDATE",
+        "SELECT",
+        "UPDATE",
+    ]
+    with engine.connect() as conn:
+        for statement, parameters in sent:
+            explained = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plan = [row[-1] for row in explained]
+            lookups = [step for step in plan if step.split()[1] in ("earlier", "waiting")]
+            assert lookups, plan
+            assert all("USING INDEX ix_jobs_ordered_unfinished" in step for step in lookups), plan
+    engine.dispose()

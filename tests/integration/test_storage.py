@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, select, text
@@ -17,8 +18,8 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from engine.config import DatabaseConfig
 from engine.errors import SchemaTooNewError, StorageError
-from engine.migrate import head_revision, migrate, migration_status
-from engine.schema import events, metadata, rule_sets
+from engine.migrate import _alembic_config, head_revision, migrate, migration_status
+from engine.schema import events, jobs, metadata, rule_sets
 from engine.storage import Database, table_names
 
 
@@ -92,6 +93,36 @@ async def test_migrated_indexes_are_the_schema_modules_to_the_letter(
         await fresh.close()
     assert "WHERE ordered = 1" in created["ix_jobs_ordered_unfinished"]
     assert migrated == created
+
+
+async def test_going_back_before_0003_makes_waiting_jobs_pending(database: Database) -> None:
+    """Code from before 0003 leases no ``waiting`` job: going back must not strand any."""
+    await migrate(database)
+    at = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+    row = {"kind": "webhook", "payload": {}, "due_at": at, "attempts": 0, "max_attempts": 3}
+    row |= {"created_at": at, "updated_at": at, "group_key": "webhook:a", "ordered": True}
+    async with database.begin() as conn:
+        await conn.execute(
+            insert(jobs), [row | {"idempotency_key": k, "state": s} for k, s in KEYED_STATES]
+        )
+    config = _alembic_config()
+
+    def downgrade(sync: Any) -> None:
+        config.attributes["connection"] = sync
+        command.downgrade(config, "0002_webhooks")
+
+    async with database.begin() as conn:
+        await conn.run_sync(downgrade)
+        states = dict((await conn.execute(select(jobs.c.idempotency_key, jobs.c.state))).all())
+        indexes = await conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+        names = set(indexes.scalars())
+    assert states == {"a": "pending", "b": "pending", "c": "succeeded"}
+    assert "ix_jobs_group_key_id" in names and "ix_jobs_ordered_unfinished" not in names
+    before, after = await migrate(database)
+    assert (before.current, after.current) == ("0002_webhooks", head_revision())
+
+
+KEYED_STATES = [("a", "pending"), ("b", "waiting"), ("c", "succeeded")]
 
 
 async def test_timestamps_come_back_aware_in_utc(database: Database) -> None:

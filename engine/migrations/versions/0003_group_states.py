@@ -33,13 +33,15 @@ def upgrade() -> None:
     op.create_index(
         "ix_jobs_ordered_unfinished",
         "jobs",
-        ["group_key", "id"],
+        ["ordered", "group_key", "id"],
         sqlite_where=sa.text(f"ordered = 1 AND state IN {_STATES}"),
         postgresql_where=sa.text(f"ordered AND state IN {_STATES}"),
     )
 
 
 def downgrade() -> None:
+    # Before 0003 nothing leases a waiting job; pending, an ordered job still waits its turn.
+    op.execute("UPDATE jobs SET state = 'pending' WHERE state = 'waiting'")
     op.drop_index("ix_jobs_ordered_unfinished", table_name="jobs")
     op.drop_index("ix_jobs_group_key_id_state", table_name="jobs")
     op.create_index("ix_jobs_group_key_id", "jobs", ["group_key", "id"])
