@@ -73,12 +73,15 @@ class ParseCache:
     consts are unchanged lowers again only the webhooks of changed files.
     The engine keeps one across reloads; syntax trees and lowered webhooks
     are not changed once made, so sharing them between compilations is safe.
+    It keeps the latest text of each file name only, so it holds no more
+    than the rule set does, however often files are edited.
     """
 
     def __init__(self, max_files: int = 20_000) -> None:
         self.max_files = max_files
         self._modules: dict[FileKey, ast.Module] = {}
         self._lowered: dict[FileKey, tuple[Hashable, Any]] = {}
+        self._latest: dict[str, FileKey] = {}  # by file name
 
     def parse(self, text: str, file: str) -> ast.Module:
         """Parse `text`, or return the tree parsed from the same name and text before."""
@@ -101,10 +104,16 @@ class ParseCache:
         return self._modules.get(key)
 
     def keep(self, key: FileKey, module: ast.Module) -> None:
-        """Keep the tree of the file with this key."""
-        if len(self._modules) >= self.max_files:
+        """Keep the tree of the file with this key, instead of its name's earlier text."""
+        earlier = self._latest.get(key[0])
+        if earlier is not None and earlier != key:
+            self._modules.pop(earlier, None)
+            self._lowered.pop(earlier, None)
+        elif earlier is None and len(self._modules) >= self.max_files:
             self._modules.clear()
             self._lowered.clear()
+            self._latest.clear()
+        self._latest[key[0]] = key
         self._modules[key] = module
 
     def lowered(self, key: FileKey, context: Hashable) -> Any | None:

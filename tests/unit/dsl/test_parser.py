@@ -123,6 +123,20 @@ def test_parse_cache_reuses_unchanged_files_only() -> None:
     assert cache.parse("const a = 1\n", "b.ownly").file == "b.ownly"
 
 
+def test_parse_cache_keeps_the_latest_text_of_each_file_only() -> None:
+    cache = ParseCache(max_files=3)
+    for version in range(10):
+        cache.parse(f"const a = {version}\n", "a.ownly")
+    assert cache.get("const a = 9\n", "a.ownly") is not None
+    assert cache.get("const a = 8\n", "a.ownly") is None
+    for name in ("b.ownly", "c.ownly"):
+        cache.parse("const b = 1\n", name)
+    assert cache.get("const a = 9\n", "a.ownly") is not None  # three files: all kept
+    cache.parse("const b = 1\n", "d.ownly")  # a fourth: the cache starts again
+    assert cache.get("const a = 9\n", "a.ownly") is None
+    assert cache.get("const b = 1\n", "d.ownly") is not None
+
+
 def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
     path = tmp_path / "bom.ownly"
     path.write_bytes("\ufeffconst a = 1\n".encode())
