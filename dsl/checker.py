@@ -18,7 +18,7 @@ from dsl.errors import RuleCompileError, RuleSyntaxError
 from dsl.fastparse import available
 from dsl.lowering import Lowered, Lowering
 from dsl.parallel import split_stages
-from dsl.parser import ParseCache, read_source
+from dsl.parser import ParseCache, file_key, read_source
 from dsl.ruleset import RuleSet
 from dsl.stages import Learnt, Source, file_stages
 from dsl.workflows import lower_workflow
@@ -152,15 +152,14 @@ def _compile(
     # A large rule set is shared with a forked process where that pays: not
     # when most files are parsed already (their webhooks are lowered too, but
     # for those of files a changed catalog or const reaches).
-    work = None
-    if cache is not None:
-        work = sum(cache.get(text, name) is None for _, text, name in sources)
-    learnt, done = split_stages(file_stages(cache, bool(diagnostics)), sources, work=work)
+    keys = [file_key(text, name) for _, text, name in sources] if cache is not None else []
+    work = None if cache is None else sum(cache.tree(key) is None for key in keys)
+    stages = file_stages(cache, bool(diagnostics), keys)
+    learnt, done = split_stages(stages, sources, work=work)
     if cache is not None:
         for part in done:
             for position, module in part.fresh:
-                _, text, name = sources[position]
-                cache.put(text, name, module)
+                cache.keep(keys[position], module)
             for key, context, lowered in part.relowered:
                 cache.keep_lowered(key, context, lowered)
     diagnostics += learnt.syntax

@@ -36,7 +36,7 @@ from dsl.errors import RuleSyntaxError
 from dsl.expr import FUNCTIONS
 from dsl.lowering import Definitions, Lowered, Lowering
 from dsl.parallel import Stages
-from dsl.parser import FileKey, ParseCache, file_key, parse
+from dsl.parser import FileKey, ParseCache, parse
 
 __all__ = ["Done", "Learnt", "Parsed", "Source", "file_stages"]
 
@@ -79,20 +79,27 @@ class Done:
     relowered: list[tuple[FileKey, Hashable, Lowered]] = field(default_factory=list)
 
 
-def file_stages(cache: ParseCache | None, unreadable: bool) -> Stages[Source, Parsed, Learnt, Done]:
-    """The stages over rule files; `unreadable`: some file could not be read (no checking)."""
+def file_stages(
+    cache: ParseCache | None, unreadable: bool, keys: Sequence[FileKey] = ()
+) -> Stages[Source, Parsed, Learnt, Done]:
+    """The stages over rule files; `unreadable`: some file could not be read (no checking).
+
+    With a cache, `keys` holds each file's key in it, by position (hashed once).
+    """
     return Stages(
-        functools.partial(parse_files, cache),
+        functools.partial(parse_files, cache, keys),
         slim,
         functools.partial(learn, unreadable, cache is not None),
         functools.partial(lower_files, cache),
     )
 
 
-def parse_files(cache: ParseCache | None, sources: Sequence[Source]) -> Parsed:
+def parse_files(
+    cache: ParseCache | None, keys: Sequence[FileKey], sources: Sequence[Source]
+) -> Parsed:
     parsed = Parsed([], [])
     for position, text, name in sources:
-        key = file_key(text, name) if cache is not None else None
+        key = keys[position] if cache is not None else None
         module = cache.tree(key) if cache is not None and key is not None else None
         if module is None:
             try:
