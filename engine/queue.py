@@ -53,7 +53,6 @@ from engine.storage import Database
 from engine.writer import BatchWrite
 
 __all__ = [
-    "UNFINISHED",
     "FinishHook",
     "FinishJob",
     "Job",
@@ -458,25 +457,23 @@ class FinishJob(BatchWrite[bool]):
         ended: dict[str, None] = {}  # ordered groups whose running job ends
         for write in writes:
             lease = leases.pop(write.job_id, None)
-            keep = (
-                lease is not None
-                and lease.lease_owner == write.owner
-                and write.attempt in (None, lease.attempts)
+            lost = lease is None or (
+                lease.lease_owner != write.owner or write.attempt not in (None, lease.attempts)
             )
-            kept.append(keep)
-            if keep:
-                assert lease is not None
-                if lease.ordered and lease.group_key is not None and write.outcome in _ENDS:
-                    ended[lease.group_key] = None
-                by_outcome.setdefault(write.outcome, []).append(
-                    {
-                        "f_id": write.job_id,
-                        "f_owner": write.owner,
-                        "f_now": write.now,
-                        "f_error": write.error,
-                        "f_due": write.due_at or write.now,
-                    }
-                )
+            kept.append(not lost)
+            if lease is None or lost:
+                continue
+            if lease.ordered and lease.group_key is not None and write.outcome in _ENDS:
+                ended[lease.group_key] = None
+            by_outcome.setdefault(write.outcome, []).append(
+                {
+                    "f_id": write.job_id,
+                    "f_owner": write.owner,
+                    "f_now": write.now,
+                    "f_error": write.error,
+                    "f_due": write.due_at or write.now,
+                }
+            )
         for outcome, params in by_outcome.items():
             conn.execute(_FINISHES[outcome], params)
         if ended:

@@ -24,9 +24,9 @@ from sqlalchemy.engine import Connection
 from connectors.webhook import Attempt, Outcome
 from engine.bus import AppendEvents, Bus, StoredEvent
 from engine.ingest import new_event_id
-from engine.queue import UNFINISHED, FinishJob, Job, hold_group, release_group
+from engine.queue import FinishJob, Job, hold_group, release_group
 from engine.rows import insert_rows
-from engine.schema import UTCDateTime, jobs, webhook_attempts, webhook_state
+from engine.schema import UNFINISHED, UTCDateTime, jobs, webhook_attempts, webhook_state
 from engine.storage import Database
 from engine.writer import BatchWrite
 
