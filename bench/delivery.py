@@ -49,10 +49,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.receiver import start as start_receiver
 from connectors import parse_secret, signed_headers
 from engine.app import Engine
-from engine.bus import AppendEvents, StoredEvent
 from engine.config import load_settings
-from engine.schema import jobs
-from engine.webhook_state import SetState
+from engine.core.schema import jobs
+from engine.events.bus import AppendEvents, StoredEvent
+from engine.webhooks.health import SetState
 from tests.support.process import write_project
 from tests.support.rules import install_catalog, investment
 

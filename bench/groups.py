@@ -43,12 +43,12 @@ sys.path[0] = os.environ.get("OWNLY_TREE", str(ROOT))
 sys.path.append(str(ROOT))  # for bench.results
 
 from bench import results  # noqa: E402
-from engine import queue  # noqa: E402
 from engine.config import DatabaseConfig  # noqa: E402
-from engine.queue import FinishJob, LeaseJobs, NewJob, insert_jobs  # noqa: E402
-from engine.schema import jobs, metadata  # noqa: E402
-from engine.storage import Database  # noqa: E402
-from engine.webhook_state import load_stats  # noqa: E402
+from engine.core.schema import jobs, metadata  # noqa: E402
+from engine.core.storage import Database  # noqa: E402
+from engine.jobs import queue  # noqa: E402
+from engine.jobs.queue import FinishJob, LeaseJobs, NewJob, insert_jobs  # noqa: E402
+from engine.webhooks.health import load_stats  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 CASES = ((1_000, 0), (100_000, 0), (1_000, 100_000))

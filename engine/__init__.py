@@ -11,20 +11,20 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from engine.app import Engine
-    from engine.auth import Keyring, development_key
-    from engine.clock import Clock, ManualClock, SystemClock
     from engine.config import ApiKey, Config, Settings, load_settings
+    from engine.core.clock import Clock, ManualClock, SystemClock
+    from engine.core.logs import Logger, make_logger
+    from engine.core.metrics import Metrics
+    from engine.core.migrate import MigrationStatus, migration_status
+    from engine.core.storage import Database
+    from engine.core.writer import BatchWrite, Writer
     from engine.errors import ConfigError, OwnlyError, SchemaTooNewError, ServeError, StorageError
-    from engine.logs import Logger, make_logger
-    from engine.metrics import Metrics
-    from engine.migrate import MigrationStatus, migration_status
-    from engine.queue import Job, NewJob
-    from engine.reload import Rules, RulesError
-    from engine.server import build_app, serve
-    from engine.storage import Database
+    from engine.http.auth import Keyring, development_key
+    from engine.http.server import build_app, serve
+    from engine.jobs.queue import Job, NewJob
+    from engine.jobs.worker import Failed, Handler, Retry, Succeeded, Worker
+    from engine.rules.reload import Rules, RulesError
     from engine.version import VERSION
-    from engine.worker import Failed, Handler, Retry, Succeeded, Worker
-    from engine.writer import BatchWrite, Writer
 
 __all__ = [
     "VERSION",
@@ -66,40 +66,40 @@ __all__ = [
 
 _HOMES = {
     "ApiKey": "engine.config",
-    "BatchWrite": "engine.writer",
-    "Clock": "engine.clock",
+    "BatchWrite": "engine.core.writer",
+    "Clock": "engine.core.clock",
     "Config": "engine.config",
     "ConfigError": "engine.errors",
-    "Database": "engine.storage",
+    "Database": "engine.core.storage",
     "Engine": "engine.app",
-    "Failed": "engine.worker",
-    "Handler": "engine.worker",
-    "Job": "engine.queue",
-    "Keyring": "engine.auth",
-    "Logger": "engine.logs",
-    "ManualClock": "engine.clock",
-    "Metrics": "engine.metrics",
-    "MigrationStatus": "engine.migrate",
-    "NewJob": "engine.queue",
+    "Failed": "engine.jobs.worker",
+    "Handler": "engine.jobs.worker",
+    "Job": "engine.jobs.queue",
+    "Keyring": "engine.http.auth",
+    "Logger": "engine.core.logs",
+    "ManualClock": "engine.core.clock",
+    "Metrics": "engine.core.metrics",
+    "MigrationStatus": "engine.core.migrate",
+    "NewJob": "engine.jobs.queue",
     "OwnlyError": "engine.errors",
-    "Retry": "engine.worker",
-    "Rules": "engine.reload",
-    "RulesError": "engine.reload",
+    "Retry": "engine.jobs.worker",
+    "Rules": "engine.rules.reload",
+    "RulesError": "engine.rules.reload",
     "SchemaTooNewError": "engine.errors",
     "ServeError": "engine.errors",
     "Settings": "engine.config",
     "StorageError": "engine.errors",
-    "Succeeded": "engine.worker",
-    "SystemClock": "engine.clock",
+    "Succeeded": "engine.jobs.worker",
+    "SystemClock": "engine.core.clock",
     "VERSION": "engine.version",
-    "Worker": "engine.worker",
-    "Writer": "engine.writer",
-    "build_app": "engine.server",
-    "development_key": "engine.auth",
+    "Worker": "engine.jobs.worker",
+    "Writer": "engine.core.writer",
+    "build_app": "engine.http.server",
+    "development_key": "engine.http.auth",
     "load_settings": "engine.config",
-    "make_logger": "engine.logs",
-    "migration_status": "engine.migrate",
-    "serve": "engine.server",
+    "make_logger": "engine.core.logs",
+    "migration_status": "engine.core.migrate",
+    "serve": "engine.http.server",
 }
 
 

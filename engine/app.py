@@ -15,24 +15,24 @@ from sqlalchemy import func, select
 
 from connectors.ssrf import guarded_session
 from connectors.webhook import WebhookSender
-from engine.auth import Keyring, development_key
-from engine.bus import Bus
-from engine.clock import Clock, SystemClock
 from engine.config import Settings
-from engine.delivery import KIND as WEBHOOK
-from engine.delivery import WebhookHandler, WebhookPlanner
-from engine.devenv import DevEnvironment
+from engine.core.clock import Clock, SystemClock
+from engine.core.logs import Logger, make_logger
+from engine.core.metrics import Metrics
+from engine.core.migrate import migrate, migration_status
+from engine.core.schema import jobs, webhook_state
+from engine.core.storage import Database
+from engine.core.writer import Writer
 from engine.errors import ConfigError, StorageError
-from engine.logs import Logger, make_logger
-from engine.metrics import Metrics
-from engine.migrate import migrate, migration_status
-from engine.reload import ReloadOutcome, Rules, RulesError
-from engine.schema import jobs, webhook_state
-from engine.storage import Database
+from engine.events.bus import Bus
+from engine.http.auth import Keyring, development_key
+from engine.http.devenv import DevEnvironment
+from engine.jobs.worker import Waker, Worker
+from engine.rules.reload import ReloadOutcome, Rules, RulesError
 from engine.version import VERSION
-from engine.webhook_state import Health
-from engine.worker import Waker, Worker
-from engine.writer import Writer
+from engine.webhooks.delivery import KIND as WEBHOOK
+from engine.webhooks.delivery import WebhookHandler, WebhookPlanner
+from engine.webhooks.health import Health
 
 __all__ = ["ENGINE", "Engine"]
 

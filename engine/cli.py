@@ -21,9 +21,9 @@ from rich.markup import escape
 
 from engine.config import Settings, load_settings
 from engine.errors import OwnlyError
-from engine.rules_cli import check, fmt, simulate
+from engine.rules.cli import check, fmt, simulate
 from engine.version import VERSION
-from engine.webhooks_cli import webhooks
+from engine.webhooks.cli import webhooks
 
 # The runtime (server, database, HTTP client) is imported by the commands that
 # run it, so that `ownly check` and `ownly fmt` start in a fraction of the time.
@@ -87,7 +87,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def run(ctx: click.Context) -> None:
     """Start the engine: migrate a new database, load the rules, serve until SIGTERM."""
     from engine.app import Engine
-    from engine.server import serve
+    from engine.http.server import serve
 
     settings = _settings(ctx)
     engine = Engine.from_settings(settings, log_stream=sys.stderr)
@@ -122,8 +122,8 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Apply pending database migrations."""
-    from engine.migrate import migrate as apply_migrations
-    from engine.storage import Database
+    from engine.core.migrate import migrate as apply_migrations
+    from engine.core.storage import Database
 
     settings = _settings(ctx)
 

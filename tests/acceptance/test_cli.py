@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.migrate import head_revision
+from engine.core.migrate import head_revision
 from engine.version import VERSION
 from tests.support.process import ownly, write_project
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from engine.server import build_app
+from engine.http.server import build_app
 from tests.support.inprocess import running_engine, webhook
 from tests.support.rules import investment
 

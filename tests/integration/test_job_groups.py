@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import create_engine, event, insert, select, update
 from sqlalchemy.engine import Connection
 
-from engine.clock import ManualClock
-from engine.queue import (
+from engine.core.clock import ManualClock
+from engine.core.schema import job_holds, jobs, metadata
+from engine.jobs.queue import (
     FinishJob,
     Job,
     LeaseJobs,
@@ -26,8 +27,7 @@ from engine.queue import (
     next_due,
     release_group,
 )
-from engine.schema import job_holds, jobs, metadata
-from engine.worker import Deferred, Failed, Result, Retry, Succeeded
+from engine.jobs.worker import Deferred, Failed, Result, Retry, Succeeded
 from tests.support.queue import QueueHarness, queue_harness, until
 
 

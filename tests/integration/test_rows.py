@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, create_engine, insert, select, text
 
-from engine.rows import _plan, insert_rows
-from engine.schema import events, jobs, metadata, rule_sets
+from engine.core.rows import _plan, insert_rows
+from engine.core.schema import events, jobs, metadata, rule_sets
 
 AT = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
 

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from engine.app import Engine
 from engine.config import load_settings
-from engine.server import build_app
+from engine.http.server import build_app
 from tests.support.process import write_project
 
 Client = TestClient[web.Request, web.Application]

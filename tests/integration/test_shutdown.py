@@ -14,7 +14,7 @@ from aiohttp import web
 
 from engine.app import Engine
 from engine.config import load_settings
-from engine.server import build_app, serve
+from engine.http.server import build_app, serve
 from tests.support.process import free_port, write_project
 
 

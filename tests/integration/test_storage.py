@@ -17,10 +17,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from engine.config import DatabaseConfig
+from engine.core.migrate import _alembic_config, head_revision, migrate, migration_status
+from engine.core.schema import events, jobs, metadata, rule_sets
+from engine.core.storage import Database, table_names
 from engine.errors import SchemaTooNewError, StorageError
-from engine.migrate import _alembic_config, head_revision, migrate, migration_status
-from engine.schema import events, jobs, metadata, rule_sets
-from engine.storage import Database, table_names
 
 
 def sqlite_database(path: Path, **config: Any) -> Database:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from engine.webhook_state import SetState
+from engine.webhooks.health import SetState
 from tests.support.inprocess import (
     attempts_of,
     delivery_jobs,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import ManualClock
-from engine.queue import FinishJob, Job, LeaseJobs, load_job
-from engine.worker import Failed, Result, Retry, Succeeded
+from engine.core.clock import ManualClock
+from engine.jobs.queue import FinishJob, Job, LeaseJobs, load_job
+from engine.jobs.worker import Failed, Result, Retry, Succeeded
 from tests.support.queue import QueueHarness, queue_harness, until
 
 

@@ -15,12 +15,12 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection, make_url
 
 from engine.config import DatabaseConfig
+from engine.core.logs import make_logger
+from engine.core.migrate import migrate
+from engine.core.schema import rule_sets
+from engine.core.storage import Database
+from engine.core.writer import BatchWrite, Writer
 from engine.errors import StorageError
-from engine.logs import make_logger
-from engine.migrate import migrate
-from engine.schema import rule_sets
-from engine.storage import Database
-from engine.writer import BatchWrite, Writer
 from tests.support.clock import utc
 
 

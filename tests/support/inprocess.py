@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.app import Engine
-from engine.bus import AppendEvents, StoredEvent
-from engine.clock import ManualClock
 from engine.config import load_settings
-from engine.queue import Job
-from engine.schema import events, jobs, webhook_attempts
-from engine.webhook_state import Stats, load_stats
+from engine.core.clock import ManualClock
+from engine.core.schema import events, jobs, webhook_attempts
+from engine.events.bus import AppendEvents, StoredEvent
+from engine.jobs.queue import Job
+from engine.webhooks.health import Stats, load_stats
 from tests.support.process import write_project
 from tests.support.rules import install_catalog, investment
 

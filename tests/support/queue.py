@@ -11,14 +11,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from engine.clock import ManualClock
 from engine.config import DatabaseConfig
-from engine.logs import make_logger
-from engine.migrate import migrate
-from engine.queue import NewJob, insert_jobs
-from engine.storage import Database
-from engine.worker import Waker, Worker
-from engine.writer import Writer
+from engine.core.clock import ManualClock
+from engine.core.logs import make_logger
+from engine.core.migrate import migrate
+from engine.core.storage import Database
+from engine.core.writer import Writer
+from engine.jobs.queue import NewJob, insert_jobs
+from engine.jobs.worker import Waker, Worker
 
 
 @dataclass

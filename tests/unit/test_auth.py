@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from engine.auth import Keyring, development_key
 from engine.config import SCOPES, ApiKey
+from engine.http.auth import Keyring, development_key
 
 PLATFORM = ApiKey("platform", frozenset({"events:write"}), SecretStr("pk_platform"))
 OPS = ApiKey("ops", frozenset({"admin"}), SecretStr("pk_ops"))

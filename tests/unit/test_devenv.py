@@ -6,8 +6,8 @@ import io
 import stat
 from pathlib import Path
 
-from engine.devenv import DevEnvironment
-from engine.logs import make_logger
+from engine.core.logs import make_logger
+from engine.http.devenv import DevEnvironment
 
 
 def test_missing_variables_get_stable_private_values(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from dsl import RuleSet, compile_rules
-from engine.ingest import JSON, Problem, check_event, read_events
+from engine.events.ingest import JSON, Problem, check_event, read_events
 
 ROOT = Path(__file__).parents[2]
 UNKNOWN = Problem("type", "unknown event type 'investment.exploded'")

@@ -8,7 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.storage import json_loads
+from engine.core.storage import json_loads
 
 values = st.recursive(
     st.none()

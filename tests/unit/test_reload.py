@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.reload import ReloadOutcome
+from engine.rules.reload import ReloadOutcome
 
 AT = datetime(2026, 11, 26, tzinfo=UTC)
 V = "ab" * 32

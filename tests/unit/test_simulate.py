@@ -9,7 +9,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from engine.rules_cli import simulate
+from engine.rules.cli import simulate
 
 ROOT = Path(__file__).parents[2]
 

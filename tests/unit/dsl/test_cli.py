@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from engine.rules_cli import check, fmt, simulate
+from engine.rules.cli import check, fmt, simulate
 from tests.unit.dsl.support import Rules
 
 ROOT = Path(__file__).parents[3]

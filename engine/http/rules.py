@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.api.common import engine_of, json, require
+from engine.http.common import engine_of, json, require
 
 __all__ = ["add_routes"]
 

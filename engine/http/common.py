@@ -12,7 +12,7 @@ from aiohttp import web
 
 from engine.app import ENGINE, Engine
 from engine.config import ApiKey
-from engine.ingest import parse_rfc3339
+from engine.events.ingest import parse_rfc3339
 
 __all__ = [
     "decode_cursor",

@@ -47,10 +47,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Row
 
-from engine.rows import insert_rows
-from engine.schema import UNFINISHED, UTCDateTime, job_holds, jobs
-from engine.storage import Database
-from engine.writer import BatchWrite
+from engine.core.rows import insert_rows
+from engine.core.schema import UNFINISHED, UTCDateTime, job_holds, jobs
+from engine.core.storage import Database
+from engine.core.writer import BatchWrite
 
 __all__ = [
     "FinishHook",

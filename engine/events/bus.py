@@ -20,12 +20,12 @@ from sqlalchemy.engine import Connection
 
 from dsl import Context, RuleSet, Subscription
 from dsl.payload import typed_view
-from engine.clock import Clock
-from engine.queue import NewJob, insert_jobs
-from engine.rows import insert_rows
-from engine.schema import events
-from engine.worker import Waker
-from engine.writer import BatchWrite
+from engine.core.clock import Clock
+from engine.core.rows import insert_rows
+from engine.core.schema import events
+from engine.core.writer import BatchWrite
+from engine.jobs.queue import NewJob, insert_jobs
+from engine.jobs.worker import Waker
 
 __all__ = ["AppendEvents", "Appended", "Bus", "Planner", "StoredEvent", "event_context"]
 

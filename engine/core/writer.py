@@ -32,9 +32,9 @@ from typing import Any, Generic, Self, TypeVar
 from prometheus_client import Histogram
 from sqlalchemy.engine import Connection, Engine
 
+from engine.core.logs import Logger
+from engine.core.storage import Database
 from engine.errors import StorageError
-from engine.logs import Logger
-from engine.storage import Database
 
 __all__ = ["BatchWrite", "Writer"]
 

@@ -14,10 +14,10 @@ import orjson
 from aiohttp import web
 
 from dsl import RuleSet, ir
-from engine.api.common import engine_of, error, json, require
-from engine.catalog import describe
-from engine.redelivery import StartTest, attempt_now, one_off_owner, recover, test_event
-from engine.webhook_state import SetState, State, Stats, load_stats
+from engine.events.catalog import describe
+from engine.http.common import engine_of, error, json, require
+from engine.webhooks.health import SetState, State, Stats, load_stats
+from engine.webhooks.redelivery import StartTest, attempt_now, one_off_owner, recover, test_event
 
 __all__ = ["add_routes", "rules_of", "webhook_of"]
 

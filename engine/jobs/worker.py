@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from engine.clock import Clock
-from engine.logs import Logger
-from engine.queue import FinishHook, FinishJob, Job, LeaseJobs, RenewLeases
-from engine.storage import Database
-from engine.writer import Writer
+from engine.core.clock import Clock
+from engine.core.logs import Logger
+from engine.core.storage import Database
+from engine.core.writer import Writer
+from engine.jobs.queue import FinishHook, FinishJob, Job, LeaseJobs, RenewLeases
 
 __all__ = [
     "Deferred",

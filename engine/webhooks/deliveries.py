@@ -13,7 +13,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 
-from engine.api.common import (
+from engine.core.schema import events, job_holds, jobs, webhook_attempts
+from engine.http.common import (
     decode_cursor,
     encode_cursor,
     engine_of,
@@ -23,10 +24,9 @@ from engine.api.common import (
     parse_time,
     require,
 )
-from engine.api.webhooks import webhook_of
-from engine.redelivery import Reopen, attempt_now, one_off_owner
-from engine.schema import events, job_holds, jobs, webhook_attempts
-from engine.webhook_state import group_key
+from engine.webhooks.api import webhook_of
+from engine.webhooks.health import group_key
+from engine.webhooks.redelivery import Reopen, attempt_now, one_off_owner
 
 __all__ = ["add_routes"]
 

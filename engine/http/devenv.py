@@ -18,8 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from engine.core.logs import Logger
 from engine.errors import ConfigError
-from engine.logs import Logger
 
 __all__ = ["DEV_ENV_FILE", "DevEnvironment", "add_sink_route"]
 

@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from engine import api
 from engine.app import ENGINE, Engine
-from engine.devenv import add_sink_route
+from engine.core.metrics import CONTENT_TYPE
 from engine.errors import ServeError, StorageError
-from engine.metrics import CONTENT_TYPE
+from engine.http import events, rules
+from engine.http.devenv import add_sink_route
 
 __all__ = ["build_app", "serve"]
 
@@ -37,7 +37,12 @@ def build_app(engine: Engine) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    events.add_routes(app)
+    rules.add_routes(app)
+    from engine.webhooks import api, deliveries
+
     api.add_routes(app)
+    deliveries.add_routes(app)
     if not engine.settings.production:
         add_sink_route(app, engine.logger)
     return app

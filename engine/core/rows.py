@@ -28,7 +28,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from engine.schema import UTCDateTime
+from engine.core.schema import UTCDateTime
 
 __all__ = ["insert_rows"]
 

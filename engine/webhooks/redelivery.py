@@ -20,14 +20,14 @@ from sqlalchemy.engine import Connection
 
 from connectors.webhook import Attempt
 from dsl import RuleSet
-from engine.bus import StoredEvent
-from engine.delivery import WebhookHandler, WebhookPlanner
-from engine.ingest import new_event_id
-from engine.queue import Job, insert_jobs
-from engine.schema import events, job_holds, jobs
-from engine.webhook_state import RecordAttempt, group_key
-from engine.worker import Waker, finish_for
-from engine.writer import BatchWrite, Writer
+from engine.core.schema import events, job_holds, jobs
+from engine.core.writer import BatchWrite, Writer
+from engine.events.bus import StoredEvent
+from engine.events.ingest import new_event_id
+from engine.jobs.queue import Job, insert_jobs
+from engine.jobs.worker import Waker, finish_for
+from engine.webhooks.delivery import WebhookHandler, WebhookPlanner
+from engine.webhooks.health import RecordAttempt, group_key
 
 __all__ = [
     "RECOVER_BATCH",

@@ -39,12 +39,12 @@ from connectors import (
 from connectors.errors import ConnectorError
 from connectors.webhook import Attempt, Outcome, WebhookRequest, WebhookSender
 from dsl import RuleSet, Subscription
-from engine.bus import StoredEvent
-from engine.clock import Clock
-from engine.logs import Logger
-from engine.queue import Job, NewJob
-from engine.webhook_state import KIND, Health, group_key
-from engine.worker import Deferred, Failed, Result, Retry, Succeeded
+from engine.core.clock import Clock
+from engine.core.logs import Logger
+from engine.events.bus import StoredEvent
+from engine.jobs.queue import Job, NewJob
+from engine.jobs.worker import Deferred, Failed, Result, Retry, Succeeded
+from engine.webhooks.health import KIND, Health, group_key
 
 __all__ = ["KIND", "WebhookHandler", "WebhookPlanner", "message_id", "policy_of"]
 

@@ -23,11 +23,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from dsl import Compilation, ParseCache, RuleSet, compile_rules, rule_files
-from engine.clock import Clock
+from engine.core.clock import Clock
+from engine.core.logs import Logger
+from engine.core.schema import rule_sets
+from engine.core.writer import BatchWrite, Writer
 from engine.errors import OwnlyError
-from engine.logs import Logger
-from engine.schema import rule_sets
-from engine.writer import BatchWrite, Writer
 
 __all__ = ["Applied", "ReloadOutcome", "Rules", "RulesError", "StoreRuleSet"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from engine.schema import UTCDateTime
+from engine.core.schema import UTCDateTime
 
 revision = "0001_core"
 down_revision = None

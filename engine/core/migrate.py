@@ -12,8 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+from engine.core.storage import Database
 from engine.errors import SchemaTooNewError, StorageError
-from engine.storage import Database
 
 __all__ = ["MigrationStatus", "head_revision", "migrate", "migration_status"]
 

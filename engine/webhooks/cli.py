@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine.auth import DEV_KEY_FILE
 from engine.config import CLIENT_KEY_ENV, load_settings
 from engine.errors import OwnlyError
+from engine.http.auth import DEV_KEY_FILE
 
 __all__ = ["ApiError", "webhooks"]
 

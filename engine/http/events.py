@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy import select
 
-from engine.api.common import (
+from engine.core.schema import events, jobs
+from engine.events.bus import AppendEvents, StoredEvent
+from engine.events.ingest import (
+    Incoming,
+    Problem,
+    Rejection,
+    check_event,
+    new_event_id,
+    read_events,
+)
+from engine.http.common import (
     decode_cursor,
     encode_cursor,
     engine_of,
@@ -17,9 +27,6 @@ from engine.api.common import (
     parse_time,
     require,
 )
-from engine.bus import AppendEvents, StoredEvent
-from engine.ingest import Incoming, Problem, Rejection, check_event, new_event_id, read_events
-from engine.schema import events, jobs
 
 if TYPE_CHECKING:
     from engine.app import Engine

@@ -35,8 +35,8 @@ from dsl.expr import walk
 from dsl.fmt import format_source
 
 if TYPE_CHECKING:
-    from engine.bus import StoredEvent
-    from engine.ingest import Problem
+    from engine.events.bus import StoredEvent
+    from engine.events.ingest import Problem
 
 __all__ = ["check", "fmt", "simulate"]
 
@@ -204,8 +204,8 @@ def _stored(
     defaults filled); with any problem the engine would store nothing.
     """
     # Here, not at the top: `ownly check` and `ownly fmt` need none of the engine.
-    from engine.bus import StoredEvent
-    from engine.ingest import check_event, read_event
+    from engine.events.bus import StoredEvent
+    from engine.events.ingest import check_event, read_event
 
     incoming = read_event(event)
     check_event(incoming, rules, accept_unknown_types=False)
@@ -222,7 +222,7 @@ def _stored(
 
 
 def _simulate(rules: RuleSet, event: dict[str, Any], templates_dir: Path) -> dict[str, Any]:
-    from engine.bus import event_context  # see _stored
+    from engine.events.bus import event_context  # see _stored
 
     now = datetime.now(UTC)
     stored, problems = _stored(event, rules, now)

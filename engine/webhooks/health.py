@@ -22,13 +22,13 @@ from sqlalchemy import ColumnElement, Integer, bindparam, case, func, insert, se
 from sqlalchemy.engine import Connection
 
 from connectors.webhook import Attempt, Outcome
-from engine.bus import AppendEvents, Bus, StoredEvent
-from engine.ingest import new_event_id
-from engine.queue import FinishJob, Job, hold_group, release_group
-from engine.rows import insert_rows
-from engine.schema import UNFINISHED, UTCDateTime, jobs, webhook_attempts, webhook_state
-from engine.storage import Database
-from engine.writer import BatchWrite
+from engine.core.rows import insert_rows
+from engine.core.schema import UNFINISHED, UTCDateTime, jobs, webhook_attempts, webhook_state
+from engine.core.storage import Database
+from engine.core.writer import BatchWrite
+from engine.events.bus import AppendEvents, Bus, StoredEvent
+from engine.events.ingest import new_event_id
+from engine.jobs.queue import FinishJob, Job, hold_group, release_group
 
 __all__ = [
     "DISABLED_EVENT",

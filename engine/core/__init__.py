@@ -1,0 +1,1 @@
+"""The base every part stands on: clock, logs, metrics, storage, schema, the writer, migrations."""

@@ -1,0 +1,1 @@
+"""The HTTP server and the core API: auth, events, rules."""

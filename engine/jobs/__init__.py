@@ -1,0 +1,1 @@
+"""Durable jobs of every kind: the queue, the workers, and the contract of a kind."""

@@ -1,0 +1,1 @@
+"""The rule set the engine serves, and the rule-file commands."""

@@ -1,0 +1,1 @@
+"""Webhooks: signed deliveries of matched events, their health, and their API."""
