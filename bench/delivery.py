@@ -48,10 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.receiver import start as start_receiver
 from connectors import parse_secret, signed_headers
-from engine.app import Engine
-from engine.config import load_settings
+from engine.app import build_engine, load_settings
 from engine.core.schema import jobs
 from engine.events.bus import AppendEvents, StoredEvent
+from engine.runtime import Engine
 from engine.webhooks.health import SetState
 from tests.support.process import write_project
 from tests.support.rules import install_catalog, investment
@@ -91,7 +91,7 @@ async def started_engine(root: Path, port: int, webhooks: int) -> Engine:
     environ = {"SECRET": SECRET}
     environ |= {f"RECEIVER_URL_{i}": f"http://127.0.0.1:{port}/h{i}" for i in range(webhooks)}
     settings = load_settings(root / "ownly.toml", environ)
-    engine = Engine.from_settings(settings, log_stream=io.StringIO(), environ=environ)
+    engine = build_engine(settings, log_stream=io.StringIO(), environ=environ)
     await engine.start(watch=False)
     return engine
 

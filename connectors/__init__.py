@@ -1,4 +1,8 @@
-"""Ownly's connectors to the outside world: webhook sender, email, Stripe, record stores."""
+"""Ownly's connectors to the outside world: webhook sender, email, Stripe, record stores.
+
+When to try again (retry policies, rate limits) is the job machinery's
+(``engine.jobs.policy``): connectors make one attempt and say what happened.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,6 @@ from connectors.errors import (
     PolicyError,
     RequestError,
     SecretError,
-)
-from connectors.retry import (
-    JITTER,
-    STANDARD_WEBHOOKS_SCHEDULE,
-    ExponentialPolicy,
-    RetryPolicy,
-    SchedulePolicy,
-    TokenBucket,
-    default_policy,
-    next_delay,
 )
 from connectors.signing import (
     SECRET_PREFIX,
@@ -48,35 +42,27 @@ from connectors.webhook import (
 )
 
 __all__ = [
-    "JITTER",
     "METADATA_HOSTS",
     "REDACTED",
     "SECRET_PREFIX",
     "SIGNATURE_HEADERS",
-    "STANDARD_WEBHOOKS_SCHEDULE",
     "AddressPolicy",
     "Attempt",
     "BlockedAddress",
     "BlockedRequest",
     "BlockedUrl",
     "ConnectorError",
-    "ExponentialPolicy",
     "GuardedConnector",
     "GuardedResolver",
     "Outcome",
     "PolicyError",
     "RequestError",
-    "RetryPolicy",
-    "SchedulePolicy",
     "SecretError",
-    "TokenBucket",
     "WebhookRequest",
     "WebhookSecret",
     "WebhookSender",
-    "default_policy",
     "generate_secret",
     "guarded_session",
-    "next_delay",
     "parse_retry_after",
     "parse_secret",
     "redact_headers",

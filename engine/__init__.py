@@ -10,7 +10,6 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from engine.app import Engine
     from engine.config import ApiKey, Config, Settings, load_settings
     from engine.core.clock import Clock, ManualClock, SystemClock
     from engine.core.logs import Logger, make_logger
@@ -21,9 +20,11 @@ if _typing.TYPE_CHECKING:
     from engine.errors import ConfigError, OwnlyError, SchemaTooNewError, ServeError, StorageError
     from engine.http.auth import Keyring, development_key
     from engine.http.server import build_app, serve
+    from engine.jobs.kinds import Failed, Handler, Retry, Succeeded
     from engine.jobs.queue import Job, NewJob
-    from engine.jobs.worker import Failed, Handler, Retry, Succeeded, Worker
+    from engine.jobs.worker import Worker
     from engine.rules.reload import Rules, RulesError
+    from engine.runtime import Engine
     from engine.version import VERSION
 
 __all__ = [
@@ -71,9 +72,9 @@ _HOMES = {
     "Config": "engine.config",
     "ConfigError": "engine.errors",
     "Database": "engine.core.storage",
-    "Engine": "engine.app",
-    "Failed": "engine.jobs.worker",
-    "Handler": "engine.jobs.worker",
+    "Engine": "engine.runtime",
+    "Failed": "engine.jobs.kinds",
+    "Handler": "engine.jobs.kinds",
     "Job": "engine.jobs.queue",
     "Keyring": "engine.http.auth",
     "Logger": "engine.core.logs",
@@ -82,14 +83,14 @@ _HOMES = {
     "MigrationStatus": "engine.core.migrate",
     "NewJob": "engine.jobs.queue",
     "OwnlyError": "engine.errors",
-    "Retry": "engine.jobs.worker",
+    "Retry": "engine.jobs.kinds",
     "Rules": "engine.rules.reload",
     "RulesError": "engine.rules.reload",
     "SchemaTooNewError": "engine.errors",
     "ServeError": "engine.errors",
     "Settings": "engine.config",
     "StorageError": "engine.errors",
-    "Succeeded": "engine.jobs.worker",
+    "Succeeded": "engine.jobs.kinds",
     "SystemClock": "engine.core.clock",
     "VERSION": "engine.version",
     "Worker": "engine.jobs.worker",

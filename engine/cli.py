@@ -7,6 +7,7 @@ traceback), 2 usage error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -19,11 +20,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from engine.config import Settings, load_settings
+from engine.app import CAPABILITIES, build_engine, load_settings, migration_folders
+from engine.capability import SETTINGS
+from engine.config import Settings
 from engine.errors import OwnlyError
 from engine.rules.cli import check, fmt, simulate
 from engine.version import VERSION
-from engine.webhooks.cli import webhooks
 
 # The runtime (server, database, HTTP client) is imported by the commands that
 # run it, so that `ownly check` and `ownly fmt` start in a fraction of the time.
@@ -66,6 +68,7 @@ class _Group(click.Group):
 def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
     """Ownly: integrations and automation as code."""
     ctx.obj = config_path
+    ctx.meta[SETTINGS] = functools.cache(lambda: _settings(ctx))
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -86,11 +89,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Start the engine: migrate a new database, load the rules, serve until SIGTERM."""
-    from engine.app import Engine
     from engine.http.server import serve
 
     settings = _settings(ctx)
-    engine = Engine.from_settings(settings, log_stream=sys.stderr)
+    engine = build_engine(settings, log_stream=sys.stderr)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def listening(addresses: list[str]) -> None:
@@ -127,20 +129,20 @@ def migrate(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
 
-    async def upgrade() -> tuple[str | None, str | None]:
+    async def upgrade() -> tuple[str, str]:
         database = Database(settings.database_url, settings.config.database)
         await database.open()
         try:
-            before, after = await apply_migrations(database)
+            before, after = await apply_migrations(database, migration_folders())
         finally:
             await database.close()
-        return before.current, after.current
+        return before.label, after.label
 
     before, after = _run(upgrade())
     if before == after:
         click.echo(f"database is up to date at {after}")
     else:
-        click.echo(f"migrated database from {before or 'empty'} to {after}")
+        click.echo(f"migrated database from {before} to {after}")
 
 
 @main.command()
@@ -157,5 +159,8 @@ def version() -> None:
     click.echo(f"ownly {VERSION}")
 
 
-for _command in (check, fmt, simulate, webhooks):
+for _command in (check, fmt, simulate):
     main.add_command(_command)
+for _capability in CAPABILITIES:
+    for _command in _capability.commands():
+        main.add_command(_command)

@@ -9,23 +9,26 @@ environment variable, resolved once here, held as a ``SecretStr``.
 from __future__ import annotations
 
 import difflib
-import ipaddress
+import functools
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
+    ValidationInfo,
+    create_model,
 )
+from pydantic_core import PydanticCustomError
 
 from engine.errors import ConfigError
 
@@ -33,18 +36,23 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 __all__ = [
+    "CORE_SCOPES",
     "ApiConfig",
     "ApiKey",
     "ApiKeyConfig",
+    "Bytes",
     "Config",
     "DatabaseConfig",
     "IngestConfig",
+    "LongSeconds",
     "QueueConfig",
+    "RetentionConfig",
     "RulesConfig",
+    "Seconds",
+    "Section",
     "ServerConfig",
     "Settings",
     "TemplatesConfig",
-    "WebhooksConfig",
     "load_settings",
     "parse_duration",
     "parse_size",
@@ -52,15 +60,8 @@ __all__ = [
 
 ENV_PREFIX = "OWNLY_"
 CLIENT_KEY_ENV = "OWNLY_API_KEY"  # the key `ownly webhooks ...` sends; not an [api] override
-Scope = Literal[
-    "admin",
-    "events:read",
-    "events:write",
-    "rules:read",
-    "webhooks:read",
-    "webhooks:write",
-]
-SCOPES: tuple[str, ...] = get_args(Scope)
+CORE_SCOPES: tuple[str, ...] = ("admin", "events:read", "events:write", "rules:read", "jobs:read")
+"""The scopes of the core API; each capability adds its own (``webhooks:read``, ...)."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -96,11 +97,13 @@ def parse_size(value: object) -> object:
 Bytes = Annotated[int, BeforeValidator(parse_size), Field(gt=0, le=64 * 1024 * 1024)]
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A table of `ownly.toml`: unknown keys refused, values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ServerConfig(_Section):
+class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     mode: Literal["development", "production"] = "development"
@@ -110,27 +113,27 @@ class ServerConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class DatabaseConfig(_Section):
+class DatabaseConfig(Section):
     url: str = Field(default="sqlite:///var/ownly.db", repr=False)  # may hold a password
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     busy_timeout: Seconds = 5.0
 
 
-class RulesConfig(_Section):
+class RulesConfig(Section):
     paths: list[Path] = Field(default_factory=lambda: [Path("rules")], min_length=1)
 
 
-class TemplatesConfig(_Section):
+class TemplatesConfig(Section):
     path: Path = Path("templates")
 
 
-class IngestConfig(_Section):
+class IngestConfig(Section):
     max_body: Bytes = 256 * 1024
     max_batch: int = Field(default=500, ge=1, le=10_000)
     accept_unknown_types: bool = False
 
 
-class QueueConfig(_Section):
+class QueueConfig(Section):
     concurrency: int = Field(default=64, ge=1, le=10_000)
     batch: int = Field(default=64, ge=1, le=10_000)
     lease: Seconds = 60.0
@@ -143,34 +146,36 @@ class QueueConfig(_Section):
     max_delay_under_load: Seconds = 30.0
 
 
-class WebhooksConfig(_Section):
-    allow_networks: list[str] = Field(default_factory=list)
-    response_body_limit: Bytes = 16 * 1024
-    connections_per_host: int = Field(default=16, ge=1, le=1_000)
-    disable_after: LongSeconds = 5 * 86_400.0  # a run of only failures this long disables
-
-    @field_validator("allow_networks")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from None
-        return value
+class RetentionConfig(Section):
+    jobs: LongSeconds = 30 * 86_400.0  # a finished job and its attempts, after it finished
+    events: LongSeconds = 30 * 86_400.0  # an event no job refers to, after it was received
+    interval: Seconds = 3_600.0
+    batch: int = Field(default=1_000, ge=1, le=100_000)
 
 
-class ApiKeyConfig(_Section):
+def _known_scope(value: str, info: ValidationInfo) -> str:
+    """A scope of the core or of a capability of this engine (the loader's context)."""
+    known = (info.context or {}).get("scopes", CORE_SCOPES)
+    if value not in known:
+        listed = ", ".join(f"'{name}'" for name in known)
+        raise PydanticCustomError("scope", f"Input should be {listed}")
+    return value
+
+
+Scope = Annotated[str, AfterValidator(_known_scope)]
+
+
+class ApiKeyConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     scopes: list[Scope] = Field(min_length=1)
     key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class ApiConfig(_Section):
+class ApiConfig(Section):
     keys: list[ApiKeyConfig] = Field(default_factory=list)
 
 
-class Config(_Section):
+class Config(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
@@ -178,7 +183,18 @@ class Config(_Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)
-    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+
+@functools.cache
+def _config_model(sections: tuple[tuple[str, type[BaseModel]], ...]) -> type[Config]:
+    """``Config`` with a table for each capability's section."""
+    if not sections:
+        return Config
+    fields: dict[str, Any] = {
+        name: (model, Field(default_factory=model)) for name, model in sections
+    }
+    return create_model("Config", __base__=Config, **fields)
 
 
 @dataclass(frozen=True)
@@ -201,6 +217,11 @@ class Settings:
     source: Path | None
     base_dir: Path
     api_keys: tuple[ApiKey, ...]
+    scopes: tuple[str, ...] = CORE_SCOPES  # every scope a key may have in this engine
+
+    def section(self, name: str) -> Any:
+        """A capability's validated ``[name]`` table (its model's defaults when absent)."""
+        return getattr(self.config, name)
 
     @property
     def production(self) -> bool:
@@ -236,8 +257,20 @@ class Settings:
         return data
 
 
-def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
-    """Read ``path`` (or only defaults when None), apply ``OWNLY_*`` overrides, validate."""
+def load_settings(
+    path: Path | None,
+    environ: Mapping[str, str],
+    *,
+    sections: Mapping[str, type[BaseModel]] | None = None,
+    scopes: Sequence[str] = (),
+) -> Settings:
+    """Read ``path`` (or only defaults when None), apply ``OWNLY_*`` overrides, validate.
+
+    ``sections`` are the capabilities' tables and ``scopes`` their scopes, beside
+    the core's: the composition root (``engine.app``) passes them.
+    """
+    model = _config_model(tuple((sections or {}).items()))
+    known = (*CORE_SCOPES, *(scope for scope in scopes if scope not in CORE_SCOPES))
     text = ""
     if path is not None:
         try:
@@ -253,18 +286,18 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
         raise ConfigError(f"{label}: not valid TOML: {exc}") from exc
 
     origins = _Origins(label, text)
-    _apply_environment(raw, environ, origins)
+    _apply_environment(model, raw, environ, origins)
     try:
-        config = Config.model_validate(raw)
+        config = model.model_validate(raw, context={"scopes": known})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origins)) from None
+        raise ConfigError(_describe(model, exc, origins)) from None
 
     base_dir = path.parent.resolve() if path is not None else Path.cwd()
     _database_url(config.database.url, base_dir, origin=origins.where(("database", "url")))
     api_keys = tuple(
         _resolve_key(config, index, environ, origins) for index in range(len(config.api.keys))
     )
-    return Settings(config=config, source=path, base_dir=base_dir, api_keys=api_keys)
+    return Settings(config=config, source=path, base_dir=base_dir, api_keys=api_keys, scopes=known)
 
 
 def _resolve_key(
@@ -343,12 +376,14 @@ def _key_lines(text: str) -> dict[tuple[Any, ...], int]:
     return lines
 
 
-def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str], origins: _Origins) -> None:
+def _apply_environment(
+    config: type[Config], raw: dict[str, Any], environ: Mapping[str, str], origins: _Origins
+) -> None:
     """Fold ``OWNLY_<SECTION>_<KEY>`` variables into the raw configuration."""
     key_envs = {
         key.get("key_env") for key in raw.get("api", {}).get("keys", []) if isinstance(key, dict)
     }
-    sections = Config.model_fields
+    sections = config.model_fields
     for variable in sorted(environ):
         if not variable.startswith(ENV_PREFIX) or variable in key_envs | {CLIENT_KEY_ENV}:
             continue
@@ -358,7 +393,7 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str], origins:
             continue
         key = rest[len(section) + 1 :]
         model = sections[section].annotation
-        assert isinstance(model, type) and issubclass(model, _Section)
+        assert isinstance(model, type) and issubclass(model, Section)
         loc = (section, key)
         origins.from_env(loc, variable)
         if key not in model.model_fields:
@@ -375,24 +410,24 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str], origins:
         target[key] = value
 
 
-def _is_list(model: type[_Section], key: str) -> bool:
+def _is_list(model: type[Section], key: str) -> bool:
     annotation = model.model_fields[key].annotation
     return getattr(annotation, "__origin__", None) is list and not _is_nested(model, key)
 
 
-def _is_nested(model: type[_Section], key: str) -> bool:
+def _is_nested(model: type[Section], key: str) -> bool:
     return _nested_model(model.model_fields[key].annotation) is not None
 
 
-def _describe(exc: ValidationError, origins: _Origins) -> str:
+def _describe(config: type[Config], exc: ValidationError, origins: _Origins) -> str:
     """One line per problem; the first names the file and line."""
     problems: list[tuple[int, str]] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
-        dotted = _dotted(loc)
+        dotted = _dotted(config, loc)
         where = origins.where(loc)
         if error["type"] == "extra_forbidden":
-            hint = _did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
+            hint = _did_you_mean(str(loc[-1]), _fields_at(config, loc[:-1]))
             problem = f"{where}: {dotted}: unknown key{hint}"
         elif error["type"] == "missing":
             problem = f"{where}: {dotted}: required key is missing"
@@ -404,11 +439,11 @@ def _describe(exc: ValidationError, origins: _Origins) -> str:
     return "\n".join(problem for _, problem in sorted(problems, key=lambda item: item[0]))
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
+def _dotted(config: type[Config], loc: tuple[Any, ...]) -> str:
     """``("api", "keys", 1, "scopes", 0)`` -> ``[api.keys][1] scopes.0``."""
     table: list[str] = []
     index = ""
-    model: Any = Config
+    model: Any = config
     rest = list(loc)
     while rest and model is not None and isinstance(rest[0], str) and rest[0] in model.model_fields:
         nested = _nested_model(model.model_fields[rest[0]].annotation)
@@ -431,8 +466,8 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = Config
+def _fields_at(config: type[Config], loc: tuple[Any, ...]) -> list[str]:
+    model: Any = config
     for part in loc:
         if isinstance(part, int):
             continue

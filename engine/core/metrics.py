@@ -17,7 +17,7 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 
 class Metrics:
-    """The engine's metrics; each capability adds its own here."""
+    """The core's metrics; each capability registers its own on ``registry``."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -59,33 +59,28 @@ class Metrics:
             registry=self.registry,
         )
 
-        self.webhook_attempts = Counter(
-            "ownly_webhook_attempts",
-            "Webhook delivery attempts, by outcome (delivered, failed, throttled, ...).",
-            ["outcome"],
+        self.job_attempts = Counter(
+            "ownly_job_attempts",
+            "Attempts of jobs, by kind and the kind's outcome (delivered, timeout, crashed, ...).",
+            ["kind", "outcome"],
             registry=self.registry,
         )
-        self.webhook_deliveries = Counter(
-            "ownly_webhook_deliveries",
-            "Webhook deliveries finished, by outcome (succeeded, failed).",
-            ["outcome"],
+        self.jobs_finished = Counter(
+            "ownly_jobs_finished",
+            "Jobs that ended, by kind and outcome (succeeded, failed).",
+            ["kind", "outcome"],
             registry=self.registry,
         )
-        self.webhook_attempt_seconds = Histogram(
-            "ownly_webhook_attempt_seconds",
-            "Time of one webhook attempt, from connect to the end of the answer.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        self.matches_unplanned = Counter(
+            "ownly_matches_unplanned",
+            "Matched rules whose kind planned nothing (no such kind runs in this engine).",
+            ["kind"],
             registry=self.registry,
         )
         self.queue_depth = Gauge(
             "ownly_queue_depth",
             "Jobs still to run (pending, held with their group, waiting in order), by kind.",
             ["kind"],
-            registry=self.registry,
-        )
-        self.webhooks_disabled = Gauge(
-            "ownly_webhooks_disabled",
-            "Webhooks whose runtime state is disabled.",
             registry=self.registry,
         )
 

@@ -1,7 +1,14 @@
-"""Schema migrations: Alembic, kept in the package, run on the engine's connection."""
+"""Schema migrations: Alembic, kept in the package, run on the engine's connection.
+
+The core's migrations are one line of revisions (``engine/core/migrations``);
+a capability with tables of its own keeps its migrations in a folder of its
+own, a branch that depends on the core revision it needs. A database is
+current when it stands at every head.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,64 +31,75 @@ _SCRIPTS = Path(__file__).parent / "migrations"
 class MigrationStatus:
     """Where a database stands against the migrations this code knows."""
 
-    current: str | None
-    head: str
+    current: tuple[str, ...]  # the revisions it stands at (one per branch), sorted
+    head: tuple[str, ...]  # the heads this code knows, sorted
 
     @property
     def is_new(self) -> bool:
-        return self.current is None
+        return not self.current
 
     @property
     def is_current(self) -> bool:
         return self.current == self.head
 
+    @property
+    def label(self) -> str:
+        return ", ".join(self.current) or "empty"
 
-def _alembic_config() -> AlembicConfig:
+
+def _alembic_config(locations: Sequence[Path] = ()) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(_SCRIPTS))
+    folders = [_SCRIPTS / "versions", *locations]
+    config.set_main_option("version_locations", " ".join(str(folder) for folder in folders))
+    config.set_main_option("path_separator", "space")
     return config
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None, "the package ships at least one migration"
-    return head
+def head_revision(locations: Sequence[Path] = ()) -> tuple[str, ...]:
+    """The heads of the core's migrations and of the capabilities' in ``locations``."""
+    heads = ScriptDirectory.from_config(_alembic_config(locations)).get_heads()
+    assert heads, "the package ships at least one migration"
+    return tuple(sorted(heads))
 
 
-async def migration_status(db: Database) -> MigrationStatus:
-    """Read the database's revision; refuse one this code does not know."""
+async def migration_status(db: Database, locations: Sequence[Path] = ()) -> MigrationStatus:
+    """Read the database's revisions; refuse one this code does not know."""
     async with db.translate_errors(), db.connect() as conn:
         current = await conn.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
+            lambda sync: MigrationContext.configure(sync).get_current_heads()
         )
-    status = MigrationStatus(current=current, head=head_revision())
-    if current is not None:
-        scripts = ScriptDirectory.from_config(_alembic_config())
+    status = MigrationStatus(current=tuple(sorted(current)), head=head_revision(locations))
+    scripts = ScriptDirectory.from_config(_alembic_config(locations))
+    for revision in status.current:
         try:
-            scripts.get_revision(current)
+            scripts.get_revision(revision)
         except CommandError:
             raise SchemaTooNewError(
-                f"database {db.label} is at migration {current!r}, which this version of Ownly "
-                f"does not know (it knows up to {status.head!r}); upgrade Ownly, "
-                f"or point [database] url at another database"
+                f"database {db.label} is at migration {revision!r}, which this version of "
+                f"Ownly does not know (it knows up to {', '.join(status.head)}); upgrade "
+                f"Ownly, or point [database] url at another database"
             ) from None
     return status
 
 
-async def migrate(db: Database) -> tuple[MigrationStatus, MigrationStatus]:
-    """Apply every pending migration in one transaction; answer (before, after)."""
-    before = await migration_status(db)
+async def migrate(
+    db: Database, locations: Sequence[Path] = ()
+) -> tuple[MigrationStatus, MigrationStatus]:
+    """Apply every pending migration (core and ``locations``) in one transaction;
+    answer (before, after)."""
+    before = await migration_status(db, locations)
     if before.is_current:
         return before, before
-    config = _alembic_config()
+    config = _alembic_config(locations)
 
     def upgrade(sync_conn: Any) -> None:
         config.attributes["connection"] = sync_conn
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
 
     async with db.translate_errors(), db.begin() as conn:
         await conn.run_sync(upgrade)
-    after = await migration_status(db)
+    after = await migration_status(db, locations)
     if not after.is_current:
         raise StorageError(f"database {db.label}: migrations did not reach {after.head!r}")
     return before, after

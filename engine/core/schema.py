@@ -31,14 +31,15 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "UNFINISHED",
+    "Serial",
     "UTCDateTime",
     "events",
+    "job_attempts",
     "job_holds",
     "jobs",
     "metadata",
     "rule_sets",
-    "webhook_attempts",
-    "webhook_state",
 ]
 
 # Constraint names that are stable across databases, so later migrations can name them.
@@ -99,6 +100,8 @@ events = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("data", JSON, nullable=False),
     Column("rule_set", String(64), ForeignKey("rule_sets.version")),
+    # Matched rules whose kind planned nothing: [{"kind", "name", "message"}], or null.
+    Column("unplanned", JSON),
     Index(None, "type", "seq"),
     Index(None, "received_at"),
 )
@@ -132,6 +135,7 @@ jobs = Table(
     Column("ordered", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "state", "due_at"),
     Index(None, "event_id"),
+    Index(None, "finished_at"),  # what retention prunes, oldest first
     # A group's jobs newest first, and counted by state from the index alone.
     Index(None, "group_key", "id", "state"),
     # The unfinished jobs of ordered groups: what an ordered job waits behind.
@@ -156,34 +160,18 @@ job_holds = Table(
     Column("held_at", UTCDateTime(), nullable=False),
 )
 
-webhook_state = Table(
-    "webhook_state",
-    metadata,
-    Column("name", String(200), primary_key=True),  # the webhook's name in the rules
-    Column("state", String(20), nullable=False),  # active paused disabled
-    Column("reason", String(500)),
-    Column("changed_at", UTCDateTime(), nullable=False),
-    Column("failing_since", UTCDateTime()),  # first failure of the current run of failures
-    Column("consecutive_failures", Integer, nullable=False, default=0),
-    Column("last_success_at", UTCDateTime()),
-    Column("last_failure_at", UTCDateTime()),
-)
-
-webhook_attempts = Table(
-    "webhook_attempts",
+# One row per attempt of any job: the timeline the API shows across kinds.
+job_attempts = Table(
+    "job_attempts",
     metadata,
     Column("id", Serial, primary_key=True, autoincrement=True),
     Column("job_id", Serial, ForeignKey("jobs.id"), nullable=False),
     Column("attempt", Integer, nullable=False),  # 1-based, as the job counted it
-    Column("outcome", String(20), nullable=False),  # connectors.Outcome
+    Column("outcome", String(20), nullable=False),  # the kind's word: delivered, timeout, ...
     Column("started_at", UTCDateTime(), nullable=False),
     Column("duration", Float, nullable=False),
-    Column("status", Integer),
-    Column("response_headers", JSON, nullable=False),  # credential-like values redacted
-    Column("response_body", Text, nullable=False),  # capped
-    Column("response_body_truncated", Boolean, nullable=False),
-    Column("retry_after", Float),
     Column("error_class", String(200)),
     Column("error_message", Text),
+    Column("detail", JSON, nullable=False),  # kind-specific, capped (engine.jobs.queue)
     Index(None, "job_id", "attempt"),
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self, TypeVar
@@ -36,9 +36,21 @@ from engine.core.logs import Logger
 from engine.core.storage import Database
 from engine.errors import StorageError
 
-__all__ = ["BatchWrite", "Writer"]
+__all__ = ["BatchWrite", "Writer", "after_commit"]
 
 T = TypeVar("T")
+
+_AFTER_COMMIT = "ownly.after_commit"
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` on the event loop once the transaction on ``conn`` commits.
+
+    For a write that causes work elsewhere (a job to run, an event emitted):
+    the workers are woken only when what they would read is committed. A
+    write that is rolled back runs none of its callbacks.
+    """
+    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 class BatchWrite(ABC, Generic[T]):
@@ -140,13 +152,20 @@ class Writer:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            committed = await loop.run_in_executor(self._thread, self._transaction, group)
+            committed, callbacks = await loop.run_in_executor(
+                self._thread, self._transaction, group
+            )
         except Exception as exc:  # the commit itself failed: nothing in the group was written
             self._logger.error("writer.commit_failed", error=str(exc), writes=len(group))
             for pending in group:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             return
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a callback's bug must not stop the writer: the write is committed
+                self._logger.exception("writer.after_commit_failed")
         if committed and self._group_sizes is not None:
             self._group_sizes.observe(len(group))
         if committed and self._commit_seconds is not None:
@@ -165,10 +184,11 @@ class Writer:
                 )
             pending.future.set_result(pending.result)
 
-    def _transaction(self, group: list[_Pending]) -> bool:
+    def _transaction(self, group: list[_Pending]) -> tuple[bool, list[Callable[[], None]]]:
         """On the writer's thread: apply the group in one transaction and commit.
 
-        Answers False when nothing was committed (a group of one kind that failed).
+        Answers whether anything was committed (not for a group of one kind that
+        failed), and the callbacks its writes left for after the commit.
         """
         by_kind: dict[type[BatchWrite[Any]], list[_Pending]] = {}
         for pending in group:
@@ -178,6 +198,8 @@ class Writer:
                 self._engine = self._database.create_sync_engine()
             self._conn = self._engine.connect()
         conn = self._conn
+        callbacks: list[Callable[[], None]] = conn.info.setdefault(_AFTER_COMMIT, [])
+        callbacks.clear()
         try:
             with self._database.translate_errors(), conn.begin() as transaction:
                 if len(by_kind) == 1:
@@ -186,18 +208,22 @@ class Writer:
                     ((kind, items),) = by_kind.items()
                     if not self._apply(conn, kind, items):
                         transaction.rollback()
-                        return False
-                    return True
-                for kind, items in by_kind.items():
-                    savepoint = conn.begin_nested()
-                    if self._apply(conn, kind, items):
-                        savepoint.commit()
-                    else:  # only this kind's writes are undone
-                        savepoint.rollback()
-            return True
+                        return False, []
+                else:
+                    for kind, items in by_kind.items():
+                        savepoint = conn.begin_nested()
+                        before = len(callbacks)
+                        if self._apply(conn, kind, items):
+                            savepoint.commit()
+                        else:  # only this kind's writes (and their callbacks) are undone
+                            savepoint.rollback()
+                            del callbacks[before:]
+            return True, list(callbacks)
         except BaseException:
             self._close_connection(invalidate=True)  # the next group gets a new one
             raise
+        finally:
+            callbacks.clear()
 
     def _close_connection(self, *, invalidate: bool = False) -> None:
         if self._conn is not None:

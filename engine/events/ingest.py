@@ -7,18 +7,17 @@ and why; the HTTP layer decides what to store.
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from dsl import RuleSet
 from dsl.payload import check_payload
+from engine.events.ids import parse_rfc3339
 
 if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
@@ -28,8 +27,6 @@ __all__ = [
     "Problem",
     "Rejection",
     "check_event",
-    "new_event_id",
-    "parse_rfc3339",
     "read_event",
     "read_events",
 ]
@@ -75,20 +72,6 @@ class Rejection(Exception):
         super().__init__(message)
         self.status = status
         self.body = {"error": error, "message": message, **details}
-
-
-def new_event_id() -> str:
-    """A time-ordered id (UUIDv7 layout): 48 bits of milliseconds, then 74 random bits.
-
-    The random bits come from the operating system, not a seeded generator: the
-    bus takes an id it assigned as new without looking it up, so no client may
-    predict one (senders see every id they are given) and send it first.
-    """
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10)) >> 6  # 74 bits
-    rand_a, rand_b = rand >> 62, rand & ((1 << 62) - 1)
-    value = (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-    return f"evt_{value:032x}"
 
 
 def read_events(
@@ -270,15 +253,6 @@ def _data(
         problems.append(Problem(at + name, "must be an object"))
         return {}
     return value
-
-
-def parse_rfc3339(text: str) -> datetime | None:
-    """``text`` as an aware time in UTC, or None unless it is RFC 3339 with a zone."""
-    try:
-        parsed = datetime.fromisoformat(text)
-        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
-    except (ValueError, OverflowError):  # year 1 at +01:00 does not fit in UTC
-        return None
 
 
 def _time(value: object, at: str, name: str, problems: list[Problem]) -> datetime | None:

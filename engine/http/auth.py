@@ -5,11 +5,12 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from engine.config import SCOPES, ApiKey
+from engine.config import CORE_SCOPES, ApiKey
 from engine.errors import ConfigError
 
 __all__ = ["DEV_KEY_FILE", "Keyring", "development_key"]
@@ -40,8 +41,9 @@ class Keyring:
         return found
 
 
-def development_key(state_dir: Path) -> ApiKey:
-    """A local key with every scope, kept in ``state_dir`` (created once, mode 0600)."""
+def development_key(state_dir: Path, scopes: Iterable[str] = CORE_SCOPES) -> ApiKey:
+    """A local key with every scope in ``scopes``, kept in ``state_dir`` (created once,
+    mode 0600)."""
     path = state_dir / DEV_KEY_FILE
     try:
         value = path.read_text(encoding="ascii").strip()
@@ -58,4 +60,4 @@ def development_key(state_dir: Path) -> ApiKey:
                 file.write(value + "\n")
         except OSError as exc:
             raise ConfigError(f"cannot write the development key {path}: {exc.strerror}") from exc
-    return ApiKey(name="development", scopes=frozenset(SCOPES), secret=SecretStr(value))
+    return ApiKey(name="development", scopes=frozenset(scopes), secret=SecretStr(value))

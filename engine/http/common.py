@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from engine.app import ENGINE, Engine
+from dsl import RuleSet
 from engine.config import ApiKey
-from engine.events.ingest import parse_rfc3339
+from engine.events.ids import parse_rfc3339
+from engine.runtime import ENGINE, Engine
 
 __all__ = [
     "decode_cursor",
@@ -21,8 +22,10 @@ __all__ = [
     "error",
     "json",
     "parse_limit",
+    "parse_rfc3339_field",
     "parse_time",
     "require",
+    "rules_of",
 ]
 
 
@@ -51,6 +54,14 @@ def error(status: int, code: str, message: str, **details: Any) -> web.HTTPExcep
 
 def engine_of(request: web.Request) -> Engine:
     return request.app[ENGINE]
+
+
+def rules_of(request: web.Request) -> RuleSet:
+    """The rule set current now, or 503 before one is loaded."""
+    rules = engine_of(request).rules.rule_set()
+    if rules is None:
+        raise error(503, "not_ready", "no rule set is loaded yet")
+    return rules
 
 
 def require(request: web.Request, scope: str) -> ApiKey:
@@ -88,10 +99,17 @@ def parse_limit(request: web.Request, default: int = 50, maximum: int = 500) -> 
 
 
 def parse_time(request: web.Request, name: str) -> datetime | None:
+    """The query parameter ``name`` as an RFC 3339 time, None when absent; else 400."""
     text = request.query.get(name)
     if text is None:
         return None
-    value = parse_rfc3339(text.replace(" ", "+"))  # a "+" in a query arrives as a space
-    if value is None:
-        raise error(400, "invalid_time", f"{name} must be an RFC 3339 time with a time zone")
-    return value
+    # A "+" in a query arrives as a space.
+    return parse_rfc3339_field(text.replace(" ", "+"), name, code="invalid_time")
+
+
+def parse_rfc3339_field(value: object, name: str, *, code: str) -> datetime:
+    """``value`` (from a query or a body) as an RFC 3339 time in UTC; else 400 ``code``."""
+    parsed = parse_rfc3339(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise error(400, code, f"{name} must be an RFC 3339 time with a time zone")
+    return parsed

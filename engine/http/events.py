@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from engine.core.schema import events, jobs
 from engine.events.bus import AppendEvents, StoredEvent
+from engine.events.ids import new_event_id
 from engine.events.ingest import (
     Incoming,
     Problem,
     Rejection,
     check_event,
-    new_event_id,
     read_events,
 )
 from engine.http.common import (
@@ -27,9 +27,10 @@ from engine.http.common import (
     parse_time,
     require,
 )
+from engine.jobs.queue import Job
 
 if TYPE_CHECKING:
-    from engine.app import Engine
+    from engine.runtime import Engine
 
 __all__ = ["add_routes"]
 
@@ -100,7 +101,10 @@ async def _ingest(request: web.Request, engine: Engine, body: bytes) -> web.Resp
         )
         for event in accepted
     ]
-    results = await engine.writer.submit(AppendEvents(engine.bus, stored)) if stored else []
+    # Planned under the rule set the events were checked with, not one a reload
+    # may have made current since.
+    write = AppendEvents(engine.bus, stored, rules)
+    results = await engine.writer.submit(write) if stored else []
     engine.metrics.events_ingested.inc(sum(1 for r in results if not r.duplicate))
 
     if not is_batch:
@@ -202,7 +206,7 @@ async def get_event(request: web.Request) -> web.Response:
                 {
                     "id": job.id,
                     "kind": job.kind,
-                    "target": job.payload.get("webhook") or job.payload.get("workflow"),
+                    "target": _target(engine, job),
                     "state": job.state,
                     "attempts": job.attempts,
                     "max_attempts": job.max_attempts,
@@ -218,6 +222,12 @@ async def get_event(request: web.Request) -> web.Response:
     )
 
 
+def _target(engine: Engine, job: Any) -> str | None:
+    """What the job acts on, as its kind names it (None for a kind not running here)."""
+    kind = engine.kinds.get(job.kind)
+    return kind.target(Job.from_row(job)) if kind is not None else None
+
+
 def _event(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -228,4 +238,5 @@ def _event(row: Any) -> dict[str, Any]:
         "received_at": row.received_at,
         "data": row.data,
         "rule_set": row.rule_set,
+        "unplanned": row.unplanned or [],
     }

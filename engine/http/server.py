@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from engine.app import ENGINE, Engine
 from engine.core.metrics import CONTENT_TYPE
 from engine.errors import ServeError, StorageError
-from engine.http import events, rules
+from engine.http import events, jobs, rules
 from engine.http.devenv import add_sink_route
+from engine.runtime import ENGINE, Engine
 
 __all__ = ["build_app", "serve"]
 
@@ -28,7 +28,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_app(engine: Engine) -> web.Application:
-    """The aiohttp application for ``engine``; later capabilities add their routes."""
+    """The aiohttp application for ``engine``: the core's routes and every capability's."""
     app = web.Application(
         middlewares=[_observe, _json_errors],
         client_max_size=engine.settings.config.ingest.max_body,
@@ -39,10 +39,8 @@ def build_app(engine: Engine) -> web.Application:
     app.router.add_get("/metrics", metrics)
     events.add_routes(app)
     rules.add_routes(app)
-    from engine.webhooks import api, deliveries
-
-    api.add_routes(app)
-    deliveries.add_routes(app)
+    jobs.add_routes(app)
+    engine.add_routes(app)
     if not engine.settings.production:
         add_sink_route(app, engine.logger)
     return app

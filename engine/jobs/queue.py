@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, Literal, NamedTuple, Protocol, Self
+from typing import Any, Literal, NamedTuple, Self
 
 from sqlalchemy import (
     ColumnElement,
@@ -51,15 +51,17 @@ from engine.core.rows import insert_rows
 from engine.core.schema import UNFINISHED, UTCDateTime, job_holds, jobs
 from engine.core.storage import Database
 from engine.core.writer import BatchWrite
+from engine.jobs.attempts import log_attempts
+from engine.jobs.kinds import AttemptRecord, FinishHook
 
 __all__ = [
-    "FinishHook",
     "FinishJob",
     "Job",
     "JobState",
     "Lease",
     "LeaseJobs",
     "NewJob",
+    "Outcome",
     "RenewLeases",
     "hold_group",
     "insert_jobs",
@@ -68,6 +70,7 @@ __all__ = [
     "next_due",
     "promote_waiting",
     "release_group",
+    "unfinished_ordered",
 ]
 
 JobState = Literal["pending", "held", "waiting", "running", "succeeded", "failed", "cancelled"]
@@ -175,7 +178,7 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
         )
 
 
-def _unfinished(table: Any) -> ColumnElement[bool]:
+def unfinished_ordered(table: Any) -> ColumnElement[bool]:
     """An unfinished ordered job: the terms of the index of those, as its WHERE has them.
 
     Literally: SQLite uses a partial index only for a query that repeats its
@@ -189,7 +192,9 @@ def _earlier() -> ColumnElement[bool]:
     """An unfinished ordered job of the same group before this one."""
     earlier = jobs.alias("earlier")
     return exists().where(
-        earlier.c.group_key == jobs.c.group_key, earlier.c.id < jobs.c.id, _unfinished(earlier)
+        earlier.c.group_key == jobs.c.group_key,
+        earlier.c.id < jobs.c.id,
+        unfinished_ordered(earlier),
     )
 
 
@@ -207,7 +212,7 @@ _FIRST_WAITING = (
     select(func.min(_WAITING.c.id))
     .where(
         _WAITING.c.group_key == bindparam("p_group"),
-        _unfinished(_WAITING),
+        unfinished_ordered(_WAITING),
         _WAITING.c.state == "waiting",
     )
     .scalar_subquery()
@@ -378,21 +383,6 @@ _NEXT_EXPIRY = select(func.min(jobs.c.lease_expires_at)).where(jobs.c.state == "
 Outcome = Literal["succeeded", "retry", "failed", "released", "deferred"]
 
 
-class FinishHook(Protocol):
-    """More to write in the transaction that finishes a job (its kind's own records).
-
-    A hook class may also offer ``apply_batch(conn, [(finish, kept), ...])`` as a
-    classmethod, to write for every finish of a group at once; otherwise
-    ``apply`` is called for each.
-    """
-
-    def apply(self, conn: Connection, finish: FinishJob, kept: bool) -> None:
-        """Write on ``conn``; ``kept`` is False when the lease was lost meanwhile."""
-
-    def committed(self) -> None:
-        """Called once the finish is committed."""
-
-
 def _finish_values(outcome: Outcome) -> dict[str, Any]:
     """The columns an outcome sets, as bind parameters of ``_FINISH``."""
     now = bindparam("f_now", type_=UTCDateTime())
@@ -447,6 +437,8 @@ class FinishJob(BatchWrite[bool]):
     # The lease this finish belongs to: a job re-leased since (its attempts moved on)
     # is another run's to finish.
     attempt: int | None = None
+    record: AttemptRecord | None = None  # the attempt's entry in the attempt log
+    kind: str | None = None  # the job's kind, for the metrics
 
     @classmethod
     def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[bool]:
@@ -478,6 +470,7 @@ class FinishJob(BatchWrite[bool]):
             conn.execute(_FINISHES[outcome], params)
         if ended:
             promote_waiting(conn, list(ended), writes[0].now)
+        log_attempts(conn, [(w.job_id, w.attempt, w.record) for w in writes if w.record])
         _apply_hooks(conn, list(zip(writes, kept, strict=True)))
         return kept
 
@@ -492,13 +485,7 @@ def _apply_hooks(conn: Connection, finished: list[tuple[FinishJob, bool]]) -> No
         if write.hook is not None:
             by_kind.setdefault(type(write.hook), []).append((write, keep))
     for kind, items in by_kind.items():
-        batch = getattr(kind, "apply_batch", None)
-        if batch is not None:
-            batch(conn, items)
-            continue
-        for write, keep in items:
-            assert write.hook is not None
-            write.hook.apply(conn, write, keep)
+        kind.apply_all(conn, items)
 
 
 async def next_due(database: Database, now: datetime) -> datetime | None:

@@ -11,87 +11,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+
+from prometheus_client import Counter
 
 from engine.core.clock import Clock
 from engine.core.logs import Logger
 from engine.core.storage import Database
 from engine.core.writer import Writer
-from engine.jobs.queue import FinishHook, FinishJob, Job, LeaseJobs, RenewLeases
+from engine.jobs.kinds import AttemptRecord, Deferred, Failed, Handler, Result, Retry, Succeeded
+from engine.jobs.queue import FinishJob, Job, LeaseJobs, Outcome, RenewLeases
 
-__all__ = [
-    "Deferred",
-    "Failed",
-    "Handler",
-    "Result",
-    "Retry",
-    "Succeeded",
-    "Waker",
-    "Worker",
-    "finish_for",
-]
-
-# Each result may carry a hook: the handler's own records, written with the outcome.
-
-
-@dataclass(frozen=True)
-class Succeeded:
-    """The job is done."""
-
-    hook: FinishHook | None = field(default=None, kw_only=True)
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Try again after ``delay`` seconds (unless the attempts are used up)."""
-
-    delay: float
-    error: str
-    hook: FinishHook | None = field(default=None, kw_only=True)
-
-
-@dataclass(frozen=True)
-class Failed:
-    """Give up now: retrying cannot help."""
-
-    error: str
-    hook: FinishHook | None = field(default=None, kw_only=True)
-
-
-@dataclass(frozen=True)
-class Deferred:
-    """Not started (a rate limit, say): run again after ``delay`` seconds, attempt uncounted."""
-
-    delay: float
-    hook: FinishHook | None = field(default=None, kw_only=True)
-
-
-Result = Succeeded | Retry | Failed | Deferred
+__all__ = ["Waker", "Worker", "finish_for"]
 
 
 def finish_for(job: Job, result: Result, owner: str, now: datetime) -> FinishJob:
     """The write that records ``result`` of the leased ``job``."""
-    hook, attempt = result.hook, job.attempts
-    if isinstance(result, Succeeded):
-        return FinishJob(job.id, owner, "succeeded", now, hook=hook, attempt=attempt)
+    hook, attempt, kind, record = result.hook, job.attempts, job.kind, result.attempt
     if isinstance(result, Deferred):
-        due = now + timedelta(seconds=max(0.0, result.delay))
-        return FinishJob(job.id, owner, "deferred", now, due_at=due, hook=hook, attempt=attempt)
-    if isinstance(result, Retry) and job.attempts < job.max_attempts:
-        due = now + timedelta(seconds=max(0.0, result.delay))
+        later = now + timedelta(seconds=max(0.0, result.delay))
         return FinishJob(
-            job.id, owner, "retry", now, due_at=due, error=result.error, hook=hook, attempt=attempt
+            job.id, owner, "deferred", now, due_at=later, hook=hook, attempt=attempt, kind=kind
         )
-    return FinishJob(job.id, owner, "failed", now, error=result.error, hook=hook, attempt=attempt)
-
-
-class Handler(Protocol):
-    """Carries out one kind of job."""
-
-    async def run(self, job: Job) -> Result: ...
+    due: datetime | None = None
+    error: str | None = None
+    if isinstance(result, Succeeded):
+        outcome: Outcome = "succeeded"
+    elif isinstance(result, Retry) and job.attempts < job.max_attempts:
+        outcome = "retry"
+        due, error = now + timedelta(seconds=max(0.0, result.delay)), result.error
+    else:
+        outcome, error = "failed", result.error
+    return FinishJob(
+        job.id,
+        owner,
+        outcome,
+        now,
+        due_at=due,
+        error=error,
+        hook=hook,
+        attempt=attempt,
+        record=record,
+        kind=kind,
+    )
 
 
 class Waker:
@@ -138,7 +102,11 @@ class Worker:
         under_load: Callable[[], bool] | None = None,
         concurrency_under_load: int = 4,
         max_delay_under_load: float = 30.0,
+        attempts: Counter | None = None,
+        finished: Counter | None = None,
     ) -> None:
+        """``attempts`` counts attempts by kind and outcome; ``finished``, jobs that end
+        (succeeded, failed) by kind."""
         self.owner = f"worker-{secrets.token_hex(6)}"
         self._database = database
         self._writer = writer
@@ -155,6 +123,8 @@ class Worker:
         self._lease = lease
         self._poll_interval = poll_interval
         self._retry_unexpected = retry_unexpected
+        self._attempts = attempts
+        self._finished_jobs = finished
         self._running: dict[asyncio.Task[None], Job] = {}
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -279,6 +249,14 @@ class Worker:
         wait = (lease.next_due - self._clock.now()).total_seconds()
         return min(self._poll_interval, max(0.0, wait))
 
+    def count(self, finish: FinishJob, kept: bool) -> None:
+        """Count a recorded finish: its attempt, and the job's end when it ended."""
+        kind = finish.kind or "unknown"
+        if finish.record is not None and self._attempts is not None:
+            self._attempts.labels(kind, finish.record.outcome).inc()
+        if kept and finish.outcome in ("succeeded", "failed") and self._finished_jobs is not None:
+            self._finished_jobs.labels(kind, finish.outcome).inc()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
         if not self._stopping:
@@ -287,16 +265,25 @@ class Worker:
     async def _execute(self, job: Job) -> None:
         handler = self._handlers.get(job.kind)
         result: Result
+        started = self._clock.now()
         if handler is None:
-            result = Failed(f"no handler for jobs of kind {job.kind!r}")
+            message = f"no handler for jobs of kind {job.kind!r}"
+            result = Failed(
+                message, attempt=AttemptRecord("no_handler", started, 0.0, None, message)
+            )
         else:
+            began = time.perf_counter()
             try:
                 result = await handler.run(job)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a handler bug must not lose the job
                 self._logger.exception("worker.handler_crashed", job=job.id, kind=job.kind)
-                result = Retry(self._retry_unexpected, f"{type(exc).__name__}: {exc}")
+                message = f"{type(exc).__name__}: {exc}"
+                crashed = AttemptRecord(
+                    "crashed", started, time.perf_counter() - began, type(exc).__name__, str(exc)
+                )
+                result = Retry(self._retry_unexpected, message, attempt=crashed)
         await self._record(job, result)
 
     async def _record(self, job: Job, result: Result) -> None:
@@ -308,5 +295,6 @@ class Worker:
             return
         if not kept:
             self._logger.warning("worker.lease_lost", job=job.id)
+        self.count(finish, kept)
         if finish.outcome in ("retry", "deferred"):
             self._waker.wake()

@@ -222,22 +222,25 @@ def _stored(
 
 
 def _simulate(rules: RuleSet, event: dict[str, Any], templates_dir: Path) -> dict[str, Any]:
-    from engine.events.bus import event_context  # see _stored
+    """What the bus would plan for ``event``: matched through the bus's own ``match``."""
+    from engine.events.bus import event_context, match  # see _stored
 
     now = datetime.now(UTC)
     stored, problems = _stored(event, rules, now)
-    context = event_context(stored, rules, now, dict(os.environ))
+    environ = dict(os.environ)
+    context = event_context(stored, rules, now, environ)
+    matches = match(rules, stored, now, environ, refused=True)
     fired: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    for sub in rules.match(stored.type):
+    for sub in matches.accepted:
         entry: dict[str, Any] = {"kind": sub.kind, "name": sub.name, "pattern": sub.pattern}
-        if rules.accepts(sub, context):
-            if sub.kind == "workflow":
-                workflow = rules.workflows[sub.name]
-                entry["emails"] = list(_emails(rules, workflow.steps, context, templates_dir))
-            fired.append(entry)
-        else:
-            skipped.append({**entry, "because": f"when {sub.when} is false"})
+        if sub.kind == "workflow":
+            workflow = rules.workflows[sub.name]
+            entry["emails"] = list(_emails(rules, workflow.steps, context, templates_dir))
+        fired.append(entry)
+    skipped = [
+        {"kind": s.kind, "name": s.name, "pattern": s.pattern, "because": f"when {s.when} is false"}
+        for s in matches.refused
+    ]
     return {
         "event": stored.type,
         "version": rules.version,

@@ -1,1 +1,42 @@
-"""Webhooks: signed deliveries of matched events, their health, and their API."""
+"""Webhooks: signed deliveries of matched events, their health, and their API.
+
+The capability as the engine lists it; its runtime (``engine.webhooks.runtime``)
+is imported when the engine starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from engine.capability import Capability, Runtime, Services
+from engine.webhooks.config import WebhooksConfig
+
+if TYPE_CHECKING:
+    import click
+
+__all__ = ["CAPABILITY", "KIND"]
+
+KIND = "webhook"
+
+
+def _build(services: Services) -> Runtime:
+    from engine.webhooks.runtime import Webhooks
+
+    return Webhooks(services)
+
+
+def _commands() -> Sequence[click.Command]:
+    from engine.webhooks.cli import webhooks
+
+    return (webhooks,)
+
+
+CAPABILITY = Capability(
+    name="webhooks",
+    build=_build,
+    section=WebhooksConfig,
+    scopes=("webhooks:read", "webhooks:write"),
+    commands=_commands,
+    tables="engine.webhooks.tables",  # created by the core's migrations 0002 and 0003
+)

@@ -7,19 +7,22 @@ activate), test deliveries and recovery are operated here.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from dsl import RuleSet, ir
+from dsl import ir
 from engine.events.catalog import describe
-from engine.http.common import engine_of, error, json, require
+from engine.http.common import error, json, parse_rfc3339_field, require, rules_of
+from engine.jobs.actions import one_off_owner, recover_failed
 from engine.webhooks.health import SetState, State, Stats, load_stats
-from engine.webhooks.redelivery import StartTest, attempt_now, one_off_owner, recover, test_event
+from engine.webhooks.planner import group_key
+from engine.webhooks.redelivery import StartTest, attempt_now, attempt_view, test_event
+from engine.webhooks.runtime import WEBHOOKS
 
-__all__ = ["add_routes", "rules_of", "webhook_of"]
+__all__ = ["add_routes", "webhook_of"]
 
 
 def add_routes(app: web.Application) -> None:
@@ -33,14 +36,7 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/api/webhooks/{id}/test", send_test)
     router.add_post("/api/webhooks/{id}/pause", pause)
     router.add_post("/api/webhooks/{id}/activate", activate)
-    router.add_post("/api/webhooks/{id}/recover", recover_failed)
-
-
-def rules_of(request: web.Request) -> RuleSet:
-    rules = engine_of(request).rules.rule_set()
-    if rules is None:
-        raise error(503, "not_ready", "no rule set is loaded yet")
-    return rules
+    router.add_post("/api/webhooks/{id}/recover", recover)
 
 
 def webhook_of(request: web.Request) -> ir.Webhook:
@@ -75,7 +71,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
     """Every webhook of the rules, with its source, runtime state and statistics."""
     require(request, "webhooks:read")
     rules = rules_of(request)
-    stats = await load_stats(engine_of(request).database, rules.webhooks)
+    stats = await load_stats(request.app[WEBHOOKS].services.database, rules.webhooks)
     return json(
         {
             "webhooks": [_summary(w, stats[w.name]) for w in rules.webhooks.values()],
@@ -89,7 +85,8 @@ async def get_webhook(request: web.Request) -> web.Response:
     require(request, "webhooks:read")
     webhook = webhook_of(request)
     rules = rules_of(request)
-    stats = (await load_stats(engine_of(request).database, [webhook.name]))[webhook.name]
+    database = request.app[WEBHOOKS].services.database
+    stats = (await load_stats(database, [webhook.name]))[webhook.name]
     limit = webhook.rate_limit
     return json(
         {
@@ -140,24 +137,23 @@ async def send_test(request: web.Request) -> web.Response:
     """Send a ``webhook.test`` event to this webhook now; answer with the attempt."""
     key = require(request, "webhooks:write")
     webhook = webhook_of(request)
-    engine = engine_of(request)
-    if engine.webhooks is None:
-        raise error(503, "not_ready", "the workers are not running")
-    now = engine.clock.now()
+    hooks = request.app[WEBHOOKS]
+    services = hooks.services
+    now = services.clock.now()
     owner = one_off_owner()
-    lease = timedelta(seconds=engine.settings.config.queue.lease)
     event = test_event(webhook.name, key.name, now)
-    job = await engine.writer.submit(
-        StartTest(engine.planner, rules_of(request), webhook.name, event, owner, lease)
+    write = StartTest(
+        services.bus, hooks.planner, rules_of(request), webhook.name, event, owner, services.lease
     )
-    attempt, state = await attempt_now(job, owner, engine.webhooks, engine.writer, now)
+    job = await services.writer.submit(write)
+    attempt, state = await attempt_now(job, owner, hooks.handler, services.writer, now)
     return json(
         {
             "delivery": str(job.id),
             "event_id": event.id,
             "message_id": job.payload["message_id"],
             "state": state,
-            "attempt": attempt.to_dict(),
+            "attempt": attempt_view(attempt),
         }
     )
 
@@ -165,10 +161,10 @@ async def send_test(request: web.Request) -> web.Response:
 async def _set_state(request: web.Request, state: State, reason: str | None) -> web.Response:
     require(request, "webhooks:write")
     webhook = webhook_of(request)
-    engine = engine_of(request)
-    row = await engine.writer.submit(SetState(webhook.name, state, reason, engine.clock.now()))
+    services = request.app[WEBHOOKS].services
+    row = await services.writer.submit(SetState(webhook.name, state, reason, services.clock.now()))
     if state == "active":
-        engine.waker.wake()
+        services.wake()
     return json({"id": webhook.name, **row})
 
 
@@ -183,14 +179,7 @@ async def activate(request: web.Request) -> web.Response:
 
 
 def _time(body: dict[str, Any], name: str) -> datetime:
-    text = body.get(name)
-    try:
-        value = datetime.fromisoformat(text) if isinstance(text, str) else None
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
-        raise error(400, "invalid_window", f"{name} must be an RFC 3339 time with a time zone")
-    return value.astimezone(UTC)
+    return parse_rfc3339_field(body.get(name), name, code="invalid_window")
 
 
 def _window(body: object) -> tuple[datetime, datetime | None]:
@@ -206,19 +195,19 @@ def _window(body: object) -> tuple[datetime, datetime | None]:
     return since, until
 
 
-async def recover_failed(request: web.Request) -> web.Response:
+async def recover(request: web.Request) -> web.Response:
     """Re-queue every failed delivery created in ``[since, until)``; answer the count."""
     require(request, "webhooks:write")
     webhook = webhook_of(request)
-    engine = engine_of(request)
+    services = request.app[WEBHOOKS].services
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         raise error(400, "invalid_json", "the body is not JSON") from None
     since, until = _window(body)
-    count = await recover(
-        engine.writer, engine.waker, webhook.name, since, until, engine.clock.now()
-    )
+    now = services.clock.now()
+    key = group_key(webhook.name)
+    count = await recover_failed(services.writer, services.wake, key, since, until, now)
     return json(
         {"id": webhook.name, "recovered": count, "since": since, "until": until}, status=202
     )

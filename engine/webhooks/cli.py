@@ -13,7 +13,6 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import click
@@ -21,7 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine.config import CLIENT_KEY_ENV, load_settings
+from engine.capability import settings_of
+from engine.config import CLIENT_KEY_ENV
 from engine.errors import OwnlyError
 from engine.http.auth import DEV_KEY_FILE
 
@@ -81,10 +81,9 @@ def _webhook_path(name: str, *rest: str) -> str:
 def _api(ctx: click.Context, url: str | None) -> Api:
     key = os.environ.get(CLIENT_KEY_ENV, "")
     if url is None or not key:  # only then is ownly.toml needed
-        config_path = ctx.find_root().obj
-        if not isinstance(config_path, Path):
+        settings = settings_of(ctx)
+        if settings is None:
             raise ApiError("name the engine with --url or OWNLY_URL")
-        settings = load_settings(config_path, os.environ)
         if url is None:
             server = settings.config.server
             host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host

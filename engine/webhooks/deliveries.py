@@ -6,27 +6,29 @@ of a delivery, manual ones included, repeats its ``webhook-id`` (the message id)
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import Row
 
-from engine.core.schema import events, job_holds, jobs, webhook_attempts
+from engine.core.schema import events, jobs
 from engine.http.common import (
     decode_cursor,
     encode_cursor,
-    engine_of,
     error,
     json,
     parse_limit,
     parse_time,
     require,
 )
+from engine.jobs.actions import RetryNow, one_off_owner
+from engine.jobs.attempts import attempt_dict, load_attempts
+from engine.jobs.kinds import AttemptRecord
 from engine.webhooks.api import webhook_of
-from engine.webhooks.health import group_key
-from engine.webhooks.redelivery import Reopen, attempt_now, one_off_owner
+from engine.webhooks.planner import group_key
+from engine.webhooks.redelivery import attempt_now, attempt_view
+from engine.webhooks.runtime import WEBHOOKS
 
 __all__ = ["add_routes"]
 
@@ -76,18 +78,12 @@ def _delivery(row: Row[Any]) -> dict[str, Any]:
 
 
 def _attempt(row: Row[Any]) -> dict[str, Any]:
+    """A logged attempt as this API has always shown one: flat, its detail beside the rest."""
+    common = attempt_dict(row)
+    detail = common.pop("detail")
     return {
-        "attempt": row.attempt,
-        "outcome": row.outcome,
-        "started_at": row.started_at,
-        "duration": row.duration,
-        "status": row.status,
-        "response_headers": row.response_headers,
-        "response_body": row.response_body,
-        "response_body_truncated": row.response_body_truncated,
-        "retry_after": row.retry_after,
-        "error_class": row.error_class,
-        "error_message": row.error_message,
+        "attempt": common.pop("attempt"),
+        **attempt_view(AttemptRecord(**common, detail=detail)),
     }
 
 
@@ -122,7 +118,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         query = query.where(jobs.c.created_at < until)
     if cursor := request.query.get("cursor"):
         query = query.where(jobs.c.id < decode_cursor(cursor))
-    async with engine_of(request).database.connect() as conn:
+    async with request.app[WEBHOOKS].services.database.connect() as conn:
         rows = (await conn.execute(query)).all()
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
@@ -136,7 +132,7 @@ async def _load(request: web.Request, name: str) -> Row[Any]:
         .select_from(jobs.outerjoin(events, events.c.id == jobs.c.event_id))
         .where(jobs.c.id == delivery_id, jobs.c.group_key == group_key(name))
     )
-    async with engine_of(request).database.connect() as conn:
+    async with request.app[WEBHOOKS].services.database.connect() as conn:
         row: Row[Any] | None = (await conn.execute(query)).first()
     if row is None:
         raise error(404, "not_found", f"webhook '{name}' has no delivery '{delivery_id}'")
@@ -148,13 +144,8 @@ async def get_delivery(request: web.Request) -> web.Response:
     require(request, "webhooks:read")
     webhook = webhook_of(request)
     row = await _load(request, webhook.name)
-    query = (
-        select(webhook_attempts)
-        .where(webhook_attempts.c.job_id == row.id)
-        .order_by(webhook_attempts.c.id)
-    )
-    async with engine_of(request).database.connect() as conn:
-        attempts = (await conn.execute(query)).all()
+    async with request.app[WEBHOOKS].services.database.connect() as conn:
+        attempts = await load_attempts(conn, row.id)
     return json(
         {
             **_delivery(row),
@@ -166,34 +157,43 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 
 async def retry_delivery(request: web.Request) -> web.Response:
-    """A new attempt now, same ``webhook-id``; works on failed and delivered ones too."""
+    """A new attempt now, same ``webhook-id``; works on failed and delivered ones too.
+
+    Not while the webhook is paused or disabled, and not ahead of an earlier
+    delivery of an ordered webhook that is still to be made.
+    """
     require(request, "webhooks:write")
     webhook = webhook_of(request)
-    engine = engine_of(request)
+    hooks = request.app[WEBHOOKS]
+    services = hooks.services
     row = await _load(request, webhook.name)
-    if engine.webhooks is None:
-        raise error(503, "not_ready", "the workers are not running")
-    async with engine.database.connect() as conn:
-        held = await conn.scalar(
-            select(job_holds.c.reason).where(job_holds.c.group_key == group_key(webhook.name))
-        )
-    if held is not None:
-        raise error(
-            409, "webhook_not_active", f"webhook '{webhook.name}' is {held}: activate it first"
-        )
-    now = engine.clock.now()
+    now = services.clock.now()
     owner = one_off_owner()
-    lease = timedelta(seconds=engine.settings.config.queue.lease)
-    job = await engine.writer.submit(Reopen(row.id, owner, now, lease))
-    if job is None:
+    reopened = await services.writer.submit(RetryNow(row.id, owner, now, services.lease))
+    if reopened.refused == "held":
+        raise error(
+            409,
+            "webhook_not_active",
+            f"webhook '{webhook.name}' is {reopened.reason}: activate it first",
+        )
+    if reopened.refused == "waiting":
+        raise error(
+            409,
+            "delivery_waiting",
+            f"delivery {row.id} of the ordered webhook '{webhook.name}' waits behind delivery "
+            f"{reopened.behind}: it is sent once that one ends",
+            behind=str(reopened.behind),
+        )
+    if reopened.job is None:
         raise error(409, "delivery_running", f"delivery {row.id} is being attempted right now")
-    attempt, state = await attempt_now(job, owner, engine.webhooks, engine.writer, now)
+    job = reopened.job
+    attempt, state = await attempt_now(job, owner, hooks.handler, services.writer, now)
     return json(
         {
             "delivery": str(job.id),
             "message_id": job.payload["message_id"],
             "attempt_number": job.attempts,
             "state": state,
-            "attempt": attempt.to_dict(),
+            "attempt": attempt_view(attempt),
         }
     )

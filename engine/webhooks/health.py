@@ -1,13 +1,14 @@
-"""A webhook's runtime state and health: active, paused or disabled, and every attempt on record.
+"""A webhook's runtime state and health: active, paused or disabled.
 
 The state is kept per webhook name in ``webhook_state``, across restarts and
 rule reloads. Pausing or disabling holds the webhook's job group, so its
 pending deliveries stay pending (not dropped) until it is activated again.
 
-Each attempt is written by ``RecordAttempt``, a finish hook: in the same
-transaction as the job's outcome. A run of only failures lasting
-``disable_after`` (or one ``410 Gone``) disables the webhook and emits a
-``webhook.disabled`` event through the bus, in that same transaction.
+Each attempt's outcome is folded into the webhook's health by
+``RecordAttempt``, a finish hook: in the same transaction as the job's
+outcome (the attempt itself goes to the attempt log). A run of only failures
+lasting ``disable_after`` (or one ``410 Gone``) disables the webhook and
+emits a ``webhook.disabled`` event through the bus, in that same transaction.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from sqlalchemy import ColumnElement, Integer, bindparam, case, func, insert, se
 from sqlalchemy.engine import Connection
 
 from connectors.webhook import Attempt, Outcome
-from engine.core.rows import insert_rows
-from engine.core.schema import UNFINISHED, UTCDateTime, jobs, webhook_attempts, webhook_state
+from engine.core.schema import UNFINISHED, UTCDateTime, jobs
 from engine.core.storage import Database
 from engine.core.writer import BatchWrite
-from engine.events.bus import AppendEvents, Bus, StoredEvent
-from engine.events.ingest import new_event_id
+from engine.events.bus import Bus, StoredEvent
+from engine.events.ids import new_event_id
 from engine.jobs.queue import FinishJob, Job, hold_group, release_group
+from engine.webhooks.planner import group_key
+from engine.webhooks.tables import webhook_state
 
 __all__ = [
     "DISABLED_EVENT",
@@ -37,18 +39,11 @@ __all__ = [
     "SetState",
     "State",
     "Stats",
-    "group_key",
     "load_stats",
 ]
 
 State = Literal["active", "paused", "disabled"]
 DISABLED_EVENT = "webhook.disabled"
-KIND = "webhook"
-
-
-def group_key(webhook: str) -> str:
-    """The job group of a webhook's deliveries (held while it is paused or disabled)."""
-    return f"{KIND}:{webhook}"
 
 
 @dataclass(frozen=True)
@@ -224,52 +219,26 @@ class Health:
 
 
 class RecordAttempt:
-    """The attempt's row, and the webhook's health after it, written with the job's outcome."""
+    """The webhook's health after an attempt, written with the job's outcome."""
 
     def __init__(self, health: Health, job: Job, attempt: Attempt) -> None:
         self.health = health
         self.job = job
         self.attempt = attempt
         self.webhook: str = job.payload["webhook"]
-        self.disabled = False
         self.outcome: str | None = None
 
-    def apply(self, conn: Connection, finish: FinishJob, kept: bool) -> None:
-        self.apply_batch(conn, [(finish, kept)])
-
     @classmethod
-    def apply_batch(cls, conn: Connection, items: Sequence[tuple[FinishJob, bool]]) -> None:
-        """Every attempt's row in one statement; each webhook's health read and written once."""
-        recorded = [(finish.hook, finish, kept) for finish, kept in items]
-        insert_rows(
-            conn,
-            webhook_attempts,
-            [hook.row() for hook, _, _ in recorded if isinstance(hook, RecordAttempt)],
-        )
+    def apply_all(cls, conn: Connection, finished: Sequence[tuple[FinishJob, bool]]) -> None:
+        """Each webhook's health read and written once for a group of finishes."""
         by_webhook: dict[str, list[tuple[RecordAttempt, FinishJob]]] = {}
-        for hook, finish, kept in recorded:
+        for finish, kept in finished:
+            hook = finish.hook
             if isinstance(hook, RecordAttempt) and kept:  # else a newer attempt's outcome counts
                 hook.outcome = finish.outcome
                 by_webhook.setdefault(hook.webhook, []).append((hook, finish))
-        for name, finished in by_webhook.items():
-            _update_health(conn, name, finished)
-
-    def row(self) -> dict[str, Any]:
-        attempt = self.attempt
-        return {
-            "job_id": self.job.id,
-            "attempt": self.job.attempts,
-            "outcome": attempt.outcome.value,
-            "started_at": attempt.started_at,
-            "duration": attempt.duration,
-            "status": attempt.status,
-            "response_headers": [list(pair) for pair in attempt.response_headers],
-            "response_body": attempt.response_body,
-            "response_body_truncated": attempt.response_body_truncated,
-            "retry_after": attempt.retry_after,
-            "error_class": attempt.error_class,
-            "error_message": attempt.error_message,
-        }
+        for name, items in by_webhook.items():
+            _update_health(conn, name, items)
 
     def disable(self, conn: Connection, reason: str, failures: int, now: datetime) -> None:
         """Disable the webhook and emit ``webhook.disabled`` in the same transaction."""
@@ -288,14 +257,11 @@ class RecordAttempt:
             source="ownly",
             assigned_id=True,
         )
-        AppendEvents.apply_all(conn, [AppendEvents(self.health.bus, [event])])
-        self.disabled = True
+        self.health.bus.emit(conn, [event])
 
     def committed(self) -> None:
         if self.outcome in ("succeeded", "failed"):
             self.health.delivered(self.outcome)
-        if self.disabled:
-            self.health.bus.waker.wake()
 
 
 def _update_health(

@@ -100,6 +100,6 @@ def test_migrate_reports_what_it_did(tmp_path: Path) -> None:
     first = ownly("migrate", cwd=tmp_path)
     second = ownly("migrate", cwd=tmp_path)
     assert (first.returncode, second.returncode) == (0, 0)
-    head = head_revision()
+    head = ", ".join(head_revision())
     assert first.stdout == f"migrated database from empty to {head}\n"
     assert second.stdout == f"database is up to date at {head}\n"

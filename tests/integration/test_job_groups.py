@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -260,8 +260,11 @@ class Recording:
     calls: list[tuple[str, bool]] = field(default_factory=list)
     commits: int = 0
 
-    def apply(self, conn: Connection, finish: FinishJob, kept: bool) -> None:
-        self.calls.append((finish.outcome, kept))
+    @classmethod
+    def apply_all(cls, conn: Connection, finished: Sequence[tuple[FinishJob, bool]]) -> None:
+        for finish, kept in finished:
+            assert isinstance(finish.hook, Recording)
+            finish.hook.calls.append((finish.outcome, kept))
 
     def committed(self) -> None:
         self.commits += 1

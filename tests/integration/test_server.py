@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from engine.app import Engine
-from engine.config import load_settings
+from engine.app import build_engine, load_settings
 from engine.http.server import build_app
+from engine.runtime import Engine
 from tests.support.process import write_project
 
 Client = TestClient[web.Request, web.Application]
@@ -25,7 +25,7 @@ MakeClient = Callable[[web.Application], Awaitable[Client]]
 async def engine(tmp_path: Path) -> AsyncIterator[tuple[Engine, io.StringIO]]:
     settings = load_settings(write_project(tmp_path), {})
     logs = io.StringIO()
-    engine = Engine.from_settings(settings, log_stream=logs)
+    engine = build_engine(settings, log_stream=logs)
     await engine.start()
     yield engine, logs
     await engine.stop()
@@ -69,7 +69,7 @@ async def test_unready_when_the_database_is_gone(
 
 async def test_unready_until_rules_load(tmp_path: Path, aiohttp_client: Any) -> None:
     settings = load_settings(write_project(tmp_path), {})
-    app = Engine.from_settings(settings, log_stream=io.StringIO())
+    app = build_engine(settings, log_stream=io.StringIO())
     await app.database.open()
     try:
         client: Client = await aiohttp_client(build_app(app))

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from engine.app import Engine
-from engine.config import load_settings
+from engine.app import build_engine, load_settings
 from engine.http.server import build_app, serve
+from engine.runtime import Engine
 from tests.support.process import free_port, write_project
 
 
@@ -26,7 +26,7 @@ async def _serve_with_slow_route(
         write_project(tmp_path),
         {"OWNLY_SERVER_PORT": str(port), "OWNLY_SERVER_SHUTDOWN_GRACE": grace},
     )
-    engine = Engine.from_settings(settings, log_stream=io.StringIO())
+    engine = build_engine(settings, log_stream=io.StringIO())
     await engine.start()
     app = build_app(engine)
 

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from engine.app import Engine
+from engine.runtime import Engine
 from tests.support.inprocess import (
     SECOND_SECRET,
     SECRET,

@@ -8,16 +8,17 @@ import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
 
-from engine.app import Engine
-from engine.config import load_settings
+from engine.app import build_engine, load_settings
 from engine.core.clock import ManualClock
-from engine.core.schema import events, jobs, webhook_attempts
+from engine.core.schema import events, job_attempts, jobs
 from engine.events.bus import AppendEvents, StoredEvent
 from engine.jobs.queue import Job
+from engine.runtime import Engine
 from engine.webhooks.health import Stats, load_stats
 from tests.support.process import write_project
 from tests.support.rules import install_catalog, investment
@@ -48,9 +49,7 @@ async def running_engine(
     install_catalog(root, webhooks=rules)
     environ = {"RECEIVER_SECRET": SECRET, **env}
     settings = load_settings(root / "ownly.toml", environ)
-    engine = Engine.from_settings(
-        settings, log_stream=io.StringIO(), clock=ManualClock(), environ=environ
-    )
+    engine = build_engine(settings, log_stream=io.StringIO(), clock=ManualClock(), environ=environ)
     await engine.start(watch=False)
     try:
         yield engine
@@ -115,13 +114,15 @@ async def delivery_jobs(engine: Engine) -> list[Job]:
 
 
 async def attempts_of(engine: Engine, job_id: int) -> list[Any]:
+    """The job's logged attempts, each with its detail's fields beside the common ones."""
     async with engine.database.connect() as conn:
         query = (
-            select(webhook_attempts)
-            .where(webhook_attempts.c.job_id == job_id)
-            .order_by(webhook_attempts.c.attempt)
+            select(job_attempts)
+            .where(job_attempts.c.job_id == job_id)
+            .order_by(job_attempts.c.attempt)
         )
-        return list((await conn.execute(query)).all())
+        rows = (await conn.execute(query)).all()
+    return [SimpleNamespace(**{**row._mapping, **row.detail}) for row in rows]
 
 
 async def events_of_type(engine: Engine, kind: str) -> list[Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from engine.config import SCOPES, ApiKey
+from engine.config import CORE_SCOPES, ApiKey
 from engine.http.auth import Keyring, development_key
 
 PLATFORM = ApiKey("platform", frozenset({"events:write"}), SecretStr("pk_platform"))
@@ -47,6 +47,6 @@ def test_development_key_is_created_once_private_and_complete(tmp_path: Path) ->
     second = development_key(state)
     assert first.secret.get_secret_value() == second.secret.get_secret_value()
     assert len(first.secret.get_secret_value()) >= 32
-    assert first.scopes == frozenset(SCOPES)
+    assert first.scopes == frozenset(CORE_SCOPES)
     mode = stat.S_IMODE((state / "dev-key").stat().st_mode)
     assert mode == 0o600

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.core.schema import metadata
+from engine.app import metadata as _all_tables
+
+metadata = _all_tables()
 
 connection = context.config.attributes.get("connection")
 if connection is None:

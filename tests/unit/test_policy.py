@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from connectors import (
+from connectors import PolicyError
+from engine.jobs.policy import (
     STANDARD_WEBHOOKS_SCHEDULE,
     ExponentialPolicy,
-    PolicyError,
     SchedulePolicy,
     TokenBucket,
     default_policy,

@@ -1,10 +1,5 @@
-"""Webhook deliveries: planned from matched events, carried out by the sender connector.
+"""Webhook deliveries, carried out by the sender connector: one attempt per run.
 
-A delivery's job payload holds everything needed to send it again later: the
-event body, the webhook's definition from the rule set that matched it (with
-``env()`` references, never their values) and the message id that every retry
-repeats as ``webhook-id``. A webhook's deliveries form one job group, so they
-can be held (paused, disabled) and, for an ``ordered`` webhook, leave in order.
 A webhook's rate limit defers a delivery without counting an attempt. A
 destination host has at most `[webhooks] connections_per_host` requests in
 flight: a delivery waits for one of them to finish before its own timeout
@@ -13,91 +8,60 @@ behind a slow host would time out without being sent); if none finishes
 within a second, it goes back to the queue, attempt not counted, and frees
 its worker slot for other hosts. Once the engine is stopping, a delivery
 that has not started goes back to the queue.
+
+Each attempt is logged in the attempt log with its status, response headers
+(credentials redacted) and capped body as its detail; the webhook's health
+is kept by the finish hook (``engine.webhooks.health``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import aiohttp
 import orjson
 from prometheus_client import Counter, Histogram
 from yarl import URL
 
-from connectors import (
+from connectors import parse_secret
+from connectors.errors import ConnectorError
+from connectors.webhook import Attempt, Outcome, WebhookRequest, WebhookSender
+from engine.core.clock import Clock
+from engine.core.logs import Logger
+from engine.jobs.kinds import AttemptRecord, Deferred, Failed, Result, Retry, Succeeded
+from engine.jobs.policy import (
     ExponentialPolicy,
     RetryPolicy,
     SchedulePolicy,
     TokenBucket,
     next_delay,
-    parse_secret,
 )
-from connectors.errors import ConnectorError
-from connectors.webhook import Attempt, Outcome, WebhookRequest, WebhookSender
-from dsl import RuleSet, Subscription
-from engine.core.clock import Clock
-from engine.core.logs import Logger
-from engine.events.bus import StoredEvent
-from engine.jobs.queue import Job, NewJob
-from engine.jobs.worker import Deferred, Failed, Result, Retry, Succeeded
-from engine.webhooks.health import KIND, Health, group_key
+from engine.jobs.queue import Job
+from engine.webhooks.health import Health
 
-__all__ = ["KIND", "WebhookHandler", "WebhookPlanner", "message_id", "policy_of"]
+__all__ = ["WebhookHandler", "policy_of", "record_of"]
 
 
-def message_id(webhook: str, event_id: str) -> str:
-    """The ``webhook-id`` of the delivery of ``event_id`` to ``webhook``: stable across retries."""
-    digest = hashlib.sha256(f"{webhook}\0{event_id}".encode()).hexdigest()[:26]
-    return f"msg_{digest}"
-
-
-class WebhookPlanner:
-    """One delivery job per (event, webhook)."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        # The stored definition of each webhook, by rule-set version: rule sets are
-        # immutable, so it is worked out once, not once per delivery. Every job of
-        # the webhook shares the dict: it is only ever serialized, never changed.
-        self._definitions: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def plan(self, rules: RuleSet, subscription: Subscription, event: StoredEvent) -> NewJob:
-        return self.delivery(rules, subscription.name, event)
-
-    def delivery(self, rules: RuleSet, name: str, event: StoredEvent) -> NewJob:
-        """The delivery of ``event`` to the webhook ``name`` of ``rules``."""
-        webhook = rules.webhooks[name]
-        definition = self._definitions.get((rules.version, name))
-        if definition is None:
-            if len(self._definitions) > 10_000:
-                self._definitions.clear()
-            definition = webhook.model_dump(mode="json", exclude={"source", "description", "when"})
-            self._definitions[(rules.version, name)] = definition
-        return NewJob(
-            kind=KIND,
-            payload={
-                "webhook": webhook.name,
-                "message_id": message_id(webhook.name, event.id),
-                "event": {
-                    "id": event.id,
-                    "type": event.type,
-                    "created_at": event.occurred_at.isoformat(),
-                    "data": event.data,
-                },
-                "definition": definition,
-            },
-            idempotency_key=f"{KIND}:{webhook.name}:{event.id}",
-            max_attempts=webhook.retry.attempts,
-            due_at=self._clock.now(),
-            event_id=event.id,
-            rule_set=rules.version,
-            group_key=group_key(webhook.name),
-            ordered=webhook.ordered,
-        )
+def record_of(attempt: Attempt) -> AttemptRecord:
+    """A sender's attempt as the attempt log keeps it."""
+    return AttemptRecord(
+        outcome=attempt.outcome.value,
+        started_at=attempt.started_at,
+        duration=attempt.duration,
+        error_class=attempt.error_class,
+        error_message=attempt.error_message,
+        detail={
+            "status": attempt.status,
+            "response_headers": [list(pair) for pair in attempt.response_headers],
+            "response_body": attempt.response_body,
+            "response_body_truncated": attempt.response_body_truncated,
+            "retry_after": attempt.retry_after,
+        },
+    )
 
 
 def policy_of(definition: Mapping[str, Any]) -> RetryPolicy:
@@ -132,8 +96,9 @@ class WebhookHandler:
 
     def __init__(
         self,
-        sender: WebhookSender,
+        sender: WebhookSender | None = None,
         *,
+        connect: Callable[[], tuple[aiohttp.ClientSession, WebhookSender]] | None = None,
         clock: Clock,
         environ: Mapping[str, str],
         logger: Logger,
@@ -144,9 +109,13 @@ class WebhookHandler:
         per_host: int | None = None,
         host_wait: float = 1.0,
     ) -> None:
-        """``per_host``: the most attempts in flight to one host (scheme, host, port);
+        """``sender``: the sender to use, or ``connect``: what opens a session and its
+        sender when the handler starts (closed by ``close``);
+        ``per_host``: the most attempts in flight to one host (scheme, host, port);
         ``host_wait``: how many seconds a queued delivery waits for one of them."""
+        self._connect = connect
         self._sender = sender
+        self._session: aiohttp.ClientSession | None = None
         self._clock = clock
         self._environ = environ
         self._logger = logger
@@ -161,6 +130,18 @@ class WebhookHandler:
         self._hosts: weakref.WeakValueDictionary[tuple[str, str, int], asyncio.Semaphore]
         self._hosts = weakref.WeakValueDictionary()
         self._stopping = False
+
+    async def start(self) -> None:
+        """Open the session (its connection pool lives on the engine's loop)."""
+        if self._sender is None and self._connect is not None:
+            self._session, self._sender = self._connect()
+
+    async def close(self) -> None:
+        """Close the session ``start`` opened."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            self._sender = None
 
     def stop(self) -> None:
         """Make no more attempts for the worker (the engine is stopping); ``send`` still does."""
@@ -263,10 +244,14 @@ class WebhookHandler:
                 error_class=type(exc).__name__.lstrip("_"),
                 error_message=str(exc),
             )
-            return Failed(str(exc), hook=self._health.record(job, refused))
+            return Failed(
+                str(exc), attempt=record_of(refused), hook=self._health.record(job, refused)
+            )
 
     async def _attempt(self, job: Job, request: WebhookRequest) -> Result:
         """Send ``request``; the result's hook records the attempt with the job's outcome."""
+        if self._sender is None:
+            raise RuntimeError("the webhook handler is not started")
         attempt = await self._sender.send(request)
         if self._attempts is not None and self._latency is not None:
             self._attempts.labels(attempt.outcome.value).inc()
@@ -281,18 +266,21 @@ class WebhookHandler:
             status=attempt.status,
             duration_ms=round(attempt.duration * 1000, 2),
         )
+        record = record_of(attempt)
         if attempt.outcome is Outcome.DELIVERED:
-            return Succeeded(hook=hook)
+            return Succeeded(attempt=record, hook=hook)
         error = attempt.error_message or f"HTTP {attempt.status}"
         if not attempt.outcome.retryable:
-            return Failed(error, hook=hook)
+            return Failed(error, attempt=record, hook=hook)
         delay = next_delay(
             policy_of(job.payload["definition"]),
             job.attempts,
             self._rng,
             retry_after=attempt.retry_after,
         )
-        return Failed(error, hook=hook) if delay is None else Retry(delay, error, hook=hook)
+        if delay is None:
+            return Failed(error, attempt=record, hook=hook)
+        return Retry(delay, error, attempt=record, hook=hook)
 
     def _value(self, value: object) -> str:
         if isinstance(value, str):

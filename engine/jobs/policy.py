@@ -1,4 +1,4 @@
-"""When to try a delivery again, and how fast to send: pure functions and a token bucket.
+"""When to try a job again, and how fast to run: pure functions and a token bucket.
 
 A policy says how many attempts a delivery gets (the first included) and how
 long to wait before each retry, either as an explicit schedule or as an
