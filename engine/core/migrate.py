@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
+from alembic.util import CommandError, to_tuple
 
 from engine.core.storage import Database
 from engine.errors import SchemaTooNewError, StorageError
@@ -31,8 +31,9 @@ _SCRIPTS = Path(__file__).parent / "migrations"
 class MigrationStatus:
     """Where a database stands against the migrations this code knows."""
 
-    current: tuple[str, ...]  # the revisions it stands at (one per branch), sorted
+    current: tuple[str, ...]  # the revisions its version table holds, sorted
     head: tuple[str, ...]  # the heads this code knows, sorted
+    reached: frozenset[str] = frozenset()  # what it has applied: current and what they need
 
     @property
     def is_new(self) -> bool:
@@ -40,7 +41,7 @@ class MigrationStatus:
 
     @property
     def is_current(self) -> bool:
-        return self.current == self.head
+        return set(self.head) <= self.reached
 
     @property
     def label(self) -> str:
@@ -69,18 +70,36 @@ async def migration_status(db: Database, locations: Sequence[Path] = ()) -> Migr
         current = await conn.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_heads()
         )
-    status = MigrationStatus(current=tuple(sorted(current)), head=head_revision(locations))
+    heads = head_revision(locations)
     scripts = ScriptDirectory.from_config(_alembic_config(locations))
-    for revision in status.current:
+    for revision in current:
         try:
             scripts.get_revision(revision)
         except CommandError:
             raise SchemaTooNewError(
                 f"database {db.label} is at migration {revision!r}, which this version of "
-                f"Ownly does not know (it knows up to {', '.join(status.head)}); upgrade "
+                f"Ownly does not know (it knows up to {', '.join(heads)}); upgrade "
                 f"Ownly, or point [database] url at another database"
             ) from None
-    return status
+    return MigrationStatus(tuple(sorted(current)), heads, _reached(scripts, current))
+
+
+def _reached(scripts: ScriptDirectory, current: Sequence[str]) -> frozenset[str]:
+    """The revisions applied to stand at ``current``: each, what it revises and what it
+    depends on (a branch that depends on a core revision is stored alone in the version
+    table), all the way down."""
+    reached: set[str] = set()
+    todo = list(current)
+    while todo:
+        revision = todo.pop()
+        if revision in reached:
+            continue
+        reached.add(revision)
+        script = scripts.get_revision(revision)
+        if script is not None:
+            todo.extend(to_tuple(script.down_revision, default=()))
+            todo.extend(to_tuple(script.dependencies, default=()))
+    return frozenset(reached)
 
 
 async def migrate(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from engine.http.server import build_app
 from engine.webhooks.health import SetState
 from tests.support.inprocess import (
     attempts_of,
+    clock_of,
     delivery_jobs,
     drive,
     events_of_type,
@@ -149,3 +152,54 @@ async def test_a_rate_limit_spaces_deliveries_without_counting_attempts(tmp_path
         # a burst of 2, then 2 a second: the n-th delivery not before (n - 2) / 2 seconds
         assert offset >= (i - 1) / 2 - 1e-6, offsets
     assert [j.attempts for j in jobs] == [1] * 8, "waiting for the limit is not an attempt"
+
+
+async def test_a_manual_retry_keeps_an_ordered_webhooks_order(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """A delivery waiting behind an earlier one is not sent ahead of it; the head may be."""
+    switch = Switch()
+    rules = webhook(body="  ordered = true\n  retry 5 times, every 30s\n")
+    with Receiver(switch) as receiver:
+        env = {"RECEIVER_URL": receiver.url + "/hooks"}
+        async with running_engine(tmp_path, rules, env) as engine:
+            await send(engine, "evt_1", "evt_2")
+
+            async def head_failed_once() -> bool:
+                return (await delivery_jobs(engine))[0].attempts == 1
+
+            await drive(engine, head_failed_once)
+            await settle(engine)
+            head, behind = await delivery_jobs(engine)
+            assert (head.state, behind.state) == ("pending", "waiting")
+            client = await aiohttp_client(build_app(engine))
+            key = engine.keyring.keys[0].secret.get_secret_value()
+            auth = {"Authorization": f"Bearer {key}"}
+            base = "/api/webhooks/receiver/deliveries"
+
+            refused = await client.post(f"{base}/{behind.id}/retry", headers=auth)
+            assert refused.status == 409
+            body = await refused.json()
+            assert (body["error"], body["behind"]) == ("delivery_waiting", str(head.id))
+            assert len(hooks(receiver)) == 1  # nothing was sent for it
+            assert (await delivery_jobs(engine))[1].state == "waiting"
+
+            switch.up = True
+            sent = await client.post(f"{base}/{head.id}/retry", headers=auth)
+            assert (sent.status, (await sent.json())["state"]) == (200, "succeeded")
+            await drive(engine, lambda: len(hooks(receiver)) == 3)
+            ids = [json.loads(r.body)["id"] for r in hooks(receiver)]
+            assert ids == ["evt_1", "evt_1", "evt_2"]
+
+
+async def test_retention_never_prunes_unfinished_work(tmp_path: Path) -> None:
+    async with running_engine(
+        tmp_path, webhook(), {"RECEIVER_URL": "http://127.0.0.1:9/x"}
+    ) as engine:
+        await engine.writer.submit(SetState("receiver", "paused", "held", engine.clock.now()))
+        await send(engine, "evt_1")
+        clock_of(engine).advance(90 * 86_400)
+        assert await engine.retention.prune() == (0, 0)
+        (job,) = await delivery_jobs(engine)
+        assert job.state == "held"
+        assert len(await events_of_type(engine, "investment.created")) == 1

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine.app import build_engine, load_settings
+from engine.app import CAPABILITIES, build_engine, load_settings
+from engine.capability import Capability
 from engine.core.clock import ManualClock
 from engine.core.schema import events, job_attempts, jobs
 from engine.events.bus import AppendEvents, StoredEvent
@@ -39,7 +40,12 @@ def webhook(name: str = "receiver", url: str = "RECEIVER_URL", body: str = "") -
 
 @asynccontextmanager
 async def running_engine(
-    root: Path, rules: str, env: dict[str, str], webhook_settings: str = ""
+    root: Path,
+    rules: str,
+    env: dict[str, str],
+    webhook_settings: str = "",
+    capabilities: tuple[Capability, ...] = CAPABILITIES,
+    log_stream: io.StringIO | None = None,
 ) -> AsyncIterator[Engine]:
     """Started on a ``ManualClock`` without the file watcher; stopped on exit.
 
@@ -48,8 +54,14 @@ async def running_engine(
     write_project(root, extra_toml=TOML + webhook_settings)
     install_catalog(root, webhooks=rules)
     environ = {"RECEIVER_SECRET": SECRET, **env}
-    settings = load_settings(root / "ownly.toml", environ)
-    engine = build_engine(settings, log_stream=io.StringIO(), clock=ManualClock(), environ=environ)
+    settings = load_settings(root / "ownly.toml", environ, capabilities)
+    engine = build_engine(
+        settings,
+        log_stream=log_stream or io.StringIO(),
+        clock=ManualClock(),
+        environ=environ,
+        capabilities=capabilities,
+    )
     await engine.start(watch=False)
     try:
         yield engine

@@ -37,11 +37,11 @@ def investment(**changes: object) -> dict[str, Any]:
     return {"type": "investment.created", "data": {**data, **changes}}
 
 
-def run(tmp_path: Path, event: dict[str, Any]) -> dict[str, Any]:
+def run(tmp_path: Path, event: dict[str, Any], text: str = BIG_USD) -> dict[str, Any]:
     rules = tmp_path / "rules"
     rules.mkdir()
     shutil.copy(ROOT / "rules" / "catalog.ownly", rules / "catalog.ownly")
-    (rules / "crm.ownly").write_text(BIG_USD, encoding="utf-8")
+    (rules / "crm.ownly").write_text(text, encoding="utf-8")
     (tmp_path / "templates").mkdir()
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event), encoding="utf-8")
@@ -95,3 +95,31 @@ def test_a_structured_cloudevent_is_simulated(tmp_path: Path) -> None:
     report = run(tmp_path, event)
     assert report["problems"] == []
     assert [entry["name"] for entry in report["fired"]] == ["big_usd"]
+
+
+TWO_TRIGGERS = """
+workflow greet {
+  on investment.created when event.data.amount > 1000
+  on investment.* when event.data.amount > 10
+  on investment.* when event.data.amount > 1000000
+  wait 1d
+}
+"""
+
+
+def test_a_workflow_whose_triggers_both_match_fires_once_as_the_bus_plans_it(
+    tmp_path: Path,
+) -> None:
+    report = run(tmp_path, investment(), TWO_TRIGGERS)
+    assert [(entry["kind"], entry["name"]) for entry in report["fired"]] == [("workflow", "greet")]
+    assert report["skipped"] == []  # a refused trigger of a rule that fires is no skip
+
+
+def test_a_rule_refused_by_every_trigger_is_skipped_once_per_trigger(tmp_path: Path) -> None:
+    report = run(tmp_path, investment(amount="5.00"), TWO_TRIGGERS)
+    assert report["fired"] == []
+    assert [entry["because"] for entry in report["skipped"]] == [
+        "when event.data.amount > 1000 is false",
+        "when event.data.amount > 10 is false",
+        "when event.data.amount > 1000000 is false",
+    ]
