@@ -6,37 +6,58 @@ traceback), 2 usage error.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import gc
-import json
+import importlib
 import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
-from engine.app import CAPABILITIES, build_engine, load_settings, migration_folders
 from engine.capability import SETTINGS
-from engine.config import Settings
 from engine.errors import OwnlyError
-from engine.rules.cli import check, fmt, simulate
 from engine.version import VERSION
 
-# The runtime (server, database, HTTP client) is imported by the commands that
-# run it, so that `ownly check` and `ownly fmt` start in a fraction of the time.
+if TYPE_CHECKING:
+    from engine.config import Settings
+
+# A command imports what it needs when it runs, and the commands of other
+# modules are imported when named: `ownly version` loads neither the language
+# nor pydantic, `ownly check` not the server, the database layer or the
+# capabilities (measured in bench/RESULTS.md).
 
 __all__ = ["main"]
 
 T = TypeVar("T")
 
+# Commands defined in other modules, by name: imported when one is run or listed.
+_ELSEWHERE = {
+    "check": "engine.rules.cli:check",
+    "fmt": "engine.rules.cli:fmt",
+    "simulate": "engine.rules.cli:simulate",
+}
+
 
 class _Group(click.Group):
-    """Turns an ``OwnlyError`` into one line on stderr and exit code 1."""
+    """Loads commands when named; turns an ``OwnlyError`` into one line on stderr and
+    exit code 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_ELSEWHERE, *_capability_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        home = _ELSEWHERE.get(cmd_name)
+        if home is not None:
+            module, _, name = home.partition(":")
+            found = getattr(importlib.import_module(module), name)
+            assert isinstance(found, click.Command)
+            return found
+        return _capability_commands().get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -44,6 +65,9 @@ class _Group(click.Group):
         except OwnlyError as exc:
             if ctx.find_root().params.get("debug"):
                 raise
+            from rich.console import Console
+            from rich.markup import escape
+
             console = Console(stderr=True, highlight=False, soft_wrap=True)
             for line in exc.message.splitlines() or [type(exc).__name__]:
                 console.print(f"[bold red]error:[/] {escape(line)}")
@@ -71,13 +95,25 @@ def main(ctx: click.Context, config_path: Path, debug: bool) -> None:
     ctx.meta[SETTINGS] = functools.cache(lambda: _settings(ctx))
 
 
+@functools.cache
+def _capability_commands() -> dict[str, click.Command]:
+    from engine.app import CAPABILITIES
+
+    commands = (command for c in CAPABILITIES for command in c.commands())
+    return {command.name: command for command in commands if command.name is not None}
+
+
 def _settings(ctx: click.Context) -> Settings:
+    from engine.app import load_settings
+
     path = ctx.find_root().obj
     assert isinstance(path, Path)
     return load_settings(path, os.environ)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
@@ -89,6 +125,11 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Start the engine: migrate a new database, load the rules, serve until SIGTERM."""
+    import gc
+
+    from rich.console import Console
+
+    from engine.app import build_engine
     from engine.http.server import serve
 
     settings = _settings(ctx)
@@ -124,6 +165,7 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Apply pending database migrations."""
+    from engine.app import migration_folders
     from engine.core.migrate import migrate as apply_migrations
     from engine.core.storage import Database
 
@@ -149,6 +191,8 @@ def migrate(ctx: click.Context) -> None:
 @click.pass_context
 def config(ctx: click.Context) -> None:
     """Print the effective configuration as JSON, with secrets redacted."""
+    import json
+
     settings = _settings(ctx)
     click.echo(json.dumps(settings.redacted(), indent=2))
 
@@ -157,10 +201,3 @@ def config(ctx: click.Context) -> None:
 def version() -> None:
     """Print the version of Ownly."""
     click.echo(f"ownly {VERSION}")
-
-
-for _command in (check, fmt, simulate):
-    main.add_command(_command)
-for _capability in CAPABILITIES:
-    for _command in _capability.commands():
-        main.add_command(_command)

@@ -25,3 +25,11 @@ def test_all_lists_every_public_member(package: str) -> None:
     assert set(exported) == public
     for name in exported:
         assert getattr(module, name) is not None
+
+
+def test_the_version_is_the_installed_packages() -> None:
+    from importlib.metadata import version
+
+    from engine.version import VERSION
+
+    assert version("ownly") == VERSION
