@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from engine.app import metadata as all_tables
 from engine.config import DatabaseConfig
 from engine.core.migrate import _alembic_config, head_revision, migrate, migration_status
-from engine.core.schema import events, jobs, rule_sets
+from engine.core.schema import events, job_attempts, jobs, rule_sets
 from engine.core.storage import Database, table_names
 from engine.errors import SchemaTooNewError, StorageError
 
@@ -106,14 +106,8 @@ async def test_going_back_before_0003_makes_waiting_jobs_pending(database: Datab
         await conn.execute(
             insert(jobs), [row | {"idempotency_key": k, "state": s} for k, s in KEYED_STATES]
         )
-    config = _alembic_config()
-
-    def downgrade(sync: Any) -> None:
-        config.attributes["connection"] = sync
-        command.downgrade(config, "0002_webhooks")
-
     async with database.begin() as conn:
-        await conn.run_sync(downgrade)
+        await conn.run_sync(_alembic("downgrade", "0002_webhooks"))
         states = dict((await conn.execute(select(jobs.c.idempotency_key, jobs.c.state))).all())
         indexes = await conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
         names = set(indexes.scalars())
@@ -124,6 +118,86 @@ async def test_going_back_before_0003_makes_waiting_jobs_pending(database: Datab
 
 
 KEYED_STATES = [("a", "pending"), ("b", "waiting"), ("c", "succeeded")]
+
+
+def _alembic(action: str, revision: str) -> Any:
+    """Run an Alembic command on the connection ``run_sync`` hands over."""
+    config = _alembic_config()
+
+    def run(sync: Any) -> None:
+        config.attributes["connection"] = sync
+        getattr(command, action)(config, revision)
+
+    return run
+
+
+async def test_0004_moves_every_webhook_attempt_into_the_one_attempt_log(
+    database: Database,
+) -> None:
+    """Each attempt keeps what it had: the common columns, and the rest as its detail."""
+    async with database.begin() as conn:
+        await conn.run_sync(_alembic("upgrade", "0003_group_states"))
+    at = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+    job = {"kind": "webhook", "payload": {}, "due_at": at, "attempts": 2, "max_attempts": 3}
+    job |= {"created_at": at, "updated_at": at, "state": "failed", "idempotency_key": "k"}
+    attempt = {
+        "job_id": 1,
+        "started_at": "2026-11-26 13:00:00.000000",
+        "duration": 0.25,
+        "response_body_truncated": 0,
+    }
+    async with database.begin() as conn:
+        await conn.execute(insert(jobs), [job])
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_attempts (job_id, attempt, outcome, started_at, duration, "
+                "status, response_headers, response_body, response_body_truncated, retry_after, "
+                "error_class, error_message) VALUES (:job_id, :attempt, :outcome, :started_at, "
+                ":duration, :status, :headers, :body, :response_body_truncated, :retry_after, "
+                ":error_class, :error_message)"
+            ),
+            [
+                attempt
+                | {"attempt": 1, "outcome": "failed", "status": 503, "headers": '[["a", "b"]]'}
+                | {"body": "busy", "retry_after": 30.0, "error_class": None}
+                | {"error_message": None},
+                attempt
+                | {"attempt": 2, "outcome": "timeout", "status": None, "headers": "[]"}
+                | {"body": "", "retry_after": None, "error_class": "TimeoutError"}
+                | {"error_message": "no answer in 15 s"},
+            ],
+        )
+    before, after = await migrate(database)
+    assert before.current == ("0003_group_states",) and after.is_current
+    async with database.connect() as conn:
+        rows = (await conn.execute(select(job_attempts).order_by(job_attempts.c.id))).all()
+        names = set(await table_names(conn))
+    assert "webhook_attempts" not in names
+    assert [(r.job_id, r.attempt, r.outcome, r.duration) for r in rows] == [
+        (1, 1, "failed", 0.25),
+        (1, 2, "timeout", 0.25),
+    ]
+    assert [(r.error_class, r.error_message) for r in rows] == [
+        (None, None),
+        ("TimeoutError", "no answer in 15 s"),
+    ]
+    assert rows[0].detail == {
+        "status": 503,
+        "response_headers": [["a", "b"]],
+        "response_body": "busy",
+        "response_body_truncated": False,
+        "retry_after": 30.0,
+    }
+    assert rows[1].started_at == datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+    # And back: the webhook attempts return as they were.
+    async with database.begin() as conn:
+        await conn.run_sync(_alembic("downgrade", "0003_group_states"))
+        back = (
+            await conn.execute(
+                text("SELECT attempt, status, response_body FROM webhook_attempts ORDER BY id")
+            )
+        ).all()
+    assert [tuple(row) for row in back] == [(1, 503, "busy"), (2, None, "")]
 
 
 async def test_timestamps_come_back_aware_in_utc(database: Database) -> None:
