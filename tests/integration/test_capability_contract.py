@@ -19,12 +19,21 @@ from sqlalchemy import func, select, text
 from engine.app import CAPABILITIES, load_settings
 from engine.core.schema import events, job_attempts, jobs
 from engine.errors import ConfigError
+from engine.events.bus import AppendEvents, StoredEvent
 from engine.http.server import build_app
 from engine.jobs.attempts import DETAIL_LIMIT
 from engine.runtime import Engine
 from tests.support.echo import ECHO, KIND, echo_runs
-from tests.support.inprocess import clock_of, delivery_jobs, drive, running_engine, send
+from tests.support.inprocess import (
+    clock_of,
+    delivery_jobs,
+    drive,
+    events_of_type,
+    running_engine,
+    send,
+)
 from tests.support.process import write_project
+from tests.support.rules import investment
 
 WORKFLOW = """
 workflow greet {
@@ -154,3 +163,24 @@ async def test_an_unknown_scope_is_refused_and_a_capability_brings_its_own(tmp_p
         "'events:write', 'rules:read', 'jobs:read', 'webhooks:read', 'webhooks:write' "
         "(got 'echo:read')",
     ]
+
+
+async def test_an_event_is_planned_under_the_rule_set_it_was_checked_with(tmp_path: Path) -> None:
+    """A reload between the check and the commit does not plan it under the new rules."""
+    async with running_engine(tmp_path, WORKFLOW, {}, capabilities=WITH_ECHO) as engine:
+        checked = engine.rules.rule_set()
+        assert checked is not None
+        (tmp_path / "rules" / "webhooks.ownly").write_text(
+            WORKFLOW.replace("workflow greet", "workflow hello"), encoding="utf-8"
+        )
+        assert (await engine.reload("test")).status == "applied"
+        current = engine.rules.rule_set()
+        assert current is not None and current.version != checked.version
+        now = engine.clock.now()
+        event = StoredEvent("evt_1", "investment.created", investment("evt_1")["data"], now, now)
+        (appended,) = await engine.writer.submit(AppendEvents(engine.bus, [event], checked))
+        assert appended.jobs == 1
+        (job,) = await delivery_jobs(engine)
+        assert (job.payload, job.rule_set) == ({"workflow": "greet"}, checked.version)
+        (row,) = await events_of_type(engine, "investment.created")
+        assert row.rule_set == checked.version

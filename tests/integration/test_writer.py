@@ -19,7 +19,7 @@ from engine.core.logs import make_logger
 from engine.core.migrate import migrate
 from engine.core.schema import rule_sets
 from engine.core.storage import Database
-from engine.core.writer import BatchWrite, Writer
+from engine.core.writer import BatchWrite, Writer, after_commit
 from engine.errors import StorageError
 from tests.support.clock import utc
 
@@ -223,3 +223,53 @@ async def test_a_write_submitted_while_stopping_is_refused(database: Database) -
         await writer.submit(AddVersion("late"))
     await stopping
     assert await first == "v1"
+
+
+@dataclass(frozen=True)
+class Noted(BatchWrite[str]):
+    """A write that leaves a callback for after its commit, then maybe fails."""
+
+    version: str
+    seen: list[str]
+    fail: bool = False
+
+    @classmethod
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[str]:
+        for write in writes:
+            conn.execute(
+                insert(rule_sets).values(version=write.version, applied_at=utc(), files=[], ir={})
+            )
+            after_commit(conn, write.note)
+            if write.fail:
+                raise RuntimeError("failed after leaving its callback")
+        return [w.version for w in writes]
+
+    def note(self) -> None:
+        self.seen.append(self.version)
+
+
+async def test_after_commit_callbacks_run_once_committed_and_never_for_a_rollback(
+    database: Database,
+) -> None:
+    writer = Writer(database, logger=make_logger(io.StringIO()))
+    writer.start()
+    seen: list[str] = []
+    outcomes = await asyncio.gather(
+        writer.submit(Noted("kept", seen)),
+        writer.submit(AddVersion("other")),
+        return_exceptions=True,
+    )
+    assert outcomes == ["kept", "other"]
+    assert seen == ["kept"]
+    failed = await asyncio.gather(
+        writer.submit(Noted("lost", seen, fail=True)), return_exceptions=True
+    )
+    mixed = await asyncio.gather(
+        writer.submit(AddVersion("beside")),
+        writer.submit(Noted("lost-too", seen, fail=True)),
+        return_exceptions=True,
+    )
+    await writer.stop()
+    assert isinstance(failed[0], StorageError) and isinstance(mixed[1], StorageError)
+    assert seen == ["kept"]  # the rolled-back writes ran none of theirs
+    assert sorted(await versions(database)) == ["beside", "kept", "other"]
