@@ -6,14 +6,17 @@ is imported when the engine starts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import typing as _typing
 
-from engine.capability import Capability, Runtime, Services
-from engine.webhooks.config import WebhooksConfig
+from engine.capability import Capability as _Capability
+from engine.webhooks.config import WebhooksConfig as _WebhooksConfig
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import click
+
+    from engine.capability import Runtime, Services
 
 __all__ = ["CAPABILITY", "KIND"]
 
@@ -32,10 +35,10 @@ def _commands() -> Sequence[click.Command]:
     return (webhooks,)
 
 
-CAPABILITY = Capability(
+CAPABILITY = _Capability(
     name="webhooks",
     build=_build,
-    section=WebhooksConfig,
+    section=_WebhooksConfig,
     scopes=("webhooks:read", "webhooks:write"),
     commands=_commands,
     tables="engine.webhooks.tables",  # created by the core's migrations 0002 and 0003

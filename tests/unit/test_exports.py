@@ -9,7 +9,20 @@ import types
 import pytest
 
 
-@pytest.mark.parametrize("package", ["engine", "dsl", "connectors"])
+PACKAGES = [
+    "engine",
+    "engine.core",
+    "engine.events",
+    "engine.jobs",
+    "engine.rules",
+    "engine.http",
+    "engine.webhooks",
+    "dsl",
+    "connectors",
+]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
 def test_all_lists_every_public_member(package: str) -> None:
     module = importlib.import_module(package)
     for name in module.__all__:  # a package may load its names on first use
