@@ -165,7 +165,9 @@ def lower_webhook(low: Lowering, node: ast.WebhookDef) -> ir.Webhook | None:
     )
     url = low.url(attrs["url"].value, "url") if "url" in attrs else None
     secrets = _secrets(low, attrs["secret"].value, "secret") if "secret" in attrs else ()
-    patterns = low.patterns(attrs["events"].value) if "events" in attrs else []
+    patterns: list[tuple[str, ast.Span]] = []
+    if "events" in attrs:
+        patterns = low.patterns(attrs["events"].value, "a webhook needs at least one event pattern")
     types = low.event_types(patterns)
     event = low.catalog.envelope(types, low.catalog.data_type(types, _label(patterns)))
     scope = Scope({"event": event})

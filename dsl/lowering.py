@@ -437,17 +437,20 @@ class Lowering:
 
     # ---- event patterns
 
-    def patterns(self, expr: ast.Expr) -> list[tuple[str, ast.Span]]:
-        """The event patterns in `expr` (a pattern, a list, or a const of those)."""
+    def patterns(self, expr: ast.Expr, empty: str) -> list[tuple[str, ast.Span]]:
+        """The event patterns in `expr` (a pattern, a list, or a const of those).
+
+        An empty list is reported with the message `empty`: what it leaves
+        without events (a webhook, a trigger, a step) would otherwise be
+        dropped without a word.
+        """
         found: list[tuple[str, ast.Span]] = []
-        for node in _flatten(self.inline(expr)):
+        nodes = list(_flatten(self.inline(expr)))
+        if not nodes:
+            self.report("E045", empty, expr.span, _PATTERN_HINT)
+        for node in nodes:
             if not isinstance(node, ast.Path):
-                self.report(
-                    "E045",
-                    "expected an event pattern",
-                    node.span,
-                    "a pattern is an event type such as deal.funded, or investment.*",
-                )
+                self.report("E045", "expected an event pattern", node.span, _PATTERN_HINT)
                 continue
             pattern = ".".join(node.parts)
             if "*" not in pattern and pattern not in self.catalog.events:
@@ -465,6 +468,9 @@ class Lowering:
         for pattern, _ in patterns:
             names.update(dict.fromkeys(self.catalog.matching(pattern)))
         return list(names)
+
+
+_PATTERN_HINT = "a pattern is an event type such as deal.funded, or investment.*"
 
 
 def _literal_arguments(call: ast.Call) -> tuple[tuple[str | None, str], ...] | None:

@@ -123,7 +123,7 @@ def _send_email(
 def _emit(
     low: Lowering, step: ast.Emit, names: Names, options: dict[str, object]
 ) -> ir.Step | None:
-    patterns = low.patterns(step.event)
+    patterns = low.patterns(step.event, "emit needs an event type")
     if len(patterns) != 1 or "*" in patterns[0][0]:
         if patterns:
             low.report("E045", "emit takes one event type, not a pattern or list", step.event.span)
@@ -195,7 +195,7 @@ def _call(
 def _wait_for(
     low: Lowering, step: ast.WaitFor, names: Names, block: BlockLowerer, name: str | None
 ) -> tuple[ir.Step | None, Type]:
-    patterns = low.patterns(step.event)
+    patterns = low.patterns(step.event, "'wait for' needs at least one event pattern")
     types = low.event_types(patterns)
     label = "events " + ", ".join(p for p, _ in patterns)
     awaited = low.catalog.envelope(types, low.catalog.data_type(types, label))

@@ -135,7 +135,7 @@ class _Workflow:
             when = self.condition(stmt.when, Names({"event": low.catalog.envelope([], ANY)}))
             return ir.Trigger(kind="hook", hook=stmt.hook, when=when), ANY
         assert isinstance(stmt, ast.OnEvent)
-        patterns = low.patterns(stmt.patterns)
+        patterns = low.patterns(stmt.patterns, "an 'on' trigger needs at least one event pattern")
         types = low.event_types(patterns)
         if self.event_types is not None:
             self.event_types.extend(types)
@@ -171,7 +171,8 @@ class _Workflow:
         return ir.Dedup(key=key, window_seconds=window)
 
     def cancel_on(self, stmt: ast.CancelOn, event: Type) -> ir.Trigger | None:
-        patterns = self.low.patterns(stmt.patterns)
+        empty = "'cancel on' needs at least one event pattern"
+        patterns = self.low.patterns(stmt.patterns, empty)
         types = self.low.event_types(patterns)
         incoming = self.low.catalog.envelope(
             types, self.low.catalog.data_type(types, "the cancelling event")
