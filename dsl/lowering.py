@@ -13,7 +13,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -24,71 +23,15 @@ from dsl.catalog import Catalog
 from dsl.diagnostics import Diagnostic, did_you_mean
 from dsl.expr import Scope, check_expr, env_ref, walk
 from dsl.printer import canonical
+from dsl.secrets import SECRET_QUERY, secret_kind
 from dsl.types import BOOL, ERROR, Type
 
 __all__ = ["MAX_INLINED_NODES", "Definitions", "Lowered", "Lowering"]
 
-# One alternation, one named group per kind of credential: one regex search
-# per string literal.
-_SECRET_KINDS = MappingProxyType(
-    {
-        "stripe": ("a Stripe key", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{8,}"),
-        "whsec": ("a webhook signing secret", r"\bwhsec_[A-Za-z0-9+/=]{8,}"),
-        "sendgrid": ("a SendGrid key", r"\bSG\.[A-Za-z0-9_-]{10,}"),
-        "mailgun": ("a Mailgun key", r"\bkey-[0-9a-f]{32}\b"),
-        "aws": ("an AWS access key", r"\bAKIA[0-9A-Z]{16}\b"),
-        "github": ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
-        "slack": ("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-        "bearer": ("a bearer token", r"\bBearer\s+[A-Za-z0-9._~+/-]{16,}"),
-        "pem": ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY"),
-    }
-)
-
-
-# Names of query parameters that carry a credential in a URL (`?token=...`).
-_QUERY_SECRET_NAMES = "token|key|api_key|apikey|access_token|secret|signature|password"  # noqa: S105
-
-# URLs that are credentials themselves: whoever has one can post to it.
-_HOOK_URL_KINDS = MappingProxyType(
-    {
-        "slack_hook": (
-            "a Slack webhook URL",
-            r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+",
-        ),
-        "discord_hook": (
-            "a Discord webhook URL",
-            r"discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]+",
-        ),
-    }
-)
-_HOOK_URLS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _HOOK_URL_KINDS.items()))
-# A credential's value in a query: a token-like run, not a placeholder (`{{ token }}`).
-_QUERY_CREDENTIAL = re.compile(
-    rf"(?:^|&)(?:{_QUERY_SECRET_NAMES})=(?![{{$%])[A-Za-z0-9._~+/-]{{8,}}", re.I
-)
-
-
-def _secrets_pattern() -> re.Pattern[str]:
-    """One search for every kind, in the table's order.
-
-    The kinds that start at a word boundary share one `\\b` in front of their
-    alternation: the search then tries them only where a word starts, three
-    times faster over a URL than with a `\\b` in each. They come first in the
-    table, so the order of the alternatives is the table's.
-    """
-    bounded = [(k, p[2:]) for k, (_, p) in _SECRET_KINDS.items() if p.startswith(r"\b")]
-    others = [(k, p) for k, (_, p) in _SECRET_KINDS.items() if not p.startswith(r"\b")]
-    assert list(_SECRET_KINDS)[: len(bounded)] == [k for k, _ in bounded]
-    words = "|".join(f"(?P<{k}>{p})" for k, p in bounded)
-    return re.compile("|".join([rf"\b(?:{words})", *(f"(?P<{k}>{p})" for k, p in others)]))
-
-
-_SECRETS = _secrets_pattern()
 _ADDRESS = re.compile(r"[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>")
 # An https URL with a host name and a plain path: no credentials, port,
 # query, escapes or blanks (most rules' URLs, checked without urlsplit).
 _PLAIN_URL = re.compile(r"https://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?:/[A-Za-z0-9._~/-]*)?")
-_SECRET_QUERY = re.compile(rf"(^|&)({_QUERY_SECRET_NAMES})=", re.I)
 
 
 @dataclass(slots=True)
@@ -392,7 +335,7 @@ class Lowering:
             self.scan_secrets(literal)
             return value  # what the checks below accept, without taking it apart
         parts = urllib.parse.urlsplit(value)
-        credential = parts.username or parts.password or _SECRET_QUERY.search(parts.query)
+        credential = parts.username or parts.password or SECRET_QUERY.search(parts.query)
         if not credential:
             self.scan_secrets(literal)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -425,7 +368,7 @@ class Lowering:
         for node in walk(expr):
             if isinstance(node, ast.Literal):
                 poisoned = poisoned or _is_poisoned(node)
-                kind = _secret_kind(node.value) if isinstance(node.value, str) else None
+                kind = secret_kind(node.value) if isinstance(node.value, str) else None
                 if kind is not None:
                     hint = 'secrets come from the environment: env("NAME")'
                     self.report("E044", f"this string looks like {kind}", node.span, hint)
@@ -494,44 +437,6 @@ def _seconds(text: str) -> Decimal:
     """A bound such as "1s" or "7d" (written in this package) in seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     return Decimal(text[:-1]) * units[text[-1]]
-
-
-# Rules repeat their strings (env() names, enum values, domains): each is searched once.
-@functools.lru_cache(maxsize=4096)
-def _secret_kind(text: str) -> str | None:
-    """What kind of credential `text` looks like, if any."""
-    found = _SECRETS.search(text)
-    if found is not None and found.lastgroup:
-        return _SECRET_KINDS[found.lastgroup][0]
-    return _url_secret_kind(text)
-
-
-def _url_secret_kind(text: str) -> str | None:
-    """A URL in `text` that is a credential, or carries one (a password, a query token).
-
-    Plain substring tests come first: nearly every string in rules passes
-    none of them and costs no search. URLs are taken apart by `urlsplit`,
-    not by a pattern, which over a long string could take quadratic time.
-    """
-    if "hooks.slack.com/" in text or "/api/webhooks/" in text:
-        found = _HOOK_URLS.search(text)
-        if found is not None and found.lastgroup:
-            return _HOOK_URL_KINDS[found.lastgroup][0]
-    if "://" not in text or not ("@" in text or "=" in text):
-        return None
-    for word in text.split():
-        if "://" not in word:
-            continue
-        try:
-            parts = urllib.parse.urlsplit(word)
-            password = parts.password
-        except ValueError:  # not a URL after all (a bad port, a stray bracket)
-            continue
-        if password:
-            return "a URL with a password"
-        if _QUERY_CREDENTIAL.search(parts.query):
-            return "a URL with a credential in its query"
-    return None
 
 
 def _flatten(expr: ast.Expr) -> Iterator[ast.Expr]:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dsl.lowering import _SECRET_KINDS, _secret_kind
+from dsl.secrets import KINDS, secret_kind
 
 QUERY = "a URL with a credential in its query"
 SAMPLES = [
@@ -33,7 +33,7 @@ SAMPLES = [
 def _first_kind(text: str) -> str | None:
     """The kind whose pattern matches earliest in `text` (the table's order breaks ties)."""
     found = []
-    for order, (what, pattern) in enumerate(_SECRET_KINDS.values()):
+    for order, (what, pattern) in enumerate(KINDS.values()):
         match = re.search(pattern, text)
         if match:
             found.append((match.start(), order, what))
@@ -42,12 +42,12 @@ def _first_kind(text: str) -> str | None:
 
 @pytest.mark.parametrize("text", SAMPLES)
 def test_one_search_finds_what_each_pattern_finds(text: str) -> None:
-    assert _secret_kind(text) == _first_kind(text)
+    assert secret_kind(text) == _first_kind(text)
 
 
 def test_every_kind_is_found() -> None:
-    kinds = {_secret_kind(text) for text in SAMPLES}
-    assert {what for what, _ in _SECRET_KINDS.values()} <= kinds
+    kinds = {secret_kind(text) for text in SAMPLES}
+    assert {what for what, _ in KINDS.values()} <= kinds
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_every_kind_is_found() -> None:
     ],
 )
 def test_urls_that_are_credentials(text: str, kind: str | None) -> None:
-    assert _secret_kind(text) == kind
+    assert secret_kind(text) == kind
 
 
 @pytest.mark.parametrize(
@@ -99,5 +99,5 @@ def test_a_long_string_is_searched_in_linear_time(text: str) -> None:
     # A guard against a hang, not a measure of speed: these took 15 to 25 s each
     # with a pattern that backtracked; they take about a millisecond.
     started = time.perf_counter()
-    assert _secret_kind(text) is None
+    assert secret_kind(text) is None
     assert time.perf_counter() - started < 5.0
