@@ -159,6 +159,13 @@ def _description(low: Lowering, attrs: dict[str, ast.Attribute]) -> str | None:
 
 
 def lower_webhook(low: Lowering, node: ast.WebhookDef) -> ir.Webhook | None:
+    """Check a webhook and lower it (None when it has errors)."""
+    webhook = _lower_webhook(low, node)
+    low.refuse_secrets(node)  # after the checks that refuse a literal secret themselves
+    return webhook
+
+
+def _lower_webhook(low: Lowering, node: ast.WebhookDef) -> ir.Webhook | None:
     block = f"webhook {node.name}"
     attrs = attributes(
         low, node.body, _WEBHOOK_ATTRS, block, ("url", "secret", "events"), node.name_span

@@ -2,7 +2,8 @@
 
 `Lowering` holds what every block checker needs: the diagnostics sink, the
 catalog, the definitions by name, const inlining, literal helpers with range
-checks, secret detection, and the table of compiled expressions.
+checks, the refusal of strings that look like credentials (`dsl.secrets`), and
+the table of compiled expressions.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dsl.catalog import Catalog
 from dsl.diagnostics import Diagnostic, did_you_mean
 from dsl.expr import Scope, check_expr, env_ref, walk
 from dsl.printer import canonical
-from dsl.secrets import SECRET_QUERY, secret_kind
+from dsl.secrets import SECRET_QUERY, secret_kind, strings
 from dsl.types import BOOL, ERROR, Type
 
 __all__ = ["MAX_INLINED_NODES", "Definitions", "Lowered", "Lowering"]
@@ -114,6 +115,7 @@ class Lowering:
         self.env_spans: dict[str, ast.Span] = {}
         self._budget = MAX_INLINED_NODES
         self._envs: dict[tuple[tuple[str | None, str], ...], ir.EnvRef] = {}
+        self._secret_spans: set[ast.Span] = set()  # of the strings reported as E044
         self.webhooks: list[ir.Webhook] = []
         self.templates: list[ir.Template] = []
         self.hooks: list[ir.Hook] = []
@@ -151,17 +153,12 @@ class Lowering:
         for name, has_default in part.env.items():
             self.note_env(name, has_default, part.env_spans[name])
         self.used_consts |= part.used_consts
+        self._secret_spans.update(d.span for d in part.diagnostics if d.code == "E044")
 
     # ---- expressions
 
-    def inline(self, expr: ast.Expr, local: frozenset[str] = frozenset()) -> ast.Expr:
-        """Replace const names by their values (consts are macros, checked where used)."""
-        result = self.literal(expr, local)
-        self.scan_secrets(result)
-        return result
-
     def literal(self, expr: ast.Expr, local: frozenset[str] = frozenset()) -> ast.Expr:
-        """The expression with consts replaced, for attributes that take literals."""
+        """The expression with consts replaced (consts are macros, checked where used)."""
         if not self.defs.consts:
             return expr
         self._budget = MAX_INLINED_NODES
@@ -203,7 +200,7 @@ class Lowering:
     ) -> tuple[str, Type]:
         """Inline, type-check and register an expression; returns its canonical text."""
         inlined = self.literal(expr, frozenset(scope.names))
-        refs, poisoned = self.scan_secrets(inlined)
+        refs, poisoned = _references(inlined)
         if poisoned:
             return canonical(inlined), ERROR  # already reported, nothing more to say
         if self._const_names:
@@ -237,7 +234,6 @@ class Lowering:
     def string(self, expr: ast.Expr, what: str) -> str | None:
         value = self.literal(expr)
         if isinstance(value, ast.Literal) and isinstance(value.value, str):
-            self.scan_secrets(value)
             return value.value
         self.report("E022", f"{what} must be a string literal", expr.span)
         return None
@@ -274,22 +270,19 @@ class Lowering:
 
     def value(self, expr: ast.Expr, what: str, *, secret: bool = False) -> ir.Value | None:
         """A string literal or `env("NAME"[, "default"])`; secrets must use env()."""
-        value, literal = self._value(expr, what, secret)
-        if literal is not None:
-            self.scan_secrets(literal)
-        return value
+        return self._value(expr, what, secret)[0]
 
     def _value(
         self, expr: ast.Expr, what: str, secret: bool
     ) -> tuple[ir.Value | None, ast.Literal | None]:
-        """`value` without the scan for credentials: also the literal, to scan."""
+        """`value`, and the literal it was written as (None for env())."""
         value = self.literal(expr)
         if isinstance(value, ast.Call) and value.func == "env":
             return self._env(value), None
         if isinstance(value, ast.Literal) and isinstance(value.value, str):
             if secret:
                 hint = 'secrets come from the environment: env("NAME")'
-                self.report("E044", f"{what} must not be written in the rule file", expr.span, hint)
+                self._refuse(f"{what} must not be written in the rule file", value.span, hint)
                 return None, None
             return value.value, value
         self.report("E022", f'{what} must be a string or env("NAME")', expr.span)
@@ -324,27 +317,24 @@ class Lowering:
     def url(self, expr: ast.Expr, what: str) -> ir.Value | None:
         """An absolute http(s) URL literal without credentials, or env().
 
-        A URL with a password or a token parameter is reported as a URL
-        that carries a credential, once: not again by the scan for strings
-        that look like one.
+        A URL with a user name, a password or a token parameter is reported
+        as a URL that carries a credential, once: not again by the scan for
+        strings that look like one (`refuse_secrets`).
         """
         value, literal = self._value(expr, what, False)
         if not isinstance(value, str) or literal is None:
             return value
         if _PLAIN_URL.fullmatch(value):
-            self.scan_secrets(literal)
             return value  # what the checks below accept, without taking it apart
         parts = urllib.parse.urlsplit(value)
         credential = parts.username or parts.password or SECRET_QUERY.search(parts.query)
-        if not credential:
-            self.scan_secrets(literal)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             hint = 'an absolute http(s) URL, or env("NAME") for one that differs per deployment'
             self.report("E054", f"{what} is not a valid URL: {value!r}", expr.span, hint)
             return None
         if credential:
             hint = 'put the whole URL in the environment: env("NAME")'
-            self.report("E044", f"{what} carries a credential", expr.span, hint)
+            self._refuse(f"{what} carries a credential", literal.span, hint)
             return None
         if parts.scheme == "http":
             hint = "deliveries carry signed payloads; use https"
@@ -360,23 +350,22 @@ class Lowering:
             return None
         return value
 
-    def scan_secrets(self, expr: ast.Expr) -> tuple[list[tuple[str, str | None]], bool]:
-        """Report strings that look like credentials. In the same walk: the env()
-        references, and whether a const already reported as broken was inlined."""
-        refs = []
-        poisoned = False
-        for node in walk(expr):
-            if isinstance(node, ast.Literal):
-                poisoned = poisoned or _is_poisoned(node)
-                kind = secret_kind(node.value) if isinstance(node.value, str) else None
-                if kind is not None:
-                    hint = 'secrets come from the environment: env("NAME")'
-                    self.report("E044", f"this string looks like {kind}", node.span, hint)
-            else:
-                ref = env_ref(node)
-                if ref is not None:
-                    refs.append(ref)
-        return refs, poisoned
+    def refuse_secrets(self, node: object) -> None:
+        """Report every string written in `node` (a definition) that looks like a credential.
+
+        Each string once, where it is written: one already refused (a
+        webhook's literal `secret`, a `url` with a password) is not reported
+        again, nor is a const's string where the const is used.
+        """
+        hint = 'secrets come from the environment: env("NAME")'
+        for text, span in strings(node):
+            kind = secret_kind(text)
+            if kind is not None and span not in self._secret_spans:
+                self._refuse(f"this string looks like {kind}", span, hint)
+
+    def _refuse(self, message: str, span: ast.Span, hint: str) -> None:
+        self._secret_spans.add(span)
+        self.report("E044", message, span, hint)
 
     # ---- event patterns
 
@@ -388,7 +377,7 @@ class Lowering:
         dropped without a word.
         """
         found: list[tuple[str, ast.Span]] = []
-        nodes = list(_flatten(self.inline(expr)))
+        nodes = list(_flatten(self.literal(expr)))
         if not nodes:
             self.report("E045", empty, expr.span, _PATTERN_HINT)
         for node in nodes:
@@ -414,6 +403,21 @@ class Lowering:
 
 
 _PATTERN_HINT = "a pattern is an event type such as deal.funded, or investment.*"
+
+
+def _references(expr: ast.Expr) -> tuple[list[tuple[str, str | None]], bool]:
+    """The env() references in `expr`, and whether a const already reported as broken
+    was substituted into it."""
+    refs = []
+    poisoned = False
+    for node in walk(expr):
+        if isinstance(node, ast.Literal):
+            poisoned = poisoned or _is_poisoned(node)
+        else:
+            ref = env_ref(node)
+            if ref is not None:
+                refs.append(ref)
+    return refs, poisoned
 
 
 def _literal_arguments(call: ast.Call) -> tuple[tuple[str | None, str], ...] | None:

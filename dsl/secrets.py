@@ -1,17 +1,24 @@
-"""Strings that look like credentials.
+"""Strings that look like credentials, and every string a definition holds.
 
 A rule file brings secrets in by reference (`env("NAME")`): a string that
-looks like a key, a token or a URL that is itself a credential is refused.
+looks like a key, a token or a URL that is itself a credential is refused
+wherever it is written (`dsl.lowering.Lowering.refuse_secrets`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import operator
 import re
 import urllib.parse
+from collections.abc import Callable, Iterator
 from types import MappingProxyType
+from typing import Any
 
-__all__ = ["KINDS", "SECRET_QUERY", "secret_kind"]
+from dsl import ast
+
+__all__ = ["KINDS", "SECRET_QUERY", "secret_kind", "strings"]
 
 # One alternation, one named group per kind of credential: one regex search
 # per string literal.
@@ -109,3 +116,57 @@ def _url_secret_kind(text: str) -> str | None:
         if _QUERY_CREDENTIAL.search(parts.query):
             return "a URL with a credential in its query"
     return None
+
+
+def strings(node: object) -> Iterator[tuple[str, ast.Span]]:
+    """Every string written in a syntax tree: string literals, quoted map keys, enum values.
+
+    The tree is walked through every field that may hold nodes, so that a
+    string in a statement no check reads (an unused const, a description,
+    an unknown attribute) is found as well as one in a `when`.
+    """
+    stack: list[Any] = [node]  # nodes of any type, told apart by `type()`, faster than isinstance
+    pop, push = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is ast.Literal:
+            if isinstance(item.value, str):
+                yield item.value, item.span
+        elif kind is tuple:
+            push(item)
+        elif kind is ast.EnumType:
+            for value in item.values:
+                yield value, item.span
+        else:
+            if kind is ast.MapEntry and item.quoted:
+                yield item.key, item.span
+            children = _CHILDREN.get(kind, _UNKNOWN)
+            if children is _UNKNOWN:
+                children = _CHILDREN[kind] = _children(kind)
+            if children is not None:
+                push(children(item))
+
+
+# The types of fields that hold names, operators, spans, numbers or flags: no node below them.
+_LEAVES = frozenset({"Span", "str", "str | None", "bool", "int", "Decimal", "tuple[str, ...]"})
+
+_Children = Callable[[Any], tuple[object, ...]]
+_CHILDREN: dict[type, _Children | None] = {}
+_UNKNOWN: _Children = lambda node: ()  # noqa: E731 - a marker, never called
+
+
+def _children(kind: type) -> _Children | None:
+    """What gives the fields of a node that may hold nodes (None: a leaf, or no node at all).
+
+    An `attrgetter` of the fields: three times faster than `getattr` for each.
+    """
+    if not dataclasses.is_dataclass(kind) or kind.__module__ != ast.__name__:
+        return None
+    names = [f.name for f in dataclasses.fields(kind) if f.type not in _LEAVES]
+    if not names:
+        return None
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda node: (get(node),)
+    return operator.attrgetter(*names)

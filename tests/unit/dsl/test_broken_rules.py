@@ -369,6 +369,21 @@ CASES = [
         5,
         24,
     ),
+    ('const k = "sk_live_abcdefghijklmnop"\n', "E044", "looks like a Stripe key", 1, 11),
+    (
+        'event e.x {\n  description = "sk_live_abcdefghijklmnop"\n  a: string\n}\n',
+        "E044",
+        "looks like a Stripe key",
+        2,
+        17,
+    ),
+    (
+        'event e.x {\n  a: string = "whsec_abcdef123456"\n}\n',
+        "E044",
+        "looks like a webhook signing secret",
+        2,
+        15,
+    ),
     (
         webhook('  headers = { "Authorization": "Basic abc" }'),
         "E044",
