@@ -153,6 +153,20 @@ CASES = [
         5,
         29,
     ),
+    (
+        'event e.x {\n  s: "a" | "b"\n}\n' + workflow('  emit e.x { s: "c" }'),
+        "E023",
+        '"c" is not a value of enum ("a" | "b")',
+        6,
+        17,
+    ),
+    (
+        'event e.x {\n  s: list["a" | "b"]\n}\n' + workflow('  emit e.x { s: ["a", "bb"] }'),
+        "E023",
+        '"bb" is not a value of enum',
+        6,
+        23,
+    ),
     ("event e.x {\n  amount: decimel\n}\n", "E024", "unknown type 'decimel'", 2, 11),
     (
         "event e.x {\n  currency: string = 5\n}\n",
