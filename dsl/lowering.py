@@ -23,11 +23,11 @@ from dsl.builder import MAX_NESTING
 from dsl.catalog import Catalog
 from dsl.diagnostics import Diagnostic, did_you_mean
 from dsl.expr import Scope, check_expr, env_ref, walk
-from dsl.printer import canonical
+from dsl.printer import canonical, source
 from dsl.secrets import SECRET_QUERY, secret_kind, strings
 from dsl.types import BOOL, ERROR, Type
 
-__all__ = ["MAX_INLINED_NODES", "Definitions", "Lowered", "Lowering"]
+__all__ = ["MAX_INLINED_NODES", "Definitions", "Lowered", "Lowering", "duration_literal"]
 
 _ADDRESS = re.compile(r"[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>")
 # An https URL with a host name and a plain path: no credentials, port,
@@ -257,16 +257,17 @@ class Lowering:
         return number
 
     def duration(self, expr: ast.Expr, what: str, low: str, high: str) -> float | None:
+        """A duration literal (or one negated, or in parentheses) from `low` to `high`."""
         value = self.literal(expr)
-        if not isinstance(value, ast.DurationLit):
+        seconds = duration_literal(value)
+        if seconds is None:
             self.report("E022", f"{what} must be a duration such as 30s, 5m, 2h or 7d", expr.span)
             return None
-        lo, hi = _seconds(low), _seconds(high)
-        if not lo <= value.seconds <= hi:
-            message = f"{what} {value.raw} is out of range ({low} to {high})"
+        if not _seconds(low) <= seconds <= _seconds(high):
+            message = f"{what} {source(value)} is out of range ({low} to {high})"
             self.report("E043", message, expr.span, None)
             return None
-        return float(value.seconds)
+        return float(seconds)
 
     def value(self, expr: ast.Expr, what: str, *, secret: bool = False) -> ir.Value | None:
         """A string literal or `env("NAME"[, "default"])`; secrets must use env()."""
@@ -403,6 +404,16 @@ class Lowering:
 
 
 _PATTERN_HINT = "a pattern is an event type such as deal.funded, or investment.*"
+
+
+def duration_literal(expr: ast.Expr) -> Decimal | None:
+    """The seconds of a duration written as a literal: `1d`, `-1d`, `(5m)`; else None."""
+    if isinstance(expr, ast.Group):
+        return duration_literal(expr.expr)
+    if isinstance(expr, ast.Unary) and expr.op == "-":
+        seconds = duration_literal(expr.operand)
+        return None if seconds is None else -seconds
+    return expr.seconds if isinstance(expr, ast.DurationLit) else None
 
 
 def _references(expr: ast.Expr) -> tuple[list[tuple[str, str | None]], bool]:

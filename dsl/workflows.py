@@ -11,7 +11,7 @@ from croniter import CroniterBadDateError, croniter
 
 from dsl import ast, ir
 from dsl.diagnostics import did_you_mean
-from dsl.lowering import Lowering
+from dsl.lowering import Lowering, duration_literal
 from dsl.steps import RESERVED, Names, lower_action
 from dsl.types import ANY, BOOL, Type, join, object_of
 
@@ -251,8 +251,7 @@ class _Workflow:
             text, t = low.typed(step.duration, names.scope())
             if t.kind not in ("duration", "any", "error"):
                 low.report("E020", f"wait needs a duration, got {t.describe()}", step.duration.span)
-            inlined = low.literal(step.duration)
-            if isinstance(inlined, ast.DurationLit):
+            if duration_literal(low.literal(step.duration)) is not None:
                 low.duration(step.duration, "wait", "1s", "365d")
             return ir.WaitStep(duration=text)
         if isinstance(step, ast.WaitUntil):

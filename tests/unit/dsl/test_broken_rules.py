@@ -326,6 +326,16 @@ CASES = [
     (webhook("  timeout 5m"), "E043", "webhook timeout 5m is out of range (1s to 2m)", 5, 11),
     (webhook("  retry 100 times"), "E043", "retry attempts 100 is out of range", 5, 9),
     (workflow("  wait 400d"), "E043", "wait 400d is out of range", 3, 8),
+    (workflow("  wait -1d"), "E043", "wait -1d is out of range (1s to 365d)", 3, 8),
+    (workflow("  debounce -(5s)"), "E043", "debounce window -(5s) is out of range", 3, 12),
+    (webhook("  timeout -1s"), "E043", "webhook timeout -1s is out of range (1s to 2m)", 5, 11),
+    (
+        webhook("  retry 3 times, exponential -1s .. 1h"),
+        "E043",
+        "retry delay -1s is out of range",
+        5,
+        30,
+    ),
     (
         webhook("  retry 3 times, exponential 1h .. 1m"),
         "E043",
