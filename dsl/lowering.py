@@ -327,12 +327,11 @@ class Lowering:
             return value
         if _PLAIN_URL.fullmatch(value):
             return value  # what the checks below accept, without taking it apart
-        parts = urllib.parse.urlsplit(value)
-        credential = parts.username or parts.password or SECRET_QUERY.search(parts.query)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            hint = 'an absolute http(s) URL, or env("NAME") for one that differs per deployment'
+        parts, hint = _split_url(value)
+        if parts is None:
             self.report("E054", f"{what} is not a valid URL: {value!r}", expr.span, hint)
             return None
+        credential = parts.username or parts.password or SECRET_QUERY.search(parts.query)
         if credential:
             hint = 'put the whole URL in the environment: env("NAME")'
             self._refuse(f"{what} carries a credential", literal.span, hint)
@@ -341,6 +340,17 @@ class Lowering:
             hint = "deliveries carry signed payloads; use https"
             self.report("W103", f"{what} is not https: {value!r}", expr.span, hint)
         return value
+
+    def url_literal(self, expr: ast.Expr, what: str) -> None:
+        """Report a string literal that is not an absolute http(s) URL (E054); other values pass."""
+        value = self.literal(expr)
+        if not isinstance(value, ast.Literal) or not isinstance(value.value, str):
+            return
+        if not _PLAIN_URL.fullmatch(value.value):
+            parts, hint = _split_url(value.value)
+            if parts is None:
+                message = f"{what} is not a valid URL: {value.value!r}"
+                self.report("E054", message, expr.span, hint)
 
     def address(self, expr: ast.Expr, what: str) -> ir.Value | None:
         """An email address (`a@b.c` or `Name <a@b.c>`) or env()."""
@@ -404,6 +414,30 @@ class Lowering:
 
 
 _PATTERN_HINT = "a pattern is an event type such as deal.funded, or investment.*"
+
+
+_URL_HINT = 'an absolute http(s) URL, or env("NAME") for one that differs per deployment'
+
+
+def _split_url(value: str) -> tuple[urllib.parse.SplitResult, None] | tuple[None, str]:
+    """The URL taken apart, or None and a hint when it is no absolute http(s) URL.
+
+    A port must be a number from 1 to 65535: `urlsplit` takes any text
+    there, and 0 for a number, until the port is asked for.
+    """
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:  # a stray bracket of an IPv6 address
+        return None, _URL_HINT
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None, _URL_HINT
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        return None, "a port is a number from 1 to 65535"
+    return parts, None
 
 
 def duration_literal(expr: ast.Expr) -> Decimal | None:

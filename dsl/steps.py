@@ -197,6 +197,8 @@ def _call(
             continue
         seen.add(arg.name)
         text, got = low.typed(arg.value, names.scope())
+        if step.action == "http" and arg.name == "url":
+            low.url_literal(arg.value, "url of http()")
         if not assignable(want[0], got):
             expected = want[0].describe()
             message = (

@@ -501,6 +501,34 @@ CASES = [
         2,
         9,
     ),
+    (
+        webhook("").replace("example.com/w", "example.com:0/w"),
+        "E054",
+        "url is not a valid URL: 'https://hooks.example.com:0/w'",
+        2,
+        12,
+    ),
+    (
+        webhook("").replace("example.com/w", "example.com:99999/w"),
+        "E054",
+        "url is not a valid URL: 'https://hooks.example.com:99999/w'",
+        2,
+        12,
+    ),
+    (
+        webhook("").replace("hooks.example.com/w", "[::1/w"),
+        "E054",
+        "url is not a valid URL: 'https://[::1/w'",
+        2,
+        12,
+    ),
+    (
+        workflow('  r = http(url: "https://a.example.com:0/x", method: "GET")'),
+        "E054",
+        "url of http() is not a valid URL",
+        3,
+        17,
+    ),
     # ---- warnings
     (
         'webhook w {\n  url = "https://a.example.com"\n  secret = env("S")\n  events = [deal.funded, payment.*]\n}\n',
