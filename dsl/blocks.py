@@ -159,13 +159,22 @@ def _description(low: Lowering, attrs: dict[str, ast.Attribute]) -> str | None:
 
 
 def lower_webhook(low: Lowering, node: ast.WebhookDef) -> ir.Webhook | None:
+    """Check a webhook and lower it (None when it has errors)."""
+    webhook = _lower_webhook(low, node)
+    low.refuse_secrets(node)  # after the checks that refuse a literal secret themselves
+    return webhook
+
+
+def _lower_webhook(low: Lowering, node: ast.WebhookDef) -> ir.Webhook | None:
     block = f"webhook {node.name}"
     attrs = attributes(
         low, node.body, _WEBHOOK_ATTRS, block, ("url", "secret", "events"), node.name_span
     )
     url = low.url(attrs["url"].value, "url") if "url" in attrs else None
     secrets = _secrets(low, attrs["secret"].value, "secret") if "secret" in attrs else ()
-    patterns = low.patterns(attrs["events"].value) if "events" in attrs else []
+    patterns: list[tuple[str, ast.Span]] = []
+    if "events" in attrs:
+        patterns = low.patterns(attrs["events"].value, "a webhook needs at least one event pattern")
     types = low.event_types(patterns)
     event = low.catalog.envelope(types, low.catalog.data_type(types, _label(patterns)))
     scope = Scope({"event": event})

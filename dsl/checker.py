@@ -189,6 +189,10 @@ def _check(
         low.join(part)
     for workflow in defs.workflows.values():
         _keep(low.workflows, lower_workflow(low, workflow))
+    # Every string of every definition, once; the webhooks' where they are lowered.
+    for table in (defs.events, defs.consts, defs.templates, defs.hooks, defs.workflows):
+        for definition in table.values():
+            low.refuse_secrets(definition)
     for name, const in defs.consts.items():
         if name not in low.used_consts:
             low.report("W102", f"const '{name}' is never used", const.name_span, None)

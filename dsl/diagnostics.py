@@ -37,7 +37,8 @@ E041  error     invalid cron expression
 E042  error     unknown time zone
 E043  error     duration or number out of range
 E044  error     literal secret where `env()` is required
-E045  error     not an event pattern / pattern used as a value
+E045  error     not an event pattern / no pattern in a list of them / pattern used
+                as a value
 E046  error     `wait for ... where` needs a named result
 E048  error     unknown action
 E050  error     `retry_from` names no earlier step

@@ -39,6 +39,7 @@ __all__ = [
     "FUNCTIONS",
     "Report",
     "Scope",
+    "check_enum_value",
     "check_expr",
     "did_you_mean",  # re-exported: callers outside the checker import it from here
     "env_ref",
@@ -114,6 +115,18 @@ def walk(expr: ast.Expr) -> Iterator[ast.Expr]:
         inner = children(type(node))
         if inner is not None:
             stack += inner(node)
+
+
+def check_enum_value(t: Type, expr: ast.Expr, report: Report) -> None:
+    """Report `expr` if it is a string literal and `t` an enum without that value (E023)."""
+    literal = _unwrap(expr)
+    if not t.values or not isinstance(literal, ast.Literal):
+        return
+    if isinstance(literal.value, str) and literal.value not in t.values:
+        hint = did_you_mean(literal.value, t.values) or "one of " + ", ".join(
+            f'"{v}"' for v in t.values
+        )
+        report("E023", f'"{literal.value}" is not a value of {t.describe()}', literal.span, hint)
 
 
 def check_expr(expr: ast.Expr, scope: Scope, report: Report) -> Type:
@@ -349,16 +362,7 @@ class _Checker:
         return self.error("E020", message, expr.span, hint)
 
     def enum_value(self, t: Type, other: ast.Expr) -> None:
-        literal = _unwrap(other)
-        if not t.values or not isinstance(literal, ast.Literal):
-            return
-        if isinstance(literal.value, str) and literal.value not in t.values:
-            hint = did_you_mean(literal.value, t.values) or "one of " + ", ".join(
-                f'"{v}"' for v in t.values
-            )
-            self.error(
-                "E023", f'"{literal.value}" is not a value of {t.describe()}', literal.span, hint
-            )
+        check_enum_value(t, other, self.report)
 
     def membership(self, expr: ast.Binary, left: Type, right: Type) -> Type:
         if right.kind == "any" or left.kind == "any":

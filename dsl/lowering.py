@@ -2,7 +2,8 @@
 
 `Lowering` holds what every block checker needs: the diagnostics sink, the
 catalog, the definitions by name, const inlining, literal helpers with range
-checks, secret detection, and the table of compiled expressions.
+checks, the refusal of strings that look like credentials (`dsl.secrets`), and
+the table of compiled expressions.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -23,72 +23,16 @@ from dsl.builder import MAX_NESTING
 from dsl.catalog import Catalog
 from dsl.diagnostics import Diagnostic, did_you_mean
 from dsl.expr import Scope, check_expr, env_ref, walk
-from dsl.printer import canonical
+from dsl.printer import canonical, source
+from dsl.secrets import SECRET_QUERY, secret_kind, strings
 from dsl.types import BOOL, ERROR, Type
 
-__all__ = ["MAX_INLINED_NODES", "Definitions", "Lowered", "Lowering"]
+__all__ = ["MAX_INLINED_NODES", "Definitions", "Lowered", "Lowering", "duration_literal"]
 
-# One alternation, one named group per kind of credential: one regex search
-# per string literal.
-_SECRET_KINDS = MappingProxyType(
-    {
-        "stripe": ("a Stripe key", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{8,}"),
-        "whsec": ("a webhook signing secret", r"\bwhsec_[A-Za-z0-9+/=]{8,}"),
-        "sendgrid": ("a SendGrid key", r"\bSG\.[A-Za-z0-9_-]{10,}"),
-        "mailgun": ("a Mailgun key", r"\bkey-[0-9a-f]{32}\b"),
-        "aws": ("an AWS access key", r"\bAKIA[0-9A-Z]{16}\b"),
-        "github": ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
-        "slack": ("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-        "bearer": ("a bearer token", r"\bBearer\s+[A-Za-z0-9._~+/-]{16,}"),
-        "pem": ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY"),
-    }
-)
-
-
-# Names of query parameters that carry a credential in a URL (`?token=...`).
-_QUERY_SECRET_NAMES = "token|key|api_key|apikey|access_token|secret|signature|password"  # noqa: S105
-
-# URLs that are credentials themselves: whoever has one can post to it.
-_HOOK_URL_KINDS = MappingProxyType(
-    {
-        "slack_hook": (
-            "a Slack webhook URL",
-            r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+",
-        ),
-        "discord_hook": (
-            "a Discord webhook URL",
-            r"discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]+",
-        ),
-    }
-)
-_HOOK_URLS = re.compile("|".join(f"(?P<{k}>{p})" for k, (_, p) in _HOOK_URL_KINDS.items()))
-# A credential's value in a query: a token-like run, not a placeholder (`{{ token }}`).
-_QUERY_CREDENTIAL = re.compile(
-    rf"(?:^|&)(?:{_QUERY_SECRET_NAMES})=(?![{{$%])[A-Za-z0-9._~+/-]{{8,}}", re.I
-)
-
-
-def _secrets_pattern() -> re.Pattern[str]:
-    """One search for every kind, in the table's order.
-
-    The kinds that start at a word boundary share one `\\b` in front of their
-    alternation: the search then tries them only where a word starts, three
-    times faster over a URL than with a `\\b` in each. They come first in the
-    table, so the order of the alternatives is the table's.
-    """
-    bounded = [(k, p[2:]) for k, (_, p) in _SECRET_KINDS.items() if p.startswith(r"\b")]
-    others = [(k, p) for k, (_, p) in _SECRET_KINDS.items() if not p.startswith(r"\b")]
-    assert list(_SECRET_KINDS)[: len(bounded)] == [k for k, _ in bounded]
-    words = "|".join(f"(?P<{k}>{p})" for k, p in bounded)
-    return re.compile("|".join([rf"\b(?:{words})", *(f"(?P<{k}>{p})" for k, p in others)]))
-
-
-_SECRETS = _secrets_pattern()
 _ADDRESS = re.compile(r"[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+|[^<>]*<[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>")
 # An https URL with a host name and a plain path: no credentials, port,
 # query, escapes or blanks (most rules' URLs, checked without urlsplit).
 _PLAIN_URL = re.compile(r"https://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?:/[A-Za-z0-9._~/-]*)?")
-_SECRET_QUERY = re.compile(rf"(^|&)({_QUERY_SECRET_NAMES})=", re.I)
 
 
 @dataclass(slots=True)
@@ -171,6 +115,7 @@ class Lowering:
         self.env_spans: dict[str, ast.Span] = {}
         self._budget = MAX_INLINED_NODES
         self._envs: dict[tuple[tuple[str | None, str], ...], ir.EnvRef] = {}
+        self._secret_spans: set[ast.Span] = set()  # of the strings reported as E044
         self.webhooks: list[ir.Webhook] = []
         self.templates: list[ir.Template] = []
         self.hooks: list[ir.Hook] = []
@@ -208,17 +153,12 @@ class Lowering:
         for name, has_default in part.env.items():
             self.note_env(name, has_default, part.env_spans[name])
         self.used_consts |= part.used_consts
+        self._secret_spans.update(d.span for d in part.diagnostics if d.code == "E044")
 
     # ---- expressions
 
-    def inline(self, expr: ast.Expr, local: frozenset[str] = frozenset()) -> ast.Expr:
-        """Replace const names by their values (consts are macros, checked where used)."""
-        result = self.literal(expr, local)
-        self.scan_secrets(result)
-        return result
-
     def literal(self, expr: ast.Expr, local: frozenset[str] = frozenset()) -> ast.Expr:
-        """The expression with consts replaced, for attributes that take literals."""
+        """The expression with consts replaced (consts are macros, checked where used)."""
         if not self.defs.consts:
             return expr
         self._budget = MAX_INLINED_NODES
@@ -260,7 +200,7 @@ class Lowering:
     ) -> tuple[str, Type]:
         """Inline, type-check and register an expression; returns its canonical text."""
         inlined = self.literal(expr, frozenset(scope.names))
-        refs, poisoned = self.scan_secrets(inlined)
+        refs, poisoned = _references(inlined)
         if poisoned:
             return canonical(inlined), ERROR  # already reported, nothing more to say
         if self._const_names:
@@ -294,7 +234,6 @@ class Lowering:
     def string(self, expr: ast.Expr, what: str) -> str | None:
         value = self.literal(expr)
         if isinstance(value, ast.Literal) and isinstance(value.value, str):
-            self.scan_secrets(value)
             return value.value
         self.report("E022", f"{what} must be a string literal", expr.span)
         return None
@@ -318,35 +257,33 @@ class Lowering:
         return number
 
     def duration(self, expr: ast.Expr, what: str, low: str, high: str) -> float | None:
+        """A duration literal (or one negated, or in parentheses) from `low` to `high`."""
         value = self.literal(expr)
-        if not isinstance(value, ast.DurationLit):
+        seconds = duration_literal(value)
+        if seconds is None:
             self.report("E022", f"{what} must be a duration such as 30s, 5m, 2h or 7d", expr.span)
             return None
-        lo, hi = _seconds(low), _seconds(high)
-        if not lo <= value.seconds <= hi:
-            message = f"{what} {value.raw} is out of range ({low} to {high})"
+        if not _seconds(low) <= seconds <= _seconds(high):
+            message = f"{what} {source(value)} is out of range ({low} to {high})"
             self.report("E043", message, expr.span, None)
             return None
-        return float(value.seconds)
+        return float(seconds)
 
     def value(self, expr: ast.Expr, what: str, *, secret: bool = False) -> ir.Value | None:
         """A string literal or `env("NAME"[, "default"])`; secrets must use env()."""
-        value, literal = self._value(expr, what, secret)
-        if literal is not None:
-            self.scan_secrets(literal)
-        return value
+        return self._value(expr, what, secret)[0]
 
     def _value(
         self, expr: ast.Expr, what: str, secret: bool
     ) -> tuple[ir.Value | None, ast.Literal | None]:
-        """`value` without the scan for credentials: also the literal, to scan."""
+        """`value`, and the literal it was written as (None for env())."""
         value = self.literal(expr)
         if isinstance(value, ast.Call) and value.func == "env":
             return self._env(value), None
         if isinstance(value, ast.Literal) and isinstance(value.value, str):
             if secret:
                 hint = 'secrets come from the environment: env("NAME")'
-                self.report("E044", f"{what} must not be written in the rule file", expr.span, hint)
+                self._refuse(f"{what} must not be written in the rule file", value.span, hint)
                 return None, None
             return value.value, value
         self.report("E022", f'{what} must be a string or env("NAME")', expr.span)
@@ -381,32 +318,39 @@ class Lowering:
     def url(self, expr: ast.Expr, what: str) -> ir.Value | None:
         """An absolute http(s) URL literal without credentials, or env().
 
-        A URL with a password or a token parameter is reported as a URL
-        that carries a credential, once: not again by the scan for strings
-        that look like one.
+        A URL with a user name, a password or a token parameter is reported
+        as a URL that carries a credential, once: not again by the scan for
+        strings that look like one (`refuse_secrets`).
         """
         value, literal = self._value(expr, what, False)
         if not isinstance(value, str) or literal is None:
             return value
         if _PLAIN_URL.fullmatch(value):
-            self.scan_secrets(literal)
             return value  # what the checks below accept, without taking it apart
-        parts = urllib.parse.urlsplit(value)
-        credential = parts.username or parts.password or _SECRET_QUERY.search(parts.query)
-        if not credential:
-            self.scan_secrets(literal)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            hint = 'an absolute http(s) URL, or env("NAME") for one that differs per deployment'
+        parts, hint = _split_url(value)
+        if parts is None:
             self.report("E054", f"{what} is not a valid URL: {value!r}", expr.span, hint)
             return None
+        credential = parts.username or parts.password or SECRET_QUERY.search(parts.query)
         if credential:
             hint = 'put the whole URL in the environment: env("NAME")'
-            self.report("E044", f"{what} carries a credential", expr.span, hint)
+            self._refuse(f"{what} carries a credential", literal.span, hint)
             return None
         if parts.scheme == "http":
             hint = "deliveries carry signed payloads; use https"
             self.report("W103", f"{what} is not https: {value!r}", expr.span, hint)
         return value
+
+    def url_literal(self, expr: ast.Expr, what: str) -> None:
+        """Report a string literal that is not an absolute http(s) URL (E054); other values pass."""
+        value = self.literal(expr)
+        if not isinstance(value, ast.Literal) or not isinstance(value.value, str):
+            return
+        if not _PLAIN_URL.fullmatch(value.value):
+            parts, hint = _split_url(value.value)
+            if parts is None:
+                message = f"{what} is not a valid URL: {value.value!r}"
+                self.report("E054", message, expr.span, hint)
 
     def address(self, expr: ast.Expr, what: str) -> ir.Value | None:
         """An email address (`a@b.c` or `Name <a@b.c>`) or env()."""
@@ -417,37 +361,39 @@ class Lowering:
             return None
         return value
 
-    def scan_secrets(self, expr: ast.Expr) -> tuple[list[tuple[str, str | None]], bool]:
-        """Report strings that look like credentials. In the same walk: the env()
-        references, and whether a const already reported as broken was inlined."""
-        refs = []
-        poisoned = False
-        for node in walk(expr):
-            if isinstance(node, ast.Literal):
-                poisoned = poisoned or _is_poisoned(node)
-                kind = _secret_kind(node.value) if isinstance(node.value, str) else None
-                if kind is not None:
-                    hint = 'secrets come from the environment: env("NAME")'
-                    self.report("E044", f"this string looks like {kind}", node.span, hint)
-            else:
-                ref = env_ref(node)
-                if ref is not None:
-                    refs.append(ref)
-        return refs, poisoned
+    def refuse_secrets(self, node: object) -> None:
+        """Report every string written in `node` (a definition) that looks like a credential.
+
+        Each string once, where it is written: one already refused (a
+        webhook's literal `secret`, a `url` with a password) is not reported
+        again, nor is a const's string where the const is used.
+        """
+        hint = 'secrets come from the environment: env("NAME")'
+        for text, span in strings(node):
+            kind = secret_kind(text)
+            if kind is not None and span not in self._secret_spans:
+                self._refuse(f"this string looks like {kind}", span, hint)
+
+    def _refuse(self, message: str, span: ast.Span, hint: str) -> None:
+        self._secret_spans.add(span)
+        self.report("E044", message, span, hint)
 
     # ---- event patterns
 
-    def patterns(self, expr: ast.Expr) -> list[tuple[str, ast.Span]]:
-        """The event patterns in `expr` (a pattern, a list, or a const of those)."""
+    def patterns(self, expr: ast.Expr, empty: str) -> list[tuple[str, ast.Span]]:
+        """The event patterns in `expr` (a pattern, a list, or a const of those).
+
+        An empty list is reported with the message `empty`: what it leaves
+        without events (a webhook, a trigger, a step) would otherwise be
+        dropped without a word.
+        """
         found: list[tuple[str, ast.Span]] = []
-        for node in _flatten(self.inline(expr)):
+        nodes = list(_flatten(self.literal(expr)))
+        if not nodes:
+            self.report("E045", empty, expr.span, _PATTERN_HINT)
+        for node in nodes:
             if not isinstance(node, ast.Path):
-                self.report(
-                    "E045",
-                    "expected an event pattern",
-                    node.span,
-                    "a pattern is an event type such as deal.funded, or investment.*",
-                )
+                self.report("E045", "expected an event pattern", node.span, _PATTERN_HINT)
                 continue
             pattern = ".".join(node.parts)
             if "*" not in pattern and pattern not in self.catalog.events:
@@ -465,6 +411,58 @@ class Lowering:
         for pattern, _ in patterns:
             names.update(dict.fromkeys(self.catalog.matching(pattern)))
         return list(names)
+
+
+_PATTERN_HINT = "a pattern is an event type such as deal.funded, or investment.*"
+
+
+_URL_HINT = 'an absolute http(s) URL, or env("NAME") for one that differs per deployment'
+
+
+def _split_url(value: str) -> tuple[urllib.parse.SplitResult, None] | tuple[None, str]:
+    """The URL taken apart, or None and a hint when it is no absolute http(s) URL.
+
+    A port must be a number from 1 to 65535: `urlsplit` takes any text
+    there, and 0 for a number, until the port is asked for.
+    """
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:  # a stray bracket of an IPv6 address
+        return None, _URL_HINT
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None, _URL_HINT
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        return None, "a port is a number from 1 to 65535"
+    return parts, None
+
+
+def duration_literal(expr: ast.Expr) -> Decimal | None:
+    """The seconds of a duration written as a literal: `1d`, `-1d`, `(5m)`; else None."""
+    if isinstance(expr, ast.Group):
+        return duration_literal(expr.expr)
+    if isinstance(expr, ast.Unary) and expr.op == "-":
+        seconds = duration_literal(expr.operand)
+        return None if seconds is None else -seconds
+    return expr.seconds if isinstance(expr, ast.DurationLit) else None
+
+
+def _references(expr: ast.Expr) -> tuple[list[tuple[str, str | None]], bool]:
+    """The env() references in `expr`, and whether a const already reported as broken
+    was substituted into it."""
+    refs = []
+    poisoned = False
+    for node in walk(expr):
+        if isinstance(node, ast.Literal):
+            poisoned = poisoned or _is_poisoned(node)
+        else:
+            ref = env_ref(node)
+            if ref is not None:
+                refs.append(ref)
+    return refs, poisoned
 
 
 def _literal_arguments(call: ast.Call) -> tuple[tuple[str | None, str], ...] | None:
@@ -488,44 +486,6 @@ def _seconds(text: str) -> Decimal:
     """A bound such as "1s" or "7d" (written in this package) in seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     return Decimal(text[:-1]) * units[text[-1]]
-
-
-# Rules repeat their strings (env() names, enum values, domains): each is searched once.
-@functools.lru_cache(maxsize=4096)
-def _secret_kind(text: str) -> str | None:
-    """What kind of credential `text` looks like, if any."""
-    found = _SECRETS.search(text)
-    if found is not None and found.lastgroup:
-        return _SECRET_KINDS[found.lastgroup][0]
-    return _url_secret_kind(text)
-
-
-def _url_secret_kind(text: str) -> str | None:
-    """A URL in `text` that is a credential, or carries one (a password, a query token).
-
-    Plain substring tests come first: nearly every string in rules passes
-    none of them and costs no search. URLs are taken apart by `urlsplit`,
-    not by a pattern, which over a long string could take quadratic time.
-    """
-    if "hooks.slack.com/" in text or "/api/webhooks/" in text:
-        found = _HOOK_URLS.search(text)
-        if found is not None and found.lastgroup:
-            return _HOOK_URL_KINDS[found.lastgroup][0]
-    if "://" not in text or not ("@" in text or "=" in text):
-        return None
-    for word in text.split():
-        if "://" not in word:
-            continue
-        try:
-            parts = urllib.parse.urlsplit(word)
-            password = parts.password
-        except ValueError:  # not a URL after all (a bad port, a stray bracket)
-            continue
-        if password:
-            return "a URL with a password"
-        if _QUERY_CREDENTIAL.search(parts.query):
-            return "a URL with a credential in its query"
-    return None
 
 
 def _flatten(expr: ast.Expr) -> Iterator[ast.Expr]:

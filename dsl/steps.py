@@ -9,7 +9,7 @@ from dsl import ast, ir
 from dsl.actions import ACTIONS, RESULTS, assignable
 from dsl.blocks import retry_policy
 from dsl.diagnostics import did_you_mean
-from dsl.expr import Scope
+from dsl.expr import Scope, check_enum_value
 from dsl.lowering import Lowering
 from dsl.types import ANY, BOOL, ERROR, Type
 
@@ -123,7 +123,7 @@ def _send_email(
 def _emit(
     low: Lowering, step: ast.Emit, names: Names, options: dict[str, object]
 ) -> ir.Step | None:
-    patterns = low.patterns(step.event)
+    patterns = low.patterns(step.event, "emit needs an event type")
     if len(patterns) != 1 or "*" in patterns[0][0]:
         if patterns:
             low.report("E045", "emit takes one event type, not a pattern or list", step.event.span)
@@ -142,12 +142,34 @@ def _emit(
         if not assignable(want, got):
             message = f"field '{key}' of {event_type} is {want.describe()}, got {got.describe()}"
             low.report("E020", message, entry.value.span)
+        elif got.kind != "error":
+            _enum_values(low, want, low.literal(entry.value, frozenset(names.values)))
     spec = low.catalog.events[event_type].spec
     for field_spec in spec.fields:
         if not field_spec.optional and field_spec.default is None and field_spec.name not in given:
             message = f"emit {event_type} needs field '{field_spec.name}'"
             low.report("E019", message, step.span, f"add {field_spec.name}: ...")
     return ir.EmitStep(event=event_type, data=data, **options)
+
+
+def _enum_values(low: Lowering, want: Type, expr: ast.Expr) -> None:
+    """Report the strings written in `expr` that are not values of the enums of `want` (E023).
+
+    As in a comparison: a string given for an enum, in a list of them or in
+    an object's field, is one of its values.
+    """
+    while isinstance(expr, ast.Group):
+        expr = expr.expr
+    if want.values:
+        check_enum_value(want, expr, low.report)
+    elif want.kind == "list" and want.item is not None and isinstance(expr, ast.ListExpr):
+        for item in expr.items:
+            _enum_values(low, want.item, item)
+    elif want.kind == "object" and isinstance(expr, ast.MapExpr):
+        for entry in expr.entries:
+            field = want.field(entry.key)
+            if field is not None:
+                _enum_values(low, field, entry.value)
 
 
 def _call(
@@ -175,6 +197,8 @@ def _call(
             continue
         seen.add(arg.name)
         text, got = low.typed(arg.value, names.scope())
+        if step.action == "http" and arg.name == "url":
+            low.url_literal(arg.value, "url of http()")
         if not assignable(want[0], got):
             expected = want[0].describe()
             message = (
@@ -195,7 +219,7 @@ def _call(
 def _wait_for(
     low: Lowering, step: ast.WaitFor, names: Names, block: BlockLowerer, name: str | None
 ) -> tuple[ir.Step | None, Type]:
-    patterns = low.patterns(step.event)
+    patterns = low.patterns(step.event, "'wait for' needs at least one event pattern")
     types = low.event_types(patterns)
     label = "events " + ", ".join(p for p, _ in patterns)
     awaited = low.catalog.envelope(types, low.catalog.data_type(types, label))

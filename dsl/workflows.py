@@ -11,7 +11,7 @@ from croniter import CroniterBadDateError, croniter
 
 from dsl import ast, ir
 from dsl.diagnostics import did_you_mean
-from dsl.lowering import Lowering
+from dsl.lowering import Lowering, duration_literal
 from dsl.steps import RESERVED, Names, lower_action
 from dsl.types import ANY, BOOL, Type, join, object_of
 
@@ -135,7 +135,7 @@ class _Workflow:
             when = self.condition(stmt.when, Names({"event": low.catalog.envelope([], ANY)}))
             return ir.Trigger(kind="hook", hook=stmt.hook, when=when), ANY
         assert isinstance(stmt, ast.OnEvent)
-        patterns = low.patterns(stmt.patterns)
+        patterns = low.patterns(stmt.patterns, "an 'on' trigger needs at least one event pattern")
         types = low.event_types(patterns)
         if self.event_types is not None:
             self.event_types.extend(types)
@@ -171,7 +171,8 @@ class _Workflow:
         return ir.Dedup(key=key, window_seconds=window)
 
     def cancel_on(self, stmt: ast.CancelOn, event: Type) -> ir.Trigger | None:
-        patterns = self.low.patterns(stmt.patterns)
+        empty = "'cancel on' needs at least one event pattern"
+        patterns = self.low.patterns(stmt.patterns, empty)
         types = self.low.event_types(patterns)
         incoming = self.low.catalog.envelope(
             types, self.low.catalog.data_type(types, "the cancelling event")
@@ -250,8 +251,7 @@ class _Workflow:
             text, t = low.typed(step.duration, names.scope())
             if t.kind not in ("duration", "any", "error"):
                 low.report("E020", f"wait needs a duration, got {t.describe()}", step.duration.span)
-            inlined = low.literal(step.duration)
-            if isinstance(inlined, ast.DurationLit):
+            if duration_literal(low.literal(step.duration)) is not None:
                 low.duration(step.duration, "wait", "1s", "365d")
             return ir.WaitStep(duration=text)
         if isinstance(step, ast.WaitUntil):
