@@ -8,7 +8,6 @@ import types
 
 import pytest
 
-
 PACKAGES = [
     "engine",
     "engine.core",
