@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,13 +18,15 @@ __all__ = ["Matcher", "Subscription"]
 class Subscription(BaseModel):
     """Something that reacts to an event: a webhook or a workflow trigger.
 
-    `order` is the position of the webhook or workflow trigger in the rule set:
-    it fixes the order of results, and patterns of one definition share it.
+    `kind` names what carries it out (`webhook`, `workflow`): the engine plans
+    it with the job kind of that name, and says so when it has none. `order`
+    is the position of the webhook or workflow trigger in the rule set: it
+    fixes the order of results, and patterns of one definition share it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["webhook", "workflow"]
+    kind: str
     name: str
     pattern: str
     when: str | None = None

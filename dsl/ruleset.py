@@ -6,7 +6,6 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Literal
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -28,25 +27,25 @@ def version_of(rules: ir.RuleSetIR) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _subscribers(rules: ir.RuleSetIR) -> Iterator[tuple[str, str, Iterable[str], str | None]]:
+    """Every definition that reacts to events: (kind, name, patterns, when), in rule order."""
+    for webhook in rules.webhooks:
+        yield "webhook", webhook.name, webhook.events, webhook.when
+    for workflow in rules.workflows:
+        for trigger in workflow.triggers:
+            if trigger.kind == "event":
+                yield "workflow", workflow.name, trigger.events, trigger.when
+
+
 def _subscriptions(rules: ir.RuleSetIR) -> list[Subscription]:
     """One subscription per pattern; the patterns of one rule share its place in the order."""
     subs: list[dict[str, object]] = []
-
-    def add(
-        kind: Literal["webhook", "workflow"], name: str, patterns: Iterable[str], when: str | None
-    ) -> None:
+    for kind, name, patterns, when in _subscribers(rules):
         order = len(subs)
         subs.extend(
             {"kind": kind, "name": name, "pattern": pattern, "when": when, "order": order}
             for pattern in patterns
         )
-
-    for webhook in rules.webhooks:
-        add("webhook", webhook.name, webhook.events, webhook.when)
-    for workflow in rules.workflows:
-        for trigger in workflow.triggers:
-            if trigger.kind == "event":
-                add("workflow", workflow.name, trigger.events, trigger.when)
     # Validated in one call: cheaper than one model at a time (0.06 s against
     # 0.09 s for 19,000), and than `model_construct`, which skips validation.
     return _SUBSCRIPTIONS.validate_python(subs)

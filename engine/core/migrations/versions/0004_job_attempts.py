@@ -13,6 +13,9 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -70,6 +73,43 @@ def _job_attempts() -> sa.Table:
     )
 
 
+_COMMON = ("id", "job_id", "attempt", "outcome", "started_at", "duration")
+_ERRORS = ("error_class", "error_message")
+
+
+def _as_job_attempt(row: sa.Row[Any]) -> dict[str, Any]:
+    common = {name: getattr(row, name) for name in (*_COMMON, *_ERRORS)}
+    return common | {"detail": {name: getattr(row, name) for name in _WEBHOOK_DETAIL}}
+
+
+def _as_webhook_attempt(row: sa.Row[Any]) -> dict[str, Any]:
+    detail = row.detail
+    return {name: getattr(row, name) for name in (*_COMMON, *_ERRORS)} | {
+        "status": detail.get("status"),
+        "response_headers": detail.get("response_headers", []),
+        "response_body": detail.get("response_body", ""),
+        "response_body_truncated": bool(detail.get("response_body_truncated")),
+        "retry_after": detail.get("retry_after"),
+    }
+
+
+def _copy(
+    source: sa.Select[Any],
+    key: sa.Column[Any],
+    target: sa.Table,
+    convert: Callable[[sa.Row[Any]], dict[str, Any]],
+) -> None:
+    """Copy the rows of ``source`` into ``target``, in batches by ``key``."""
+    conn = op.get_bind()
+    last = 0
+    while True:
+        rows = conn.execute(source.where(key > last).order_by(key).limit(_BATCH)).all()
+        if not rows:
+            return
+        conn.execute(sa.insert(target), [convert(row) for row in rows])
+        last = rows[-1].id
+
+
 def upgrade() -> None:
     with op.batch_alter_table("events") as batch:
         batch.add_column(sa.Column("unplanned", sa.JSON()))
@@ -89,33 +129,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_job_attempts_job_id_jobs"),
     )
     op.create_index("ix_job_attempts_job_id_attempt", "job_attempts", ["job_id", "attempt"])
-    conn = op.get_bind()
     old, new = _webhook_attempts(), _job_attempts()
-    last = 0
-    while True:
-        rows = conn.execute(
-            sa.select(old).where(old.c.id > last).order_by(old.c.id).limit(_BATCH)
-        ).all()
-        if not rows:
-            break
-        conn.execute(
-            sa.insert(new),
-            [
-                {
-                    "id": row.id,
-                    "job_id": row.job_id,
-                    "attempt": row.attempt,
-                    "outcome": row.outcome,
-                    "started_at": row.started_at,
-                    "duration": row.duration,
-                    "error_class": row.error_class,
-                    "error_message": row.error_message,
-                    "detail": {name: getattr(row, name) for name in _WEBHOOK_DETAIL},
-                }
-                for row in rows
-            ],
-        )
-        last = rows[-1].id
+    _copy(sa.select(old), old.c.id, new, _as_job_attempt)
     op.drop_index("ix_webhook_attempts_job_id_attempt", table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
 
@@ -140,42 +155,10 @@ def downgrade() -> None:
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_webhook_attempts_job_id_jobs"),
     )
     op.create_index("ix_webhook_attempts_job_id_attempt", "webhook_attempts", ["job_id", "attempt"])
-    conn = op.get_bind()
     old, new = _webhook_attempts(), _job_attempts()
     jobs = sa.table("jobs", sa.column("id"), sa.column("kind"))
     webhook = sa.select(jobs.c.id).where(jobs.c.kind == "webhook")
-    last = 0
-    while True:
-        rows = conn.execute(
-            sa.select(new)
-            .where(new.c.id > last, new.c.job_id.in_(webhook))
-            .order_by(new.c.id)
-            .limit(_BATCH)
-        ).all()
-        if not rows:
-            break
-        conn.execute(
-            sa.insert(old),
-            [
-                {
-                    "id": row.id,
-                    "job_id": row.job_id,
-                    "attempt": row.attempt,
-                    "outcome": row.outcome,
-                    "started_at": row.started_at,
-                    "duration": row.duration,
-                    "error_class": row.error_class,
-                    "error_message": row.error_message,
-                    "status": row.detail.get("status"),
-                    "response_headers": row.detail.get("response_headers", []),
-                    "response_body": row.detail.get("response_body", ""),
-                    "response_body_truncated": bool(row.detail.get("response_body_truncated")),
-                    "retry_after": row.detail.get("retry_after"),
-                }
-                for row in rows
-            ],
-        )
-        last = rows[-1].id
+    _copy(sa.select(new).where(new.c.job_id.in_(webhook)), new.c.id, old, _as_webhook_attempt)
     op.drop_index("ix_job_attempts_job_id_attempt", table_name="job_attempts")
     op.drop_table("job_attempts")
     op.drop_index("ix_jobs_finished_at", table_name="jobs")
