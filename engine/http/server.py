@@ -81,11 +81,11 @@ def _new_request_id() -> str:
 
 @web.middleware
 async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Errors under ``/api`` answer JSON, like the API does, not aiohttp's plain text."""
+    """Errors answer JSON, as the API's own do, not aiohttp's plain text, on every path."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.content_type == "application/json":
+        if exc.content_type == "application/json":
             raise
         if exc.status < 400:
             raise
