@@ -39,6 +39,9 @@ _ID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _ENVELOPE = {"id", "type", "data", "occurred_at", "source", "subject"}
 _CE_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype"}
+# The levels an unknown type's data may nest (its catalog type bounds a known
+# one's): the engine must store, list and send it, and orjson writes at most 254.
+_MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -128,11 +131,27 @@ def check_event(event: Incoming, rules: RuleSet, *, accept_unknown_types: bool) 
         # Listed with the envelope's problems; the data has no catalog type to be checked against.
         if event.type and not accept_unknown_types:
             event.problems.append(Problem("type", f"unknown event type '{event.type}'"))
+        elif _nests_deeper(event.data, _MAX_DEPTH):
+            event.problems.append(Problem("data", f"must not nest deeper than {_MAX_DEPTH} levels"))
         return
     data, problems = check_payload(spec, event.data)
     event.problems.extend(Problem(p.path, p.reason) for p in problems)
     if not problems:
         event.data = data
+
+
+def _nests_deeper(value: object, levels: int) -> bool:
+    """Whether ``value`` has objects or lists more than ``levels`` deep (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > levels:
+                return True
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _parse(body: bytes) -> Any:

@@ -32,7 +32,8 @@ class Keyring:
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             return None
-        offered = presented.strip().encode()
+        # A header's bytes that are not UTF-8 arrive from aiohttp as lone surrogates.
+        offered = presented.strip().encode("utf-8", "surrogatepass")
         found = None
         # Compare against every key, so timing does not reveal which one matched.
         for key, secret in self._secrets:

@@ -24,6 +24,12 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
+# The longest request line and header aiohttp's parser reads (its default is 8190
+# bytes): a 10 KB id in a path, a query or a ce-id header still reaches the
+# routes, which answer it in JSON. A longer one the parser refuses itself, in
+# plain text, before any route or middleware sees it.
+_MAX_LINE = 16 * 1024
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -81,11 +87,11 @@ def _new_request_id() -> str:
 
 @web.middleware
 async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Errors under ``/api`` answer JSON, like the API does, not aiohttp's plain text."""
+    """Errors answer JSON, as the API's own do, not aiohttp's plain text, on every path."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.content_type == "application/json":
+        if exc.content_type == "application/json":
             raise
         if exc.status < 400:
             raise
@@ -146,6 +152,8 @@ async def serve(
         access_log=None,
         handle_signals=False,
         shutdown_timeout=server.shutdown_grace,
+        max_line_size=_MAX_LINE,
+        max_field_size=_MAX_LINE,
     )
     await runner.setup()
     try:

@@ -89,7 +89,7 @@ def _attempt(row: Row[Any]) -> dict[str, Any]:
 
 def _delivery_id(request: web.Request) -> int:
     text = request.match_info["delivery"]
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise error(404, "not_found", f"no delivery '{text}'")
     return int(text)
 

@@ -142,6 +142,8 @@ def test_changing_a_definition_answers_405_with_file_and_line(
         ("GET", "/api/webhooks/nope/deliveries"),
         ("GET", "/api/webhooks/receiver/deliveries/999999"),
         ("GET", "/api/webhooks/receiver/deliveries/not-a-delivery"),
+        ("GET", "/api/webhooks/receiver/deliveries/²"),  # a digit to str.isdigit, not to int()
+        ("POST", "/api/webhooks/receiver/deliveries/²/retry"),
         ("POST", "/api/webhooks/receiver/deliveries/999999/retry"),
     ],
 )

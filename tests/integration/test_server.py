@@ -100,3 +100,29 @@ async def test_unsafe_request_ids_are_replaced(
     response = await client.get("/healthz", headers={"X-Request-Id": offered})
     assert response.headers["X-Request-Id"] != offered
     assert len(response.headers["X-Request-Id"]) == 32
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nope", 404, "not_found"),
+        ("POST", "/dev/sink/a/b", 404, "not_found"),
+        ("GET", "/dev/sink/a", 405, "method_not_allowed"),
+        ("DELETE", "/healthz", 405, "method_not_allowed"),
+    ],
+)
+async def test_errors_outside_the_api_are_json_too(
+    engine: tuple[Engine, io.StringIO],
+    aiohttp_client: Any,
+    method: str,
+    path: str,
+    status: int,
+    code: str,
+) -> None:
+    app, _ = engine
+    client: Client = await aiohttp_client(build_app(app))
+    response = await client.request(method, path)
+    assert response.status == status
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert body["error"] == code and body["message"]

@@ -29,6 +29,8 @@ OPS = ApiKey("ops", frozenset({"admin"}), SecretStr("pk_ops"))
         ("Bearer pk_op", None),
         ("Bearer pk_ops_and_more", None),
         ("pk_ops", None),
+        ("Bearer pk_\udcff\udcfe", None),  # bytes that are not UTF-8, as aiohttp decodes them
+        ("Bearer pk_\ud800", None),
     ],
 )
 def test_identify(header: str | None, expected: ApiKey | None) -> None:

@@ -57,3 +57,19 @@ def test_accepted_unknown_types_report_only_the_other_problems(catalog: RuleSet)
     event = {"type": "investment.exploded", "data": {"amout": 1}, "id": "evt 1"}
     assert [p.path for p in problems(catalog, event, accept=True)] == ["id"]
     assert problems(catalog, {"type": "investment.exploded", "data": {}}, accept=True) == []
+
+
+@pytest.mark.parametrize(
+    ("levels", "refused"), [(64, False), (65, True), (300, True), (1000, True)]
+)
+def test_an_accepted_unknown_types_data_may_nest_64_levels(
+    catalog: RuleSet, levels: int, refused: bool
+) -> None:
+    # The data object, then lists in lists: written as text, deeper than orjson writes.
+    lists = levels - 1
+    body = '{"type": "vendor.deep", "data": {"a": ' + "[" * lists + "]" * lists + "}}"
+    headers = CIMultiDictProxy(CIMultiDict[str]())
+    (incoming,), _ = read_events(body.encode(), JSON, headers, max_batch=1)
+    check_event(incoming, catalog, accept_unknown_types=True)
+    expected = [Problem("data", "must not nest deeper than 64 levels")] if refused else []
+    assert incoming.problems == expected
