@@ -6,8 +6,7 @@
 1. Check: a generated rule set of 1,000 files holding 10,000 webhooks (each
    with patterns, a `when`, retry and timeout) against a 500-type catalog,
    parsed, checked and compiled from cold files, as `ownly check` does (goal:
-   under 3 s): the median of five runs, each in a new process, alternated
-   with five that do not share the work with a forked process; then checked
+   under 3 s): the median of five runs, each in a new process; then checked
    again after one file changed, with the cache the engine keeps across
    reloads. Each fresh process also times parsing one generated file 100
    times after its check: a reference for the machine's speed at that
@@ -36,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import results
-from dsl import Context, ParseCache, RuleSet, compile_rules, parallel, parse
+from dsl import Context, ParseCache, RuleSet, compile_rules, parse
 
 NAMESPACES = 50
 VERBS = ["created", "updated", "completed", "cancelled", "failed", "funded", "closed", "signed"]
@@ -105,15 +104,14 @@ def _write_rules(
 class CheckTimes:
     """Seconds to check the generated rule set, each cold figure from fresh processes."""
 
-    cold: list[float]  # as `ownly check` runs: shared with a forked process where a core is spare
-    alone: list[float]  # the same in one process
+    cold: list[float]  # as `ownly check` runs
     reference: list[float]  # parsing one file 100 times, after each of those checks
     recheck: list[float]  # after one file changed, with the cache the engine keeps
     rule_set: RuleSet
 
 
 def bench_check(files: int = 1000, per_file: int = 10, runs: int = 5) -> CheckTimes:
-    """Check from cold `runs` times in fresh processes (alternately in one process), then
+    """Check from cold `runs` times in fresh processes, then
     re-check after each of three files changed, with the engine's cache.
 
     Each cold run is a new interpreter that imports Ownly, then times
@@ -122,7 +120,6 @@ def bench_check(files: int = 1000, per_file: int = 10, runs: int = 5) -> CheckTi
     their lowered webhooks): it is filled by a compilation that is not timed.
     """
     cold: list[float] = []
-    alone: list[float] = []
     reference: list[float] = []
     recheck: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,10 +127,9 @@ def bench_check(files: int = 1000, per_file: int = 10, runs: int = 5) -> CheckTi
         paths = _write_rules(root, files, per_file)
         (root / "templates").mkdir()
         for _ in range(runs):
-            for split, into in ((True, cold), (False, alone)):
-                seconds, speed = _check_in_new_process(root, split=split)
-                into.append(seconds)
-                reference.append(speed)
+            seconds, speed = _check_in_new_process(root)
+            cold.append(seconds)
+            reference.append(speed)
         cache = ParseCache()
         compilation = compile_rules(paths, templates_dir=root / "templates", cache=cache)
         for path in paths[1:4]:
@@ -143,13 +139,11 @@ def bench_check(files: int = 1000, per_file: int = 10, runs: int = 5) -> CheckTi
             recheck.append(time.perf_counter() - started)
             assert again.rule_set is not None
     assert compilation.rule_set is not None, compilation.render()[:2000]
-    return CheckTimes(cold, alone, reference, recheck, compilation.rule_set)
+    return CheckTimes(cold, reference, recheck, compilation.rule_set)
 
 
-def _check_in_new_process(root: Path, *, split: bool) -> tuple[float, float]:
+def _check_in_new_process(root: Path) -> tuple[float, float]:
     command = [sys.executable, "-m", "bench.dsl", "--check-once", str(root)]
-    if not split:
-        command.append("--one-process")
     done = subprocess.run(
         command, cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True
     )
@@ -157,10 +151,8 @@ def _check_in_new_process(root: Path, *, split: bool) -> tuple[float, float]:
     return float(seconds), float(reference)
 
 
-def _check_once(root: Path, *, split: bool) -> tuple[float, float]:
+def _check_once(root: Path) -> tuple[float, float]:
     """Seconds for one cold `compile_rules` of the rule files in `root`, then the reference."""
-    if not split:
-        parallel.can_fork = lambda: False  # this process only checks, then exits
     paths = sorted(root.glob("*.ownly"))
     started = time.perf_counter()
     compilation = compile_rules(paths, templates_dir=root / "templates")
@@ -240,9 +232,8 @@ def report() -> str:
         "",
         f"Check 1,000 files / {len(rule_set.webhooks):,} webhooks against a "
         f"{len(rule_set.events)}-type catalog (parse + check + compile, cold, each run a "
-        f"new process): **{_spread(check.cold)}** (goal < 3 s); in one process, alternated "
-        f"with those: {_spread(check.alone)}; re-check after editing one file, with the "
-        f"cache the engine keeps across reloads: **{_spread(check.recheck)}**. "
+        f"new process): **{_spread(check.cold)}** (goal < 3 s); re-check after editing one "
+        f"file, with the cache the engine keeps across reloads: **{_spread(check.recheck)}**. "
         f"Speed reference (parsing one file 100 times after each cold check): "
         f"{statistics.median(check.reference) * 1000:.0f} ms "
         f"({min(check.reference) * 1000:.0f} to {max(check.reference) * 1000:.0f}).",
@@ -259,10 +250,9 @@ def report() -> str:
 def main() -> None:
     parser = results.parser(__doc__.splitlines()[0])
     parser.add_argument("--check-once", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.check_once is not None:  # one cold run, in a process of its own
-        seconds, reference = _check_once(args.check_once, split=not args.one_process)
+        seconds, reference = _check_once(args.check_once)
         print(f"{seconds:.4f} {reference:.4f}")
         return
     results.show(report(), record=args.record)
