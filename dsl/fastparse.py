@@ -7,8 +7,10 @@ the time of a cold check. This module drives the very same parse table of
 `dsl.fastlex`), makes tokens as plain lists and calls the `Builder` on each
 reduction, exactly where Lark would have made a tree (chains of `?rule`s
 such as atom -> postfix -> ... -> expr cost one lookup). So the grammar stays
-in `ownly.lark` and the syntax trees are the same; tests/unit/dsl/
-test_fastparse.py checks both paths build equal trees.
+in `ownly.lark` and the syntax trees are the same. It reads Lark's private
+tables, so pyproject.toml pins Lark to the minor version it is tested with;
+tests/unit/dsl/test_fastparse.py holds both paths equal on every shipped
+file, every rule text the suite parses and a fuzz corpus.
 
 It only knows the way through valid input: on anything else (an unexpected
 character or token, a bad literal, nesting too deep) it raises `Fallback`, and

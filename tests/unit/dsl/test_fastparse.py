@@ -1,74 +1,58 @@
-"""The fast parser builds exactly the trees the Lark parser builds, and declines the rest."""
+"""The fast parser builds exactly the trees the Lark parser builds, and declines the rest.
+
+Held equal on every shipped rule file, on every rule text the suite parses
+(tests/conftest.py checks each at the parser's seam), and on a fuzz corpus:
+generated rules, mutated shipped files, random token sequences, random text.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.dsl import _write_rules
+from dsl import fastparse, parse
 from dsl.builder import LiteralError, NestingError
 from dsl.fastparse import Fallback, available, parse_fast
 from dsl.grammar import TreeBuilder, lark_parser
+from tests.support.differential import DECLINED, assert_same, fast_tree, lark_tree
+from tests.support.rules import RECEIVER_WEBHOOK
 from tests.unit.dsl.support import BASE_RULES
 from tests.unit.dsl.test_fmt import random_rules
 from tests.unit.dsl.test_parser import TOKENS
 from tests.unit.dsl.test_robustness import mutate
 
 RULES_DIR = Path(__file__).parents[3] / "rules"
-DECLINED = object()
-
-
-def lark_tree(text: str, start: str = "start") -> Any:
-    """What the Lark path builds, or DECLINED where it has an error to report."""
-    try:
-        return TreeBuilder("f.ownly").transform(lark_parser().parse(text, start=start))
-    except Exception:
-        return DECLINED
-
-
-def fast_tree(text: str, start: str = "start") -> Any:
-    try:
-        return parse_fast(text, "f.ownly", start)
-    except Fallback:
-        return DECLINED
-
-
-def assert_same(text: str, start: str = "start", *, fast: bool = False) -> Any:
-    """The fast path builds what Lark builds, or declines (and Lark answers).
-
-    With `fast`, it must not decline: the text is ordinary valid rules.
-    """
-    source = text if text.endswith("\n") else text + "\n"
-    expected = lark_tree(source, start)
-    got = fast_tree(source, start)
-    if fast:
-        assert expected is not DECLINED
-        assert got == expected
-    elif got is not DECLINED:
-        assert got == expected
-    return expected
 
 
 def test_the_fast_path_is_available() -> None:
     assert available()
 
 
-@pytest.mark.parametrize("path", sorted(RULES_DIR.glob("*.ownly")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(RULES_DIR.rglob("*.ownly")), ids=lambda p: p.name)
 def test_shipped_rules(path: Path) -> None:
     assert_same(path.read_text(), fast=True)
+
+
+def test_every_rule_text_a_test_parses_is_held_to_lark(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = 'const held = "to lark"\n'
+    assert parse(text).definitions  # through the seam: the parsers agree
+    monkeypatch.setattr(fastparse, "parse_fast", lambda source, file, start: [])
+    with pytest.raises(AssertionError, match="the parsers differ"):
+        parse('const held = "to lark, once more"\n')
 
 
 def test_the_benchmark_rules_and_test_catalog(tmp_path: Path) -> None:
     paths = _write_rules(tmp_path, files=4, per_file=10, namespaces=5)
     for path in paths:
         assert_same(path.read_text(), fast=True)
-    assert assert_same(BASE_RULES) is not DECLINED
+    assert_same(BASE_RULES, fast=True)
+    assert_same(RECEIVER_WEBHOOK, fast=True)
 
 
 @pytest.mark.parametrize(
