@@ -30,7 +30,7 @@ from lark.parsers.lalr_analysis import Shift
 
 from dsl.builder import RAW_RULES, VALUE_TOKENS, Builder, Shape
 from dsl.fastlex import Lexicon, lexicon
-from dsl.grammar import BRACKET_CLOSERS, BRACKET_OPENERS, lark_parser
+from dsl.grammar import BRACKET_CLOSERS, BRACKET_OPENERS, WORD_CHARS, lark_parser
 
 __all__ = ["Fallback", "available", "parse_fast"]
 
@@ -221,11 +221,16 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
     values: list[Any] = []
     brackets: list[str] = []
     pos, line, line_start = 0, 1, 0
+    last = ""  # the last character of the token before, where it is one the parser sees
     pieces = lex.scan(text)
     pieces.append(_END)
     token: list[Any]
     for blanks, value in pieces:
         if value:
+            # A word glued to the one before (`3times`): Lark's post-lexer refuses it.
+            if not blanks and last in WORD_CHARS and value[0] in WORD_CHARS:
+                raise Fallback
+            last = value[-1]
             begin = pos + len(blanks)
             pos = begin + len(value)
             kind = kinds.get(value) or lex.kind(value)
@@ -239,6 +244,7 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
                         line += breaks
                         line_start = begin + value.rindex("\n") + 1
                 if todo & _SKIP:
+                    last = ""
                     continue
                 if todo & _WORD:
                     names = keywords[state]
@@ -246,7 +252,7 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
                         kind = names.get(value, "NAME")
                     else:
                         kind = words[state].get(value) or lex.word(state, text, begin, value)
-                # The post-lexer (`grammar._BracketNewlines`): no newlines inside ( ) or [ ].
+                # The post-lexer (`grammar._PostLexer`): no newlines inside ( ) or [ ].
                 if todo & _NEWLINE:
                     if brackets and brackets[-1] != "{":
                         continue

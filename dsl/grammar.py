@@ -20,6 +20,8 @@ from dsl.diagnostics import Diagnostic, did_you_mean
 __all__ = [
     "BRACKET_CLOSERS",
     "BRACKET_OPENERS",
+    "GLUED",
+    "WORD_CHARS",
     "TreeBuilder",
     "lark_parser",
     "lark_token",
@@ -55,15 +57,33 @@ _NAMED = MappingProxyType(
 )
 
 
-class _BracketNewlines:
-    """Drop newlines inside ( ) and [ ] so lists and arguments may span lines."""
+# A token is glued to the one before when both are words: the first ends and
+# the second starts with one of these, with nothing between them.
+WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+# The type given to a glued token: no rule accepts it, so the parser stops there.
+GLUED = "GLUED"
+
+
+class _PostLexer:
+    """Between the lexer and the parser: no newlines inside ( ) and [ ], no glued words.
+
+    Where a state accepts no name, the contextual lexer takes a keyword off
+    the front of a longer word (`eventdeal` as `event` `deal`, `a notin b` as
+    `a not in b`), and a number off the front of a word (`3times`); `fmt`
+    would then split them. Such a token becomes GLUED instead.
+    """
 
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         stack: list[str] = []
+        end, word = -1, False  # where the last token ended, whether in a word character
         for token in stream:
             kind = token.type
+            text = str(token)
+            if word and token.start_pos == end and text[:1] in WORD_CHARS:
+                token = Token.new_borrow_pos(GLUED, text, token)
+            end, word = token.end_pos or 0, text[-1:] in WORD_CHARS
             if kind == "_NL" and stack and stack[-1] != "{":
                 continue
             if kind in BRACKET_OPENERS:
@@ -85,7 +105,7 @@ def lark_parser() -> Lark:
         # times cheaper than Lark's propagate_positions.
         keep_all_tokens=True,
         maybe_placeholders=False,
-        postlex=_BracketNewlines(),
+        postlex=_PostLexer(),
         cache=True,
     )
 
@@ -144,6 +164,10 @@ def syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnosti
         if token.type == "_NL":
             line, column = _end_of_line(text, token.start_pos or 0)
         span = Span(file, line, column, line, column + width)
+        start = token.start_pos or 0
+        if start and text[start - 1] in WORD_CHARS and str(token)[:1] in WORD_CHARS:
+            # GLUED, or a word the lexer of this state has no token for (`5sec`)
+            return _glued(token, expected, text, span)
         message = f"unexpected {_describe_token(token)}, expected " + _describe_expected(expected)
         return Diagnostic("E001", message, span, _hint(token, expected, text))
     if isinstance(error, UnexpectedCharacters):
@@ -186,6 +210,21 @@ def _hint(token: Token, expected: set[str], text: str) -> str | None:
     if word and word not in _STATEMENT_WORDS:
         return did_you_mean(word, _STATEMENT_WORDS)
     return None
+
+
+# What a glued token follows: a keyword or a number (a name would have taken it in).
+_BEFORE_GLUED = re.compile(r"(?:\d(?:_?\d)*\.)?[A-Za-z0-9_]+\Z")
+
+
+def _glued(token: Token, expected: set[str], text: str, span: Span) -> Diagnostic:
+    start = token.start_pos or 0
+    found = _BEFORE_GLUED.search(text, text.rfind("\n", 0, start) + 1, start)
+    before = found.group() if found else text[start - 1 : start]
+    hint = None
+    readable = {_terminal_words().get(n, n) for n in expected}
+    if before[0].isdigit() and "NAME" not in expected and f"'{token}'" not in readable:
+        hint = "a duration is a number and its unit, with no space: 500ms, 30s, 5m, 2h, 7d or 2w"
+    return Diagnostic("E001", f"expected a space after '{before}'", span, hint)
 
 
 def _accepted(error: UnexpectedToken) -> set[str]:

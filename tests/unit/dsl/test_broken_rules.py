@@ -23,6 +23,18 @@ CASES = [
     ("const x = 5 sec\n", "E001", "unexpected 'sec'", 1, 13),
     ("event a.b {\n  x: list[}\n", "E001", "unexpected '}'", 2, 11),
     ("webhook x {\n  url == 1\n}\n", "E001", "unexpected '=', expected an expression", 2, 8),
+    # a keyword or a number glued to the word after it
+    ("eventdeal.funded {\n  a: string\n}\n", "E001", "expected a space after 'event'", 1, 6),
+    (
+        'webhookcrm {\n  url = "https://a.example.com"\n}\n',
+        "E001",
+        "expected a space after 'webhook'",
+        1,
+        8,
+    ),
+    (webhook("  retry 3times"), "E001", "expected a space after '3'", 5, 10),
+    (webhook("  when event.data.amount notin [1]"), "E001", "expected a space after 'not'", 5, 29),
+    ("const x = 5sec\n", "E001", "expected a space after '5'", 1, 12),
     # ---- duplicates
     (
         'webhook ops {\n  url = "https://a.example.com"\n}\n',

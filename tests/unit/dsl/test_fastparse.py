@@ -95,12 +95,27 @@ def test_errors_and_edges(text: str) -> None:
     assert_same(text)
 
 
-def test_a_keyword_that_starts_a_word_is_left_to_lark() -> None:
-    # Where names are not expected, Lark's state lexer takes the keyword `on`
-    # off `onion`; the fast path declines such text rather than guess.
-    text = "workflow w {\n  cancel onion.x\n}\n"
-    assert fast_tree(text) is DECLINED
-    assert lark_tree(text) is not DECLINED
+@pytest.mark.parametrize(
+    ("glued", "spaced"),
+    [
+        ("eventdeal.funded {\n  a: string\n}\n", "event deal.funded {\n  a: string\n}\n"),
+        ("webhookcrm {\n}\n", "webhook crm {\n}\n"),
+        ("webhook w {\n  retry 3times\n}\n", "webhook w {\n  retry 3 times\n}\n"),
+        ("webhook w {\n  when a notin b\n}\n", "webhook w {\n  when a not in b\n}\n"),
+        ("workflow w {\n  cancel onion.x\n}\n", "workflow w {\n  cancel on ion.x\n}\n"),
+        ("const a = 10_000and b\n", "const a = 10_000 and b\n"),
+        ("const a = 1.5s\n", None),
+    ],
+)
+def test_a_word_glued_to_a_keyword_or_a_number_is_refused_by_both_paths(
+    glued: str, spaced: str | None
+) -> None:
+    # Where names are not expected, Lark's state lexer would take the keyword
+    # `on` off `onion`, or the number off `3times`, and `fmt` split them.
+    assert fast_tree(glued) is DECLINED
+    assert lark_tree(glued) is DECLINED
+    if spaced is not None:
+        assert_same(spaced, fast=True)
 
 
 @pytest.mark.parametrize(
