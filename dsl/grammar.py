@@ -20,6 +20,7 @@ from dsl.diagnostics import Diagnostic, did_you_mean
 __all__ = [
     "BRACKET_CLOSERS",
     "BRACKET_OPENERS",
+    "DEFINITION",
     "GLUED",
     "WORD_CHARS",
     "TreeBuilder",
@@ -30,6 +31,17 @@ __all__ = [
 
 BRACKET_OPENERS = MappingProxyType({"LPAR": "(", "LSQB": "[", "LBRACE": "{"})
 BRACKET_CLOSERS = frozenset({"RPAR", "RSQB", "RBRACE"})
+
+# Where a top-level definition starts: at the start of a line, its keyword and
+# name, then its brace (or a const's "="); not a line of an expression that
+# happens to begin with `event.`.
+DEFINITION = re.compile(
+    r"^(?:(?:event|webhook|template|hook|workflow)[ \t]+[\w.]+[ \t]*\{|const[ \t]+\w+[ \t]*=)",
+    re.MULTILINE,
+)
+_WORD = re.compile(r"\w+")
+# The terminals of the keywords that open a top-level block.
+_BLOCKS = frozenset({"EVENT", "WEBHOOK", "TEMPLATE", "HOOK", "WORKFLOW"})
 
 # When most expression-starting (or operator) terminals are expected, the
 # message says "an expression" ("an operator") instead of listing a dozen tokens.
@@ -157,9 +169,19 @@ def syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnosti
         expected = _accepted(error)
         token = error.token
         line, column = token.line or 1, token.column or 1
+        opened = _open_block(error)
         if token.type == "$END":
             message = "unexpected end of file, expected " + _describe_expected(expected)
+            if opened is not None and "RBRACE" in expected:
+                message += f": {opened} is not closed"
             return _at(file, text, None, "E003", message)
+        line_start = text.rfind("\n", 0, token.start_pos or 0) + 1
+        if opened is not None and DEFINITION.match(text, line_start):
+            # The next definition, taken for statements of the block before it.
+            message = f"{opened} is not closed: a '}}' is missing before line {line}"
+            keyword = _WORD.match(text, line_start)
+            end = 1 + (len(keyword.group()) if keyword else 1)
+            return Diagnostic("E001", message, Span(file, line, 1, line, end))
         width = max(len(str(token.value)), 1) if token.type != "_NL" else 1
         if token.type == "_NL":
             line, column = _end_of_line(text, token.start_pos or 0)
@@ -225,6 +247,24 @@ def _glued(token: Token, expected: set[str], text: str, span: Span) -> Diagnosti
     if before[0].isdigit() and "NAME" not in expected and f"'{token}'" not in readable:
         hint = "a duration is a number and its unit, with no space: 500ms, 30s, 5m, 2h, 7d or 2w"
     return Diagnostic("E001", f"expected a space after '{before}'", span, hint)
+
+
+def _open_block(error: UnexpectedToken) -> str | None:
+    """The top-level block the parser is inside, as "the webhook 'crm' opened at 3:1"."""
+    parser = error.interactive_parser
+    stack = getattr(getattr(parser, "parser_state", None), "value_stack", None) or []
+    for at, value in enumerate(stack):
+        if isinstance(value, Tree) or (isinstance(value, Token) and value.type == "_NL"):
+            continue  # the definitions before it, and the blank lines between them
+        if not isinstance(value, Token) or value.type not in _BLOCKS or len(stack) < at + 3:
+            return None
+        name, brace = stack[at + 1], stack[at + 2]
+        if not isinstance(brace, Token) or brace.type != "LBRACE":
+            return None
+        if isinstance(name, Tree):  # an event's dotted name
+            name = "".join(str(part) for part in name.scan_values(lambda _: True))
+        return f"the {value} '{name}' opened at {value.line}:{value.column}"
+    return None
 
 
 def _accepted(error: UnexpectedToken) -> set[str]:

@@ -52,6 +52,14 @@ def test_a_definition_cut_short_is_one_error() -> None:
     assert [line for line, _, _ in errors_of(text)] == [4]
 
 
+def test_the_definition_after_a_block_not_closed_is_parsed_too() -> None:
+    text = 'webhook a {\n  url = "u"\n\nwebhook b {\n  url = = "u"\n}\n'
+    assert errors_of(text) == [
+        (4, 1, "the webhook 'a' opened at 1:1 is not closed: a '}' is missing before line 4"),
+        (5, 9, "unexpected '=', expected an expression"),
+    ]
+
+
 def test_a_line_of_an_expression_is_no_place_to_resume() -> None:
     # `event.type` starts a line inside the broken webhook's list: not a definition.
     text = (
