@@ -9,9 +9,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
+from lark.visitors import Transformer_NonRecursive
 
 from dsl.ast import Span
 from dsl.builder import Builder, Tok
@@ -300,7 +301,7 @@ def lark_token(token: Token) -> Tok:
     return [token.type, str(token), line, column, end_line, end_column]
 
 
-class TreeBuilder(Transformer[Token, Any]):
+class TreeBuilder(Transformer_NonRecursive[Token, Any]):
     """Lark's parse tree through a `Builder` (the fallback parser's path)."""
 
     def __init__(self, file: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from lark.exceptions import UnexpectedInput
 
 from dsl import ast
-from dsl.builder import LiteralError, NestingError, token_span
+from dsl.builder import MAX_NESTING, LiteralError, NestingError, token_span
 from dsl.diagnostics import Diagnostic
 from dsl.errors import RuleSyntaxError
 from dsl.fastparse import Fallback, parse_fast
@@ -228,6 +228,8 @@ def _run(source: str, file: str, start: str) -> Any:
         return parse_fast(source, file, start)
     except Fallback:
         pass
+    except NestingError as exc:
+        raise _too_deep(exc) from None
     return _run_lark(source, file, start)
 
 
@@ -242,12 +244,9 @@ def _run_lark(source: str, file: str, start: str) -> Any:
         span = token_span(file, exc.token)
         raise RuleSyntaxError(Diagnostic("E001", str(exc), span)) from None
     except NestingError as exc:
-        hint = "split it: a const can name part of an expression"
-        raise RuleSyntaxError(Diagnostic("E001", str(exc), exc.span, hint)) from None
-    except RecursionError:
-        raise _too_deep(file) from None
+        raise _too_deep(exc) from None
 
 
-def _too_deep(file: str) -> RuleSyntaxError:
-    span = ast.Span(file, 1, 1, 1, 2)
-    return RuleSyntaxError(Diagnostic("E001", "expression nested too deeply", span))
+def _too_deep(error: NestingError) -> RuleSyntaxError:
+    hint = f"the limit is {MAX_NESTING} levels; a const can name part of an expression"
+    return RuleSyntaxError(Diagnostic("E001", str(error), error.span, hint))

@@ -459,6 +459,8 @@ CASES = [
         8,
     ),
     ("const x = " + "(" * 120 + "1" + ")" * 120 + "\n", "E001", "nested too deeply", 1, 31),
+    ("const x = " + "(" * 492 + "1" + ")" * 492 + "\n", "E001", "nested too deeply", 1, 403),
+    ("const x = " + " + ".join(["1"] * 600) + "\n", "E001", "nested too deeply", 1, 11),
     (
         'webhook w {\n  url = "not a url"\n  secret = env("S")\n  events = [deal.funded]\n}\n',
         "E054",

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 from bench.dsl import _write_rules
 from dsl import fastparse, parse
+from dsl.ast import Span
 from dsl.builder import LiteralError, NestingError
 from dsl.fastparse import Fallback, available, parse_fast
 from dsl.grammar import TreeBuilder, lark_parser
-from tests.support.differential import DECLINED, assert_same, fast_tree, lark_tree
+from tests.support.differential import DECLINED, TooDeep, assert_same, fast_tree, lark_tree
 from tests.support.rules import RECEIVER_WEBHOOK
 from tests.unit.dsl.support import BASE_RULES
 from tests.unit.dsl.test_fmt import random_rules
@@ -147,23 +148,41 @@ def test_a_token_text_has_the_same_terminal_in_every_context() -> None:
         lambda n: "{ a: " * n + "1" + " }" * n,
     ],
 )
-def test_nesting_is_refused_at_the_same_depth_by_both_paths(nest: Callable[[int], str]) -> None:
+def test_nesting_is_refused_at_the_same_node_by_both_paths(nest: Callable[[int], str]) -> None:
+    # assert_same: the same tree, or the same TooDeep with the same span
     trees = [assert_same(f"const a = {nest(levels)}\n") for levels in range(40, 104)]
-    refused = [tree is DECLINED for tree in trees]
+    refused = [isinstance(tree, TooDeep) for tree in trees]
     assert refused[0] is False and refused[-1] is True  # the limit is in the range
+    assert DECLINED not in trees
 
 
-def test_literal_and_nesting_errors_fall_back() -> None:
+def test_a_bad_literal_falls_back_and_nesting_too_deep_does_not() -> None:
     with pytest.raises(Fallback):
         parse_fast('const a = "\\q"\n', "f", "start")
-    with pytest.raises(Fallback):
-        parse_fast("const a = " + "(" * 101 + "1" + ")" * 101 + "\n", "f", "start")
+    text = "const a = " + "(" * 101 + "1" + ")" * 101 + "\n"
+    with pytest.raises(NestingError) as fast:
+        parse_fast(text, "f", "start")
     # The Lark path raises what becomes the diagnostic.
     with pytest.raises(LiteralError):
         TreeBuilder("f").transform(lark_parser().parse('const a = "\\q"\n', start="start"))
-    with pytest.raises(NestingError):
-        text = "const a = " + "(" * 101 + "1" + ")" * 101 + "\n"
+    with pytest.raises(NestingError) as lark:
         TreeBuilder("f").transform(lark_parser().parse(text, start="start"))
+    assert fast.value.span == lark.value.span == Span("f", 1, 12, 1, 213)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "const a = 1 $\nconst b = " + "(" * 101 + "1" + ")" * 101 + "\n",
+        "const a = " + "(" * 101 + "1" + ")" * 101 + " +\n",
+        "const a = " + "(" * 101 + "1" + ")" * 101 + "\nconst b = = 2\n",
+    ],
+    ids=["a character before", "a syntax error right after", "a syntax error further on"],
+)
+def test_nesting_too_deep_with_a_syntax_error(text: str) -> None:
+    # Before the node the fast path leaves the text to Lark; after it, the
+    # fast path has stopped at the node, and Lark finds the syntax error there.
+    assert_same(text)
 
 
 @settings(max_examples=60, deadline=None)
