@@ -1,23 +1,33 @@
-"""Rule-language benchmarks: checking a large rule set, and matching an event.
+"""Rule-language benchmarks: checking rule repositories, and matching an event.
 
-    .venv/bin/python -m bench.dsl            # print the figures
-    .venv/bin/python -m bench.dsl --record   # and append them to bench/RESULTS.md
+    .venv/bin/python -m bench.dsl                        # print the figures
+    .venv/bin/python -m bench.dsl --record               # and append them to bench/RESULTS.md
+    .venv/bin/python -m bench.dsl --against /tmp/before  # each run alternated with another tree
 
-1. Check: a generated rule set of 1,000 files holding 10,000 webhooks (each
-   with patterns, a `when`, retry and timeout) against a 500-type catalog,
-   parsed, checked and compiled from cold files, as `ownly check` does (goal:
-   under 3 s): the median of five runs, each in a new process, alternated
-   with five that do not share the work with a forked process; then checked
-   again after one file changed, with the cache the engine keeps across
-   reloads. Each fresh process also times parsing one generated file 100
-   times after its check: a reference for the machine's speed at that
-   moment (this VM's speed drifts by half within an hour), so that runs
-   from different hours can be compared.
-2. Match: median time to find the subscriptions of one event type among 100,
+1. Check a realistic repository as `ownly check` does: 100 files of 10
+   webhooks each (patterns, a `when`, retry and timeout) against a 100-type
+   catalog, in a fresh process from its start to its exit (interpreter,
+   imports, reading, parsing, checking, compiling): the median of five runs.
+   Then `compile_rules` alone over the same files, each run a fresh process
+   that also times parsing one generated file 100 times after its check: a
+   reference for the machine's speed at that moment (this VM's speed drifts
+   by half within an hour), so that runs from different hours compare.
+2. The same `compile_rules` over a large one, 1,000 files / 10,000 webhooks
+   against a 500-type catalog; then checked again after each of three files
+   changed, with the cache the engine keeps across reloads (parsed files and
+   their lowered webhooks, filled by a compilation that is not timed): the
+   median of nine edits, three in each of three processes.
+3. Match: median time to find the subscriptions of one event type among 100,
    1,000 and 10,000 subscriptions (goal: under 20 us, flat). `match` is the
    engine's call (memoised per rule set); `index walk` is the uncached dict +
    segment-trie lookup behind it; `match + when` also evaluates the compiled
    predicates of the matched subscriptions against a payload.
+
+With `--against TREE` (a checkout of Ownly using the same dependencies),
+every measurement of 1 and 2 is made with both trees, run for run: this
+tree, then that one (ABAB...), after one run of each that is not timed (it
+compiles the trees' bytecode and Lark's grammar cache, as any earlier run
+would have).
 """
 
 from __future__ import annotations
@@ -31,16 +41,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import results
-from dsl import Context, ParseCache, RuleSet, compile_rules, parallel, parse
 
+if TYPE_CHECKING:
+    from dsl import RuleSet
+
+ROOT = Path(__file__).resolve().parents[1]
 NAMESPACES = 50
 VERBS = ["created", "updated", "completed", "cancelled", "failed", "funded", "closed", "signed"]
 VERBS += ["shared", "approved"]
+RUNS = 5
+RECHECKS = 3  # processes, each timing three edits
+# `ownly check` as its console script starts it, with the Ownly of the tree given first.
+_OWNLY_CHECK = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from engine.cli import main; main()"
+)
 
 
 def _event_types(namespaces: int) -> list[str]:
@@ -102,66 +123,84 @@ def _write_rules(
 
 
 @dataclass(frozen=True)
-class CheckTimes:
-    """Seconds to check the generated rule set, each cold figure from fresh processes."""
+class Repository:
+    """A generated rule repository: `rules/` and `templates/` under `root`."""
 
-    cold: list[float]  # as `ownly check` runs: shared with a forked process where a core is spare
-    alone: list[float]  # the same in one process
-    reference: list[float]  # parsing one file 100 times, after each of those checks
-    recheck: list[float]  # after one file changed, with the cache the engine keeps
-    rule_set: RuleSet
+    root: Path
+    files: int
+    per_file: int
+    namespaces: int
+
+    @property
+    def rules(self) -> Path:
+        return self.root / "rules"
+
+    def write(self) -> None:
+        self.rules.mkdir(parents=True)
+        (self.root / "templates").mkdir()
+        _write_rules(self.rules, self.files, self.per_file, self.namespaces)
 
 
-def bench_check(files: int = 1000, per_file: int = 10, runs: int = 5) -> CheckTimes:
-    """Check from cold `runs` times in fresh processes (alternately in one process), then
-    re-check after each of three files changed, with the engine's cache.
+@dataclass
+class Figures:
+    """One tree's seconds, each run a fresh process."""
 
-    Each cold run is a new interpreter that imports Ownly, then times
-    `compile_rules` alone: nothing is cached from an earlier run, as with
-    `ownly check`. The engine keeps a cache across reloads (parsed files and
-    their lowered webhooks): it is filled by a compilation that is not timed.
-    """
-    cold: list[float] = []
-    alone: list[float] = []
-    reference: list[float] = []
-    recheck: list[float] = []
+    tree: Path
+    ownly_check: list[float] = field(default_factory=list)  # the realistic repository, whole
+    compile_small: list[float] = field(default_factory=list)  # the same, `compile_rules` alone
+    compile_large: list[float] = field(default_factory=list)  # 10,000 webhooks
+    reference: list[float] = field(default_factory=list)  # parsing one file 100 times
+    recheck: list[float] = field(default_factory=list)  # 10,000 webhooks, one file changed
+
+
+def _ownly_check(tree: Path, repository: Repository) -> float:
+    """Seconds from starting `ownly check` (of `tree`) in the repository to its exit."""
+    command = [sys.executable, "-c", _OWNLY_CHECK, str(tree), "check"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=repository.root, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0 or not done.stderr.startswith("ok:"):
+        raise RuntimeError(f"ownly check failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return seconds
+
+
+def _in_new_process(tree: Path, mode: str, root: Path) -> list[float]:
+    command = [sys.executable, "-m", "bench.dsl", mode, str(root), "--tree", str(tree)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return [float(figure) for figure in done.stdout.strip().splitlines()[-1].split()]
+
+
+def bench_checks(trees: list[Path]) -> list[Figures]:
+    """The checks of 1 and 2 with each tree, alternated run for run."""
+    figures = [Figures(tree) for tree in trees]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        paths = _write_rules(root, files, per_file)
-        (root / "templates").mkdir()
-        for _ in range(runs):
-            for split, into in ((True, cold), (False, alone)):
-                seconds, speed = _check_in_new_process(root, split=split)
-                into.append(seconds)
-                reference.append(speed)
-        cache = ParseCache()
-        compilation = compile_rules(paths, templates_dir=root / "templates", cache=cache)
-        for path in paths[1:4]:
-            path.write_text(path.read_text().replace("15s", "20s"))
-            started = time.perf_counter()
-            again = compile_rules(paths, templates_dir=root / "templates", cache=cache)
-            recheck.append(time.perf_counter() - started)
-            assert again.rule_set is not None
-    assert compilation.rule_set is not None, compilation.render()[:2000]
-    return CheckTimes(cold, alone, reference, recheck, compilation.rule_set)
+        small = Repository(Path(tmp) / "small", files=100, per_file=10, namespaces=10)
+        large = Repository(Path(tmp) / "large", files=1000, per_file=10, namespaces=NAMESPACES)
+        small.write()
+        large.write()
+        for tree in trees:  # not timed: bytecode and Lark's cache, as after any earlier run
+            _ownly_check(tree, small)
+        for _ in range(RUNS):
+            for into in figures:
+                into.ownly_check.append(_ownly_check(into.tree, small))
+        for repository, attribute in ((small, "compile_small"), (large, "compile_large")):
+            for _ in range(RUNS):
+                for into in figures:
+                    seconds, reference = _in_new_process(into.tree, "--check-once", repository.root)
+                    getattr(into, attribute).append(seconds)
+                    into.reference.append(reference)
+        for run in range(RECHECKS):
+            for number, into in enumerate(figures):
+                edits = Path(tmp) / f"edits_{run}_{number}"
+                into.recheck += _in_new_process(into.tree, "--recheck-once", edits)
+    return figures
 
 
-def _check_in_new_process(root: Path, *, split: bool) -> tuple[float, float]:
-    command = [sys.executable, "-m", "bench.dsl", "--check-once", str(root)]
-    if not split:
-        command.append("--one-process")
-    done = subprocess.run(
-        command, cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True
-    )
-    seconds, reference = done.stdout.split()[-2:]
-    return float(seconds), float(reference)
+def _check_once(root: Path) -> tuple[float, float]:
+    """Seconds for one cold `compile_rules` of the repository at `root`, then the reference."""
+    from dsl import compile_rules, parse
 
-
-def _check_once(root: Path, *, split: bool) -> tuple[float, float]:
-    """Seconds for one cold `compile_rules` of the rule files in `root`, then the reference."""
-    if not split:
-        parallel.can_fork = lambda: False  # this process only checks, then exits
-    paths = sorted(root.glob("*.ownly"))
+    paths = sorted((root / "rules").glob("*.ownly"))
     started = time.perf_counter()
     compilation = compile_rules(paths, templates_dir=root / "templates")
     seconds = time.perf_counter() - started
@@ -173,8 +212,29 @@ def _check_once(root: Path, *, split: bool) -> tuple[float, float]:
     return seconds, time.perf_counter() - started
 
 
-def _median_us(func: object, arg: str, rounds: int = 15, calls: int = 2000) -> float:
-    assert callable(func)
+def _recheck_once(root: Path) -> list[float]:
+    """Seconds to check the large repository again after each of three files changed, cached."""
+    from dsl import ParseCache, compile_rules
+
+    repository = Repository(root, files=1000, per_file=10, namespaces=NAMESPACES)
+    repository.write()
+    paths = sorted(repository.rules.glob("*.ownly"))
+    templates = root / "templates"
+    cache = ParseCache()
+    assert compile_rules(paths, templates_dir=templates, cache=cache).ok
+    seconds = []
+    for path in paths[1:4]:
+        path.write_text(path.read_text().replace("15s", "20s"))
+        started = time.perf_counter()
+        again = compile_rules(paths, templates_dir=templates, cache=cache)
+        seconds.append(time.perf_counter() - started)
+        assert again.rule_set is not None
+    return seconds
+
+
+def _median_us(
+    func: Callable[[str], object], arg: str, rounds: int = 15, calls: int = 2000
+) -> float:
     samples = []
     for _ in range(rounds):
         started = time.perf_counter()
@@ -187,6 +247,8 @@ def _median_us(func: object, arg: str, rounds: int = 15, calls: int = 2000) -> f
 def bench_match(
     sizes: tuple[int, ...] = (100, 1_000, 10_000),
 ) -> list[tuple[int, float, float, float, int]]:
+    from dsl import Context, compile_rules
+
     rows = []
     for size in sizes:
         # The catalog grows with the rules, so an event matches about as many
@@ -222,31 +284,54 @@ def bench_match(
 
 
 def _spread(samples: list[float]) -> str:
+    if len(samples) == 1:
+        return f"{samples[0]:.2f} s"
+    return f"{statistics.median(samples):.2f} s ({min(samples):.2f} to {max(samples):.2f})"
+
+
+def _ms(samples: list[float]) -> str:
     return (
-        f"{statistics.median(samples):.2f} s (median of {len(samples)}; "
-        f"{min(samples):.2f} to {max(samples):.2f})"
+        f"{statistics.median(samples) * 1000:.0f} ms "
+        f"({min(samples) * 1000:.0f} to {max(samples) * 1000:.0f})"
     )
 
 
-def report() -> str:
-    check = bench_check()
-    rule_set = check.rule_set
+def _tree_name(tree: Path) -> str:
+    return "this tree" if tree == ROOT else str(tree)
+
+
+def report(against: Path | None) -> str:
+    trees = [ROOT] if against is None else [ROOT, against.resolve()]
+    figures = bench_checks(trees)
     rows = bench_match()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    load = (
+        " ".join(Path("/proc/loadavg").read_text().split()[:3]) if sys.platform == "linux" else ""
+    )
     lines = [
         f"## bench/dsl.py — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {platform.platform()}, {machine}, Python {platform.python_version()}.",
+        f"Machine: {platform.platform()}, {machine}, Python {platform.python_version()}"
+        + (f"; load average at the end {load}." if load else "."),
         "",
-        f"Check 1,000 files / {len(rule_set.webhooks):,} webhooks against a "
-        f"{len(rule_set.events)}-type catalog (parse + check + compile, cold, each run a "
-        f"new process): **{_spread(check.cold)}** (goal < 3 s); in one process, alternated "
-        f"with those: {_spread(check.alone)}; re-check after editing one file, with the "
-        f"cache the engine keeps across reloads: **{_spread(check.recheck)}**. "
-        f"Speed reference (parsing one file 100 times after each cold check): "
-        f"{statistics.median(check.reference) * 1000:.0f} ms "
-        f"({min(check.reference) * 1000:.0f} to {max(check.reference) * 1000:.0f}).",
+        f"Seconds, median of {RUNS} (range), each run a fresh process"
+        + ("; the trees alternated run for run." if against is not None else "."),
         "",
+        "| measurement | " + " | ".join(_tree_name(f.tree) for f in figures) + " |",
+        "| --- |" + " ---: |" * len(figures),
+    ]
+    table = [
+        ("**`ownly check`, 100 files / 1,000 webhooks, start to exit**", "ownly_check"),
+        ("`compile_rules`, 100 files / 1,000 webhooks", "compile_small"),
+        ("`compile_rules`, 1,000 files / 10,000 webhooks (goal < 3 s)", "compile_large"),
+        ("**re-check, 10,000 webhooks, one file changed, with the cache** (9 edits)", "recheck"),
+    ]
+    for title, attribute in table:
+        cells = " | ".join(_spread(getattr(f, attribute)) for f in figures)
+        lines.append(f"| {title} | {cells} |")
+    cells = " | ".join(_ms(f.reference) for f in figures)
+    lines += [f"| speed reference: one file parsed 100 times after each compile | {cells} |", ""]
+    lines += [
         "| subscriptions | match (memoised) | index walk (dict + trie) | match + when | matched |",
         "|---:|---:|---:|---:|---:|",
     ]
@@ -258,14 +343,20 @@ def report() -> str:
 
 def main() -> None:
     parser = results.parser(__doc__.splitlines()[0])
+    parser.add_argument("--against", type=Path, help="another tree, measured run for run")
     parser.add_argument("--check-once", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--recheck-once", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.check_once is not None:  # one cold run, in a process of its own
-        seconds, reference = _check_once(args.check_once, split=not args.one_process)
-        print(f"{seconds:.4f} {reference:.4f}")
+    if args.check_once is not None or args.recheck_once is not None:
+        # One run in a process of its own, with the Ownly of `--tree`.
+        sys.path.insert(0, str(args.tree))
+        if args.check_once is not None:
+            print(" ".join(f"{figure:.4f}" for figure in _check_once(args.check_once)))
+        else:
+            print(" ".join(f"{figure:.4f}" for figure in _recheck_once(args.recheck_once)))
         return
-    results.show(report(), record=args.record)
+    results.show(report(args.against), record=args.record)
 
 
 if __name__ == "__main__":

@@ -560,8 +560,7 @@ class Module:
     comments: tuple[Comment, ...]
 
 
-# A large rule set makes several hundred thousand nodes (and trees cross
-# between processes, `dsl.parallel`).
+# A large rule set makes several hundred thousand nodes.
 for _node in list(globals().values()):
     if isinstance(_node, type) and is_dataclass(_node) and _node.__module__ == __name__:
         quick_init(_node)

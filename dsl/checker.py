@@ -12,15 +12,12 @@ from typing import TypeVar
 
 from dsl import ir
 from dsl.blocks import lower_hook, lower_template
-from dsl.catalog import Catalog
 from dsl.diagnostics import Diagnostic, Severity, render_json, render_text, sort_diagnostics
 from dsl.errors import RuleCompileError, RuleSyntaxError
-from dsl.fastparse import available
 from dsl.lowering import Lowered, Lowering
-from dsl.parallel import split_stages
 from dsl.parser import ParseCache, file_key, read_source
 from dsl.ruleset import RuleSet
-from dsl.stages import Learnt, Source, file_stages
+from dsl.stages import Learnt, Source, learn, lower_files, parse_files
 from dsl.workflows import lower_workflow
 
 __all__ = ["Compilation", "compile_rules", "rule_files"]
@@ -144,29 +141,19 @@ def _compile(
     for path in rule_files(paths):
         name = _display(path)
         try:
-            sources.append((len(sources), read_source(path, name), name))
+            sources.append((read_source(path, name), name))
         except RuleSyntaxError as exc:
             diagnostics.append(exc.diagnostic)
-    texts = {name: text for _, text, name in sources}
-    available()  # the parser's tables, built before a child could need its own
-    # A large rule set is shared with a forked process where that pays: not
-    # when most files are parsed already (their webhooks are lowered too, but
-    # for those of files a changed catalog or const reaches).
-    keys = [file_key(text, name) for _, text, name in sources] if cache is not None else []
-    work = None if cache is None else sum(cache.tree(key) is None for key in keys)
-    stages = file_stages(cache, bool(diagnostics), keys)
-    learnt, done = split_stages(stages, sources, work=work)
-    if cache is not None:
-        for part in done:
-            for position, module in part.fresh:
-                cache.keep(keys[position], module)
-            for key, context, lowered in part.relowered:
-                cache.keep_lowered(key, context, lowered)
-    diagnostics += learnt.syntax
-    if diagnostics or learnt.catalog is None:
+    texts = {name: text for text, name in sources}
+    keys = [file_key(text, name) for text, name in sources] if cache is not None else []
+    parsed = parse_files(sources, cache, keys)
+    diagnostics += parsed.syntax
+    if diagnostics:
+        # Later checks would report every reference into a broken or unread file.
         return Compilation(None, sort_diagnostics(diagnostics), texts)
-    webhooks = [lowered for part in done for lowered in part.lowered]
-    low = _check(learnt, learnt.catalog, webhooks, templates_dir)
+    learnt = learn(parsed, cached=cache is not None)
+    webhooks = lower_files(learnt, parsed, cache)
+    low = _check(learnt, webhooks, templates_dir)
     if env is not None:
         _check_env(low, env)
     result = sort_diagnostics(low.diagnostics)
@@ -175,17 +162,15 @@ def _compile(
     return Compilation(_build(low), result, texts)
 
 
-def _check(
-    learnt: Learnt, catalog: Catalog, webhooks: list[Lowered], templates_dir: Path
-) -> Lowering:
+def _check(learnt: Learnt, webhooks: list[Lowered], templates_dir: Path) -> Lowering:
     defs = learnt.defs
-    low = Lowering(defs, catalog)
+    low = Lowering(defs, learnt.catalog)
     low.diagnostics.extend(learnt.early)
     for template in defs.templates.values():
         _keep(low.templates, lower_template(low, template, templates_dir))
     for hook in defs.hooks.values():
         _keep(low.hooks, lower_hook(low, hook))
-    for part in webhooks:  # lowered with the files they are in (`dsl.stages`)
+    for part in webhooks:  # lowered file by file with a cache (`dsl.stages`)
         low.join(part)
     for workflow in defs.workflows.values():
         _keep(low.workflows, lower_workflow(low, workflow))

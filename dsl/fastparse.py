@@ -7,12 +7,16 @@ the time of a cold check. This module drives the very same parse table of
 `dsl.fastlex`), makes tokens as plain lists and calls the `Builder` on each
 reduction, exactly where Lark would have made a tree (chains of `?rule`s
 such as atom -> postfix -> ... -> expr cost one lookup). So the grammar stays
-in `ownly.lark` and the syntax trees are the same; tests/unit/dsl/
-test_fastparse.py checks both paths build equal trees.
+in `ownly.lark` and the syntax trees are the same. It reads Lark's private
+tables, so pyproject.toml pins Lark to the minor version it is tested with;
+tests/unit/dsl/test_fastparse.py holds both paths equal on every shipped
+file, every rule text the suite parses and a fuzz corpus.
 
 It only knows the way through valid input: on anything else (an unexpected
-character or token, a bad literal, nesting too deep) it raises `Fallback`, and
-`dsl.parser` parses the text again with Lark, whose errors become diagnostics.
+character or token, a bad literal) it raises `Fallback`, and `dsl.parser`
+parses the text again with Lark, whose errors become diagnostics. Nesting too
+deep is the builder's error, met at the same node on both paths: it is raised
+as it is, so that a large file is not parsed again whole to find it there.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from typing import Any
 from lark.lexer import ContextualLexer
 from lark.parsers.lalr_analysis import Shift
 
-from dsl.builder import RAW_RULES, VALUE_TOKENS, Builder, Shape
+from dsl.builder import RAW_RULES, VALUE_TOKENS, Builder, NestingError, Shape
 from dsl.fastlex import Lexicon, lexicon
-from dsl.grammar import BRACKET_CLOSERS, BRACKET_OPENERS, lark_parser
+from dsl.grammar import BRACKET_CLOSERS, BRACKET_OPENERS, WORD_CHARS, lark_parser
 
 __all__ = ["Fallback", "available", "parse_fast"]
 
@@ -178,15 +182,22 @@ def parse_fast(text: str, file: str, start: str) -> Any:
 
     Raises:
         Fallback: the text is not valid (or this Lark is not the expected one).
+        NestingError: the text is valid up to a node nested too deeply.
     """
     tables = _tables()
     if tables is None:
         raise Fallback
+    pieces = tables.lexicon.scan(text)
     try:
-        return _parse(tables, text, Builder(file), start)
+        return _parse(tables, text, pieces, Builder(file), start)
+    except NestingError:
+        # Its span is true where `scan` skipped no character (that is Lark's E002).
+        if sum(len(blanks) + len(value) for blanks, value in pieces) == len(text):
+            raise
+        raise Fallback from None
     except Exception:
-        # A bad literal, nesting too deep, a word only Lark's lexer splits, or
-        # anything unforeseen: Lark parses the text again and has the answer.
+        # A bad literal, a word only Lark's lexer splits, or anything
+        # unforeseen: Lark parses the text again and has the answer.
         raise Fallback from None
 
 
@@ -207,7 +218,9 @@ def _pass_chain(tables: _Tables, key: tuple[int, int, str]) -> int:
 _END = ("", "")
 
 
-def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
+def _parse(
+    tables: _Tables, text: str, pieces: list[tuple[str, str]], builder: Builder, start: str
+) -> Any:
     actions, gotos, rules, passes = tables.actions, tables.gotos, tables.rules, tables.passes
     lex = tables.lexicon
     kinds, keywords, words, special = lex.kinds, lex.keywords, lex.words, tables.special
@@ -219,11 +232,15 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
     values: list[Any] = []
     brackets: list[str] = []
     pos, line, line_start = 0, 1, 0
-    pieces = lex.scan(text)
+    last = ""  # the last character of the token before, where it is one the parser sees
     pieces.append(_END)
     token: list[Any]
     for blanks, value in pieces:
         if value:
+            # A word glued to the one before (`3times`): Lark's post-lexer refuses it.
+            if not blanks and last in WORD_CHARS and value[0] in WORD_CHARS:
+                raise Fallback
+            last = value[-1]
             begin = pos + len(blanks)
             pos = begin + len(value)
             kind = kinds.get(value) or lex.kind(value)
@@ -237,6 +254,7 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
                         line += breaks
                         line_start = begin + value.rindex("\n") + 1
                 if todo & _SKIP:
+                    last = ""
                     continue
                 if todo & _WORD:
                     names = keywords[state]
@@ -244,7 +262,7 @@ def _parse(tables: _Tables, text: str, builder: Builder, start: str) -> Any:
                         kind = names.get(value, "NAME")
                     else:
                         kind = words[state].get(value) or lex.word(state, text, begin, value)
-                # The post-lexer (`grammar._BracketNewlines`): no newlines inside ( ) or [ ].
+                # The post-lexer (`grammar._PostLexer`): no newlines inside ( ) or [ ].
                 if todo & _NEWLINE:
                     if brackets and brackets[-1] != "{":
                         continue

@@ -9,9 +9,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
+from lark.visitors import Transformer_NonRecursive
 
 from dsl.ast import Span
 from dsl.builder import Builder, Tok
@@ -20,6 +21,9 @@ from dsl.diagnostics import Diagnostic, did_you_mean
 __all__ = [
     "BRACKET_CLOSERS",
     "BRACKET_OPENERS",
+    "DEFINITION",
+    "GLUED",
+    "WORD_CHARS",
     "TreeBuilder",
     "lark_parser",
     "lark_token",
@@ -28,6 +32,17 @@ __all__ = [
 
 BRACKET_OPENERS = MappingProxyType({"LPAR": "(", "LSQB": "[", "LBRACE": "{"})
 BRACKET_CLOSERS = frozenset({"RPAR", "RSQB", "RBRACE"})
+
+# Where a top-level definition starts: at the start of a line, its keyword and
+# name, then its brace (or a const's "="); not a line of an expression that
+# happens to begin with `event.`.
+DEFINITION = re.compile(
+    r"^(?:(?:event|webhook|template|hook|workflow)[ \t]+[\w.]+[ \t]*\{|const[ \t]+\w+[ \t]*=)",
+    re.MULTILINE,
+)
+_WORD = re.compile(r"\w+")
+# The terminals of the keywords that open a top-level block.
+_BLOCKS = frozenset({"EVENT", "WEBHOOK", "TEMPLATE", "HOOK", "WORKFLOW"})
 
 # When most expression-starting (or operator) terminals are expected, the
 # message says "an expression" ("an operator") instead of listing a dozen tokens.
@@ -55,15 +70,33 @@ _NAMED = MappingProxyType(
 )
 
 
-class _BracketNewlines:
-    """Drop newlines inside ( ) and [ ] so lists and arguments may span lines."""
+# A token is glued to the one before when both are words: the first ends and
+# the second starts with one of these, with nothing between them.
+WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+# The type given to a glued token: no rule accepts it, so the parser stops there.
+GLUED = "GLUED"
+
+
+class _PostLexer:
+    """Between the lexer and the parser: no newlines inside ( ) and [ ], no glued words.
+
+    Where a state accepts no name, the contextual lexer takes a keyword off
+    the front of a longer word (`eventdeal` as `event` `deal`, `a notin b` as
+    `a not in b`), and a number off the front of a word (`3times`); `fmt`
+    would then split them. Such a token becomes GLUED instead.
+    """
 
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         stack: list[str] = []
+        end, word = -1, False  # where the last token ended, whether in a word character
         for token in stream:
             kind = token.type
+            text = str(token)
+            if word and token.start_pos == end and text[:1] in WORD_CHARS:
+                token = Token.new_borrow_pos(GLUED, text, token)
+            end, word = token.end_pos or 0, text[-1:] in WORD_CHARS
             if kind == "_NL" and stack and stack[-1] != "{":
                 continue
             if kind in BRACKET_OPENERS:
@@ -85,7 +118,7 @@ def lark_parser() -> Lark:
         # times cheaper than Lark's propagate_positions.
         keep_all_tokens=True,
         maybe_placeholders=False,
-        postlex=_BracketNewlines(),
+        postlex=_PostLexer(),
         cache=True,
     )
 
@@ -137,13 +170,27 @@ def syntax_diagnostic(error: UnexpectedInput, file: str, text: str) -> Diagnosti
         expected = _accepted(error)
         token = error.token
         line, column = token.line or 1, token.column or 1
+        opened = _open_block(error)
         if token.type == "$END":
             message = "unexpected end of file, expected " + _describe_expected(expected)
+            if opened is not None and "RBRACE" in expected:
+                message += f": {opened} is not closed"
             return _at(file, text, None, "E003", message)
+        line_start = text.rfind("\n", 0, token.start_pos or 0) + 1
+        if opened is not None and DEFINITION.match(text, line_start):
+            # The next definition, taken for statements of the block before it.
+            message = f"{opened} is not closed: a '}}' is missing before line {line}"
+            keyword = _WORD.match(text, line_start)
+            end = 1 + (len(keyword.group()) if keyword else 1)
+            return Diagnostic("E001", message, Span(file, line, 1, line, end))
         width = max(len(str(token.value)), 1) if token.type != "_NL" else 1
         if token.type == "_NL":
             line, column = _end_of_line(text, token.start_pos or 0)
         span = Span(file, line, column, line, column + width)
+        start = token.start_pos or 0
+        if start and text[start - 1] in WORD_CHARS and str(token)[:1] in WORD_CHARS:
+            # GLUED, or a word the lexer of this state has no token for (`5sec`)
+            return _glued(token, expected, text, span)
         message = f"unexpected {_describe_token(token)}, expected " + _describe_expected(expected)
         return Diagnostic("E001", message, span, _hint(token, expected, text))
     if isinstance(error, UnexpectedCharacters):
@@ -188,6 +235,39 @@ def _hint(token: Token, expected: set[str], text: str) -> str | None:
     return None
 
 
+# What a glued token follows: a keyword or a number (a name would have taken it in).
+_BEFORE_GLUED = re.compile(r"(?:\d(?:_?\d)*\.)?[A-Za-z0-9_]+\Z")
+
+
+def _glued(token: Token, expected: set[str], text: str, span: Span) -> Diagnostic:
+    start = token.start_pos or 0
+    found = _BEFORE_GLUED.search(text, text.rfind("\n", 0, start) + 1, start)
+    before = found.group() if found else text[start - 1 : start]
+    hint = None
+    readable = {_terminal_words().get(n, n) for n in expected}
+    if before[0].isdigit() and "NAME" not in expected and f"'{token}'" not in readable:
+        hint = "a duration is a number and its unit, with no space: 500ms, 30s, 5m, 2h, 7d or 2w"
+    return Diagnostic("E001", f"expected a space after '{before}'", span, hint)
+
+
+def _open_block(error: UnexpectedToken) -> str | None:
+    """The top-level block the parser is inside, as "the webhook 'crm' opened at 3:1"."""
+    parser = error.interactive_parser
+    stack = getattr(getattr(parser, "parser_state", None), "value_stack", None) or []
+    for at, value in enumerate(stack):
+        if isinstance(value, Tree) or (isinstance(value, Token) and value.type == "_NL"):
+            continue  # the definitions before it, and the blank lines between them
+        if not isinstance(value, Token) or value.type not in _BLOCKS or len(stack) < at + 3:
+            return None
+        name, brace = stack[at + 1], stack[at + 2]
+        if not isinstance(brace, Token) or brace.type != "LBRACE":
+            return None
+        if isinstance(name, Tree):  # an event's dotted name
+            name = "".join(str(part) for part in name.scan_values(lambda _: True))
+        return f"the {value} '{name}' opened at {value.line}:{value.column}"
+    return None
+
+
 def _accepted(error: UnexpectedToken) -> set[str]:
     """The terminals the parser would really accept here (LALR lookaheads overstate it)."""
     parser = error.interactive_parser
@@ -221,7 +301,7 @@ def lark_token(token: Token) -> Tok:
     return [token.type, str(token), line, column, end_line, end_column]
 
 
-class TreeBuilder(Transformer[Token, Any]):
+class TreeBuilder(Transformer_NonRecursive[Token, Any]):
     """Lark's parse tree through a `Builder` (the fallback parser's path)."""
 
     def __init__(self, file: str) -> None:

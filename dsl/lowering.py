@@ -14,9 +14,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
-
-from pydantic import TypeAdapter
 
 from dsl import ast, ir
 from dsl.builder import MAX_NESTING
@@ -67,12 +64,7 @@ def _is_poisoned(node: ast.Expr) -> bool:
 
 @dataclass(slots=True)
 class Lowered:
-    """What lowering some webhooks made: picklable, without the definitions.
-
-    Its webhooks pickle as their JSON: pydantic's own pickling of models was
-    about three times as slow (0.5 s against 0.2 s for 10,000 webhooks), and
-    they cross from the process that lowered them (`dsl.stages`).
-    """
+    """What lowering some webhooks made, without the definitions (a `ParseCache` keeps it)."""
 
     webhooks: list[ir.Webhook]
     diagnostics: list[Diagnostic]
@@ -80,18 +72,6 @@ class Lowered:
     env: dict[str, bool]
     env_spans: dict[str, ast.Span]
     used_consts: set[str]
-
-    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        webhooks = _WEBHOOKS.dump_json(self.webhooks)
-        rest = (self.diagnostics, self.expressions, self.env, self.env_spans, self.used_consts)
-        return _lowered, (webhooks, *rest)
-
-
-_WEBHOOKS = TypeAdapter(list[ir.Webhook])
-
-
-def _lowered(webhooks: bytes, *rest: Any) -> Lowered:
-    return Lowered(_WEBHOOKS.validate_json(webhooks), *rest)
 
 
 class _TooDeep(Exception):
@@ -126,7 +106,7 @@ class Lowering:
     def report(self, code: str, message: str, span: ast.Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
 
-    # ---- webhooks lowered apart (in another process, `dsl.stages`), then joined
+    # ---- webhooks lowered apart (file by file, `dsl.stages`), then joined
 
     def lowered(self) -> Lowered:
         """The webhooks lowered here and what that added."""

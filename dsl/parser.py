@@ -17,11 +17,11 @@ from typing import Any
 from lark.exceptions import UnexpectedInput
 
 from dsl import ast
-from dsl.builder import LiteralError, NestingError, token_span
+from dsl.builder import MAX_NESTING, LiteralError, NestingError, token_span
 from dsl.diagnostics import Diagnostic
 from dsl.errors import RuleSyntaxError
 from dsl.fastparse import Fallback, parse_fast
-from dsl.grammar import TreeBuilder, lark_parser, syntax_diagnostic
+from dsl.grammar import DEFINITION, TreeBuilder, lark_parser, syntax_diagnostic
 
 __all__ = [
     "FileKey",
@@ -173,13 +173,6 @@ def scan_comments(text: str) -> tuple[ast.Comment, ...]:
     return tuple(comments)
 
 
-# Where a top-level definition starts: at the start of a line, its keyword and
-# name, then its brace (or a const's "="); not a line of an expression that
-# happens to begin with `event.`.
-_DEFINITION = re.compile(
-    r"^(?:(?:event|webhook|template|hook|workflow)[ \t]+[\w.]+[ \t]*\{|const[ \t]+\w+[ \t]*=)",
-    re.MULTILINE,
-)
 MAX_SYNTAX_ERRORS = 20  # in one file
 
 
@@ -189,17 +182,18 @@ def _later_errors(source: str, file: str, first: Diagnostic) -> tuple[Diagnostic
     Parsing resumes at the first line after each error that starts a definition
     (the text before it blanked out, so that lines and columns stay true), never
     in the middle of one: a definition cut short is one error, not errors all
-    through the rest of the file.
+    through the rest of the file. An error at the start of a definition (the
+    block before it not closed) resumes there.
     """
     found: list[Diagnostic] = []
     starts = _line_starts(source)  # the source ends with a newline: the last is its end
-    line = first.span.line
+    line, here = first.span.line, _at_definition(source, starts, first)
     # The text parsed again, all told: a bound on the time a large file can take.
     budget = max(4 * len(source), 256 * 1024)
     while len(found) < MAX_SYNTAX_ERRORS - 1:
-        if line >= len(starts) - 1:  # the error is on the last line
+        if line >= len(starts) - 1 and not here:  # the error is on the last line
             break
-        resume = _DEFINITION.search(source, starts[line])
+        resume = DEFINITION.search(source, starts[line - 1] if here else starts[line])
         if resume is None:
             break
         budget -= len(source) - resume.start()
@@ -209,11 +203,19 @@ def _later_errors(source: str, file: str, first: Diagnostic) -> tuple[Diagnostic
         try:
             _run("\n" * skipped + source[resume.start() :], file, "start")
         except RuleSyntaxError as exc:
-            found.append(exc.diagnostic)
-            line = max(exc.diagnostic.span.line, skipped + 1)
+            error = exc.diagnostic
+            found.append(error)
+            line = max(error.span.line, skipped + 1)
+            here = line > skipped + 1 and _at_definition(source, starts, error)
             continue
         break
     return tuple(found)
+
+
+def _at_definition(source: str, starts: list[int], error: Diagnostic) -> bool:
+    """Whether `error` is at the start of a definition."""
+    line = error.span.line
+    return error.span.column == 1 and bool(DEFINITION.match(source, starts[line - 1]))
 
 
 def _line_starts(text: str) -> list[int]:
@@ -226,6 +228,8 @@ def _run(source: str, file: str, start: str) -> Any:
         return parse_fast(source, file, start)
     except Fallback:
         pass
+    except NestingError as exc:
+        raise _too_deep(exc) from None
     return _run_lark(source, file, start)
 
 
@@ -240,12 +244,9 @@ def _run_lark(source: str, file: str, start: str) -> Any:
         span = token_span(file, exc.token)
         raise RuleSyntaxError(Diagnostic("E001", str(exc), span)) from None
     except NestingError as exc:
-        hint = "split it: a const can name part of an expression"
-        raise RuleSyntaxError(Diagnostic("E001", str(exc), exc.span, hint)) from None
-    except RecursionError:
-        raise _too_deep(file) from None
+        raise _too_deep(exc) from None
 
 
-def _too_deep(file: str) -> RuleSyntaxError:
-    span = ast.Span(file, 1, 1, 1, 2)
-    return RuleSyntaxError(Diagnostic("E001", "expression nested too deeply", span))
+def _too_deep(error: NestingError) -> RuleSyntaxError:
+    hint = f"the limit is {MAX_NESTING} levels; a const can name part of an expression"
+    return RuleSyntaxError(Diagnostic("E001", str(error), error.span, hint))

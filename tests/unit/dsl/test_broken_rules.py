@@ -23,6 +23,40 @@ CASES = [
     ("const x = 5 sec\n", "E001", "unexpected 'sec'", 1, 13),
     ("event a.b {\n  x: list[}\n", "E001", "unexpected '}'", 2, 11),
     ("webhook x {\n  url == 1\n}\n", "E001", "unexpected '=', expected an expression", 2, 8),
+    # a block not closed before the next definition
+    (
+        'const limit = 1\n\nwebhook crm {\n  url = "https://a.example.com"\n  when event.data.amount > limit\n\n# the next one\n\nworkflow f {\n  on investment.created\n}\n',
+        "E001",
+        "the webhook 'crm' opened at 3:1 is not closed: a '}' is missing before line 9",
+        9,
+        1,
+    ),
+    (
+        "event e.x {\n  a: string\n\nwebhook w {\n}\n",
+        "E001",
+        "the event 'e.x' opened at 1:1 is not closed",
+        4,
+        1,
+    ),
+    (
+        workflow("  if event.data.amount > 1 {\n    wait 1d") + "const c = 1\n",
+        "E001",
+        "the workflow 'f' opened at 1:1 is not closed: a '}' is missing before line 6",
+        6,
+        1,
+    ),
+    # a keyword or a number glued to the word after it
+    ("eventdeal.funded {\n  a: string\n}\n", "E001", "expected a space after 'event'", 1, 6),
+    (
+        'webhookcrm {\n  url = "https://a.example.com"\n}\n',
+        "E001",
+        "expected a space after 'webhook'",
+        1,
+        8,
+    ),
+    (webhook("  retry 3times"), "E001", "expected a space after '3'", 5, 10),
+    (webhook("  when event.data.amount notin [1]"), "E001", "expected a space after 'not'", 5, 29),
+    ("const x = 5sec\n", "E001", "expected a space after '5'", 1, 12),
     # ---- duplicates
     (
         'webhook ops {\n  url = "https://a.example.com"\n}\n',
@@ -494,6 +528,8 @@ CASES = [
         8,
     ),
     ("const x = " + "(" * 120 + "1" + ")" * 120 + "\n", "E001", "nested too deeply", 1, 31),
+    ("const x = " + "(" * 492 + "1" + ")" * 492 + "\n", "E001", "nested too deeply", 1, 403),
+    ("const x = " + " + ".join(["1"] * 600) + "\n", "E001", "nested too deeply", 1, 11),
     (
         'webhook w {\n  url = "not a url"\n  secret = env("S")\n  events = [deal.funded]\n}\n',
         "E054",

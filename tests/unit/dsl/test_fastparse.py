@@ -1,74 +1,59 @@
-"""The fast parser builds exactly the trees the Lark parser builds, and declines the rest."""
+"""The fast parser builds exactly the trees the Lark parser builds, and declines the rest.
+
+Held equal on every shipped rule file, on every rule text the suite parses
+(tests/conftest.py checks each at the parser's seam), and on a fuzz corpus:
+generated rules, mutated shipped files, random token sequences, random text.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.dsl import _write_rules
+from dsl import fastparse, parse
+from dsl.ast import Span
 from dsl.builder import LiteralError, NestingError
 from dsl.fastparse import Fallback, available, parse_fast
 from dsl.grammar import TreeBuilder, lark_parser
+from tests.support.differential import DECLINED, TooDeep, assert_same, fast_tree, lark_tree
+from tests.support.rules import RECEIVER_WEBHOOK
 from tests.unit.dsl.support import BASE_RULES
 from tests.unit.dsl.test_fmt import random_rules
 from tests.unit.dsl.test_parser import TOKENS
 from tests.unit.dsl.test_robustness import mutate
 
 RULES_DIR = Path(__file__).parents[3] / "rules"
-DECLINED = object()
-
-
-def lark_tree(text: str, start: str = "start") -> Any:
-    """What the Lark path builds, or DECLINED where it has an error to report."""
-    try:
-        return TreeBuilder("f.ownly").transform(lark_parser().parse(text, start=start))
-    except Exception:
-        return DECLINED
-
-
-def fast_tree(text: str, start: str = "start") -> Any:
-    try:
-        return parse_fast(text, "f.ownly", start)
-    except Fallback:
-        return DECLINED
-
-
-def assert_same(text: str, start: str = "start", *, fast: bool = False) -> Any:
-    """The fast path builds what Lark builds, or declines (and Lark answers).
-
-    With `fast`, it must not decline: the text is ordinary valid rules.
-    """
-    source = text if text.endswith("\n") else text + "\n"
-    expected = lark_tree(source, start)
-    got = fast_tree(source, start)
-    if fast:
-        assert expected is not DECLINED
-        assert got == expected
-    elif got is not DECLINED:
-        assert got == expected
-    return expected
 
 
 def test_the_fast_path_is_available() -> None:
     assert available()
 
 
-@pytest.mark.parametrize("path", sorted(RULES_DIR.glob("*.ownly")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(RULES_DIR.rglob("*.ownly")), ids=lambda p: p.name)
 def test_shipped_rules(path: Path) -> None:
     assert_same(path.read_text(), fast=True)
+
+
+def test_every_rule_text_a_test_parses_is_held_to_lark(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = 'const held = "to lark"\n'
+    assert parse(text).definitions  # through the seam: the parsers agree
+    monkeypatch.setattr(fastparse, "parse_fast", lambda source, file, start: [])
+    with pytest.raises(AssertionError, match="the parsers differ"):
+        parse('const held = "to lark, once more"\n')
 
 
 def test_the_benchmark_rules_and_test_catalog(tmp_path: Path) -> None:
     paths = _write_rules(tmp_path, files=4, per_file=10, namespaces=5)
     for path in paths:
         assert_same(path.read_text(), fast=True)
-    assert assert_same(BASE_RULES) is not DECLINED
+    assert_same(BASE_RULES, fast=True)
+    assert_same(RECEIVER_WEBHOOK, fast=True)
 
 
 @pytest.mark.parametrize(
@@ -111,12 +96,27 @@ def test_errors_and_edges(text: str) -> None:
     assert_same(text)
 
 
-def test_a_keyword_that_starts_a_word_is_left_to_lark() -> None:
-    # Where names are not expected, Lark's state lexer takes the keyword `on`
-    # off `onion`; the fast path declines such text rather than guess.
-    text = "workflow w {\n  cancel onion.x\n}\n"
-    assert fast_tree(text) is DECLINED
-    assert lark_tree(text) is not DECLINED
+@pytest.mark.parametrize(
+    ("glued", "spaced"),
+    [
+        ("eventdeal.funded {\n  a: string\n}\n", "event deal.funded {\n  a: string\n}\n"),
+        ("webhookcrm {\n}\n", "webhook crm {\n}\n"),
+        ("webhook w {\n  retry 3times\n}\n", "webhook w {\n  retry 3 times\n}\n"),
+        ("webhook w {\n  when a notin b\n}\n", "webhook w {\n  when a not in b\n}\n"),
+        ("workflow w {\n  cancel onion.x\n}\n", "workflow w {\n  cancel on ion.x\n}\n"),
+        ("const a = 10_000and b\n", "const a = 10_000 and b\n"),
+        ("const a = 1.5s\n", None),
+    ],
+)
+def test_a_word_glued_to_a_keyword_or_a_number_is_refused_by_both_paths(
+    glued: str, spaced: str | None
+) -> None:
+    # Where names are not expected, Lark's state lexer would take the keyword
+    # `on` off `onion`, or the number off `3times`, and `fmt` split them.
+    assert fast_tree(glued) is DECLINED
+    assert lark_tree(glued) is DECLINED
+    if spaced is not None:
+        assert_same(spaced, fast=True)
 
 
 @pytest.mark.parametrize(
@@ -148,23 +148,41 @@ def test_a_token_text_has_the_same_terminal_in_every_context() -> None:
         lambda n: "{ a: " * n + "1" + " }" * n,
     ],
 )
-def test_nesting_is_refused_at_the_same_depth_by_both_paths(nest: Callable[[int], str]) -> None:
+def test_nesting_is_refused_at_the_same_node_by_both_paths(nest: Callable[[int], str]) -> None:
+    # assert_same: the same tree, or the same TooDeep with the same span
     trees = [assert_same(f"const a = {nest(levels)}\n") for levels in range(40, 104)]
-    refused = [tree is DECLINED for tree in trees]
+    refused = [isinstance(tree, TooDeep) for tree in trees]
     assert refused[0] is False and refused[-1] is True  # the limit is in the range
+    assert DECLINED not in trees
 
 
-def test_literal_and_nesting_errors_fall_back() -> None:
+def test_a_bad_literal_falls_back_and_nesting_too_deep_does_not() -> None:
     with pytest.raises(Fallback):
         parse_fast('const a = "\\q"\n', "f", "start")
-    with pytest.raises(Fallback):
-        parse_fast("const a = " + "(" * 101 + "1" + ")" * 101 + "\n", "f", "start")
+    text = "const a = " + "(" * 101 + "1" + ")" * 101 + "\n"
+    with pytest.raises(NestingError) as fast:
+        parse_fast(text, "f", "start")
     # The Lark path raises what becomes the diagnostic.
     with pytest.raises(LiteralError):
         TreeBuilder("f").transform(lark_parser().parse('const a = "\\q"\n', start="start"))
-    with pytest.raises(NestingError):
-        text = "const a = " + "(" * 101 + "1" + ")" * 101 + "\n"
+    with pytest.raises(NestingError) as lark:
         TreeBuilder("f").transform(lark_parser().parse(text, start="start"))
+    assert fast.value.span == lark.value.span == Span("f", 1, 12, 1, 213)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "const a = 1 $\nconst b = " + "(" * 101 + "1" + ")" * 101 + "\n",
+        "const a = " + "(" * 101 + "1" + ")" * 101 + " +\n",
+        "const a = " + "(" * 101 + "1" + ")" * 101 + "\nconst b = = 2\n",
+    ],
+    ids=["a character before", "a syntax error right after", "a syntax error further on"],
+)
+def test_nesting_too_deep_with_a_syntax_error(text: str) -> None:
+    # Before the node the fast path leaves the text to Lark; after it, the
+    # fast path has stopped at the node, and Lark finds the syntax error there.
+    assert_same(text)
 
 
 @settings(max_examples=60, deadline=None)

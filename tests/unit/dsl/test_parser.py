@@ -10,10 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl import DslError, ParseCache, RuleSyntaxError, ast, parse, parse_expression
+from dsl import (
+    DslError,
+    ParseCache,
+    RuleSyntaxError,
+    ast,
+    compile_rules,
+    parse,
+    parse_expression,
+    stages,
+)
 from dsl.ast import Span
 from dsl.grammar import lark_parser
 from dsl.parser import parse_file
+from tests.unit.dsl.support import write_generated
 
 
 def test_nodes_carry_spans() -> None:
@@ -135,6 +145,21 @@ def test_parse_cache_keeps_the_latest_text_of_each_file_only() -> None:
     cache.parse("const b = 1\n", "d.ownly")  # a fourth: the cache starts again
     assert cache.get("const a = 9\n", "a.ownly") is None
     assert cache.get("const b = 1\n", "d.ownly") is not None
+
+
+def test_a_compilation_keeps_every_tree_in_its_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = write_generated(tmp_path, {}, files=6)
+    cache = ParseCache()
+    templates = tmp_path / "templates"
+    assert compile_rules(paths, templates_dir=templates, cache=cache).ok
+    for path in paths:
+        text = path.read_text()
+        assert cache.get(text, str(path)) == parse(text, str(path))
+    monkeypatch.setattr(stages, "parse", None)  # nothing left to parse
+    monkeypatch.setattr(stages, "lower_webhook", None)  # nor to lower
+    assert compile_rules(paths, templates_dir=templates, cache=cache).ok
 
 
 def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:

@@ -15,16 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from dsl import Compilation, ParseCache, ast, compile_rules, parallel, stages
+from dsl import Compilation, ParseCache, ast, compile_rules, stages
 from tests.unit.dsl.support import write_generated
 
 FILES = 12
-
-
-@pytest.fixture(autouse=True)
-def _one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What is lowered is counted in this process (the engine never forks: it runs threads)."""
-    monkeypatch.setattr(parallel, "can_fork", lambda: False)
 
 
 class _Counting:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dsl import RuleSyntaxError, compile_rules, parse
+from dsl import RuleSyntaxError, compile_rules, parse, parser
 from dsl.parser import MAX_SYNTAX_ERRORS
 
 THREE_BROKEN = """\
@@ -52,6 +52,14 @@ def test_a_definition_cut_short_is_one_error() -> None:
     assert [line for line, _, _ in errors_of(text)] == [4]
 
 
+def test_the_definition_after_a_block_not_closed_is_parsed_too() -> None:
+    text = 'webhook a {\n  url = "u"\n\nwebhook b {\n  url = = "u"\n}\n'
+    assert errors_of(text) == [
+        (4, 1, "the webhook 'a' opened at 1:1 is not closed: a '}' is missing before line 4"),
+        (5, 9, "unexpected '=', expected an expression"),
+    ]
+
+
 def test_a_line_of_an_expression_is_no_place_to_resume() -> None:
     # `event.type` starts a line inside the broken webhook's list: not a definition.
     text = (
@@ -70,6 +78,38 @@ def test_text_after_the_last_definition_is_not_parsed_again() -> None:
     # The unclosed string runs to the end of the file: there is nowhere to resume.
     text = 'webhook a {\n  url = "https://a.example.com\n}\n'
     assert len(errors_of(text)) == 1
+
+
+def test_an_expression_nested_too_deeply_is_one_error_and_the_rest_is_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hooks = "".join(
+        f'webhook w{i} {{\n  url = "https://a.example.com/{i}"\n}}\n' for i in range(30)
+    )
+    deep = "const deep = " + " + ".join(["1"] * 600) + "\n"
+    text = hooks + deep + hooks.replace("webhook w", "webhook v")
+    parsed: list[int] = []  # the line each parse starts at
+    by_lark: list[int] = []
+    run, run_lark = parser._run, parser._run_lark
+
+    def counted(source: str, file: str, start: str) -> object:
+        parsed.append(len(source) - len(source.lstrip("\n")) + 1)
+        return run(source, file, start)
+
+    def counted_lark(source: str, file: str, start: str) -> object:
+        by_lark.append(1)
+        return run_lark(source, file, start)
+
+    monkeypatch.setattr(parser, "_run", counted)
+    monkeypatch.setattr(parser, "_run_lark", counted_lark)
+    with pytest.raises(RuleSyntaxError) as caught:
+        parse(text, "f.ownly")
+    (error,) = caught.value.diagnostics
+    assert (error.span.line, error.span.column) == (91, 14)
+    assert error.message == "nested too deeply: more than 100 levels"
+    assert error.hint == "the limit is 100 levels; a const can name part of an expression"
+    assert parsed == [1, 92]  # the file, then once what follows the const
+    assert by_lark == []  # the fast path stops at the const: Lark parses nothing again
 
 
 def test_the_errors_of_one_file_are_bounded() -> None:
