@@ -162,7 +162,7 @@ def count_ms(history: int) -> float:
 
 
 def report() -> str:
-    tree = Path(queue.__file__).parents[1]
+    tree = Path(queue.__file__).parents[2]
     lines = [
         f"## bench/groups.py — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection
 
 from engine.core.schema import job_holds, jobs
 from engine.core.writer import BatchWrite, Writer, after_commit
-from engine.jobs.queue import Job, NewJob, insert_jobs, unfinished_ordered
+from engine.jobs.groups import unfinished_ordered
+from engine.jobs.queue import Job, NewJob, insert_jobs
 
 __all__ = [
     "RECOVER_BATCH",

@@ -28,7 +28,8 @@ from engine.core.storage import Database
 from engine.core.writer import BatchWrite
 from engine.events.bus import Bus, StoredEvent
 from engine.events.ids import new_event_id
-from engine.jobs.queue import FinishJob, Job, hold_group, release_group
+from engine.jobs.groups import hold_group, release_group
+from engine.jobs.queue import FinishJob, Job
 from engine.webhooks.planner import group_key
 from engine.webhooks.tables import webhook_state
 

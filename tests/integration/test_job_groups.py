@@ -16,18 +16,9 @@ from sqlalchemy.engine import Connection
 
 from engine.core.clock import ManualClock
 from engine.core.schema import job_holds, jobs, metadata
-from engine.jobs.queue import (
-    FinishJob,
-    Job,
-    LeaseJobs,
-    NewJob,
-    hold_group,
-    insert_jobs,
-    load_job,
-    next_due,
-    release_group,
-)
-from engine.jobs.worker import Deferred, Failed, Result, Retry, Succeeded
+from engine.jobs.groups import hold_group, release_group
+from engine.jobs.kinds import Deferred, Failed, Result, Retry, Succeeded
+from engine.jobs.queue import FinishJob, Job, LeaseJobs, NewJob, insert_jobs, load_job, next_due
 from tests.support.queue import QueueHarness, queue_harness, until
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from engine.core.clock import ManualClock
+from engine.jobs.kinds import Failed, Result, Retry, Succeeded
 from engine.jobs.queue import FinishJob, Job, LeaseJobs, load_job
-from engine.jobs.worker import Failed, Result, Retry, Succeeded
 from tests.support.queue import QueueHarness, queue_harness, until
 
 
