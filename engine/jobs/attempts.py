@@ -2,9 +2,9 @@
 
 Every kind's attempts share the columns a timeline needs (attempt number,
 outcome, start, duration, error) and keep what is their own in ``detail``:
-JSON, capped at ``DETAIL_LIMIT`` bytes so that one odd answer cannot bloat
-the table. A detail over the cap keeps its small values and notes what it
-dropped.
+JSON, capped at ``DETAIL_LIMIT`` bytes (1 MiB) so that one odd answer cannot
+bloat the table. A detail over the cap keeps its small values, cuts its long
+strings to fit and notes what it cut or dropped.
 """
 
 from __future__ import annotations
@@ -23,24 +23,39 @@ from engine.jobs.kinds import AttemptRecord
 
 __all__ = ["DETAIL_LIMIT", "attempt_dict", "capped", "load_attempts", "log_attempts"]
 
-DETAIL_LIMIT = 256 * 1024
-_SMALL = 1024  # a value kept from a detail over the cap is at most this long as JSON
+DETAIL_LIMIT = 1024 * 1024
+_SMALL = 1024  # a value kept whole from a detail over the cap is at most this long as JSON
+_NOTE = 256  # room left for the note of what was cut
 
 
 def capped(detail: dict[str, Any], limit: int = DETAIL_LIMIT) -> dict[str, Any]:
-    """``detail`` if its JSON fits in ``limit`` bytes; else its small values, and what
-    was dropped under ``"truncated"``."""
+    """``detail`` if its JSON fits in ``limit`` bytes; else its small values whole,
+    its long strings cut to what fits, the rest dropped, and a note of it all
+    under ``"truncated"``: ``{"bytes": size, "cut": [...], "dropped": [...]}``."""
     size = len(orjson.dumps(detail, default=str))
     if size <= limit:
         return detail
     kept: dict[str, Any] = {}
-    dropped = []
+    large: list[str] = []
     for key, value in detail.items():
         if len(orjson.dumps(value, default=str)) <= _SMALL:
             kept[key] = value
         else:
+            large.append(key)
+    budget = limit - len(orjson.dumps(kept, default=str)) - _NOTE
+    cut: list[str] = []
+    dropped: list[str] = []
+    for key in large:
+        value = detail[key]
+        if isinstance(value, str) and budget > 0:
+            # Bytes of UTF-8, not characters; JSON escapes may take a little more.
+            part = value.encode()[:budget].decode("utf-8", "ignore")
+            kept[key] = part
+            budget -= len(orjson.dumps(part))
+            cut.append(key)
+        else:
             dropped.append(key)
-    kept["truncated"] = {"bytes": size, "dropped": dropped}
+    kept["truncated"] = {"bytes": size, "cut": cut, "dropped": dropped}
     return kept
 
 

@@ -79,6 +79,9 @@ async def attempt_now(
 def attempt_view(record: AttemptRecord) -> dict[str, Any]:
     """A webhook attempt as the webhooks API shows it: flat, its detail beside the rest."""
     detail = dict(record.detail)
+    # A body over the attempt log's cap was cut there (engine.jobs.attempts.capped).
+    note = detail.get("truncated")
+    cut = isinstance(note, dict) and "response_body" in [*note["cut"], *note["dropped"]]
     return {
         "outcome": record.outcome,
         "started_at": record.started_at,
@@ -86,7 +89,7 @@ def attempt_view(record: AttemptRecord) -> dict[str, Any]:
         "status": detail.get("status"),
         "response_headers": detail.get("response_headers", []),
         "response_body": detail.get("response_body", ""),
-        "response_body_truncated": detail.get("response_body_truncated", False),
+        "response_body_truncated": bool(detail.get("response_body_truncated")) or cut,
         "retry_after": detail.get("retry_after"),
         "error_class": record.error_class,
         "error_message": record.error_message,

@@ -96,10 +96,14 @@ async def test_a_registered_kind_is_planned_run_retried_logged_shown_and_pruned(
             "Refused",
         )
         assert (second["attempt"], second["outcome"]) == (2, "echoed")
-        # The 300 KB detail was over the cap: its small values kept, the rest named.
-        assert second["detail"]["workflow"] == "greet"
-        assert second["detail"]["truncated"]["dropped"] == ["body"]
-        assert second["detail"]["truncated"]["bytes"] > DETAIL_LIMIT
+        # The 1.2 MB detail was over the cap: its small values kept, its long
+        # string cut to fit, its list dropped, and all of it noted.
+        detail = second["detail"]
+        assert detail["workflow"] == "greet"
+        assert detail["truncated"]["bytes"] > DETAIL_LIMIT
+        assert (detail["truncated"]["cut"], detail["truncated"]["dropped"]) == (["body"], ["rows"])
+        assert DETAIL_LIMIT - 2048 < len(detail["body"]) < DETAIL_LIMIT
+        assert set(detail["body"]) == {"x"}
 
         own = await client.get(f"/api/echo/{done.id}", headers=_auth(engine))
         assert (own.status, await own.json()) == (200, {"job_id": done.id, "workflow": KIND})

@@ -203,3 +203,38 @@ async def test_retention_never_prunes_unfinished_work(tmp_path: Path) -> None:
         (job,) = await delivery_jobs(engine)
         assert job.state == "held"
         assert len(await events_of_type(engine, "investment.created")) == 1
+
+
+async def test_a_body_over_the_attempt_logs_cap_is_cut_there_and_said_so(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """``response_body_limit`` above the attempt log's 1 MiB: the body is kept to 1 MiB and
+    the webhooks API says it was truncated (not that it was empty)."""
+    body = "é" * 800_000  # 1.6 MB of UTF-8
+
+    def large(request: Received, nth: int) -> web.Response:
+        return web.Response(status=500, text=body)
+
+    with Receiver(large) as receiver:
+        env = {"RECEIVER_URL": receiver.url + "/hooks"}
+        rules = webhook(body="  retry 1 times, every 1s\n")
+        settings = 'response_body_limit = "4MiB"\n'
+        async with running_engine(tmp_path, rules, env, settings) as engine:
+            await send(engine, "evt_1")
+
+            async def failed() -> bool:
+                return (await delivery_jobs(engine))[0].state == "failed"
+
+            await drive(engine, failed)
+            client = await aiohttp_client(build_app(engine))
+            key = engine.keyring.keys[0].secret.get_secret_value()
+            (job,) = await delivery_jobs(engine)
+            answer = await client.get(
+                f"/api/webhooks/receiver/deliveries/{job.id}",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            (attempt,) = (await answer.json())["attempts"]
+    assert attempt["status"] == 500
+    assert attempt["response_body_truncated"] is True
+    kept = attempt["response_body"]
+    assert 0 < len(kept.encode()) <= 1024 * 1024 and body.startswith(kept)

@@ -92,7 +92,11 @@ class Handler:
         if job.attempts == 1:
             attempt = AttemptRecord("echo_refused", now, 0.0, "Refused", "first attempts fail")
             return Retry(self.runtime.retry_after, "first attempts fail", attempt=attempt)
-        detail = {"workflow": job.payload["workflow"], "body": "x" * 300_000}
+        detail = {
+            "workflow": job.payload["workflow"],
+            "body": "x" * 1_200_000,
+            "rows": list(range(100_000)),
+        }
         attempt = AttemptRecord("echoed", now, 0.001, detail=detail)
         return Succeeded(attempt=attempt, hook=Ran(self.runtime))
 
