@@ -5,7 +5,8 @@ test send are leased to a one-off owner in the write that re-opens or creates
 the job, so the request can make the attempt itself and finish it through the
 same path as the workers (its attempt logged with its outcome). A group's
 order holds: a job of an ordered group is not attempted ahead of an earlier
-unfinished one, and a held group's jobs are not attempted at all.
+unfinished one or beside one running now, and a held group's jobs are not
+attempted at all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.schema import job_holds, jobs
 from engine.core.writer import BatchWrite, Writer, after_commit
-from engine.jobs.groups import unfinished_ordered
+from engine.jobs.groups import must_wait_for
 from engine.jobs.queue import Job, NewJob, insert_jobs
 
 __all__ = [
@@ -68,7 +69,7 @@ class Reopened(NamedTuple):
     job: Job | None
     refused: Literal["running", "held", "waiting"] | None = None
     reason: str | None = None  # why its group is held (paused, disabled)
-    behind: int | None = None  # the earlier unfinished job it waits behind
+    behind: int | None = None  # the job of its ordered group it waits for
 
 
 _BEHIND = jobs.alias("behind")
@@ -107,8 +108,8 @@ class RetryNow(BatchWrite[Reopened]):
                     select(_BEHIND.c.id)
                     .where(
                         _BEHIND.c.group_key == row.group_key,
-                        _BEHIND.c.id < self.job_id,
-                        unfinished_ordered(_BEHIND),
+                        _BEHIND.c.id != self.job_id,
+                        must_wait_for(_BEHIND, self.job_id),
                     )
                     .order_by(_BEHIND.c.id)
                     .limit(1)
@@ -173,7 +174,8 @@ class _RecoverBatch(BatchWrite[int]):
             return 0
         held = exists().where(job_holds.c.group_key == jobs.c.group_key)
         # Pending (held in a held group) with one more attempt; an ordered one
-        # behind an earlier unfinished job of its group still waits its turn.
+        # waits its turn behind an earlier unfinished job of its group, and for
+        # a later one running now.
         conn.execute(
             update(jobs)
             .where(jobs.c.id.in_(ids))
@@ -195,8 +197,8 @@ class _RecoverBatch(BatchWrite[int]):
                 exists().where(
                     and_(
                         behind.c.group_key == jobs.c.group_key,
-                        behind.c.id < jobs.c.id,
-                        unfinished_ordered(behind),
+                        behind.c.id != jobs.c.id,
+                        must_wait_for(behind, jobs.c.id),
                     )
                 ),
             )

@@ -30,6 +30,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     not_,
+    or_,
     select,
     true,
     update,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "earlier_unfinished",
     "hold_group",
+    "must_wait_for",
     "place_in_groups",
     "promote_waiting",
     "release_group",
@@ -86,6 +88,16 @@ def unfinished_ordered(table: Any) -> ColumnElement[bool]:
     """
     states: list[ColumnElement[Any]] = [literal_column(f"'{state}'") for state in UNFINISHED]
     return and_(table.c.ordered == true(), table.c.state.in_(states))
+
+
+def must_wait_for(other: Any, job_id: Any) -> ColumnElement[bool]:
+    """``other`` is an ordered job that the job ``job_id`` of its group must wait for:
+    an unfinished one before it, or one running now (a failed job re-opened by an
+    operator waits for a later one in flight: a group's ordered jobs run one at a time)."""
+    return or_(
+        and_(other.c.id < job_id, unfinished_ordered(other)),
+        and_(other.c.ordered == true(), other.c.state == literal_column("'running'")),
+    )
 
 
 def earlier_unfinished() -> ColumnElement[bool]:
@@ -132,7 +144,8 @@ _PROMOTE = (
 
 
 def promote_waiting(conn: Connection, group_keys: Sequence[str], now: datetime) -> None:
-    """Let the first waiting job of each group run, where nothing before it may still run."""
+    """Let the first waiting job of each group run, where nothing before it may still run
+    (called whenever an ordered job stops running, whatever its outcome)."""
     for key in group_keys:
         conn.execute(_PROMOTE, {"p_group": key, "p_now": now})
 

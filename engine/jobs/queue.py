@@ -165,7 +165,10 @@ class LeaseJobs(BatchWrite[Lease]):
     def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[Lease]:
         results = []
         for write in writes:
-            conn.execute(_EXPIRE, {"e_now": write.now})
+            expired = conn.execute(_EXPIRE, {"e_now": write.now}).all()
+            groups = {row.group_key for row in expired if row.ordered and row.group_key}
+            if groups:
+                promote_waiting(conn, sorted(groups), write.now)
             rows = conn.execute(
                 _LEASE,
                 {
@@ -227,6 +230,7 @@ _EXPIRE = (
     update(jobs)
     .where(jobs.c.state == "running", jobs.c.lease_expires_at <= _NOW)
     .values(state="pending", lease_owner=None, lease_expires_at=None, updated_at=_NOW)
+    .returning(jobs.c.group_key, jobs.c.ordered)
 )
 _LEASE_NOW = bindparam("l_now", type_=UTCDateTime())
 _DUE = (
@@ -285,7 +289,6 @@ _FINISHES = {
 _LEASES = select(
     jobs.c.id, jobs.c.lease_owner, jobs.c.attempts, jobs.c.group_key, jobs.c.ordered
 ).where(jobs.c.id.in_(bindparam("ids", expanding=True)), jobs.c.state == "running")
-_ENDS: frozenset[Outcome] = frozenset(("succeeded", "failed"))
 
 
 @dataclass(frozen=True)
@@ -318,7 +321,7 @@ class FinishJob(BatchWrite[bool]):
         leases = {row.id: row for row in conn.execute(_LEASES, {"ids": ids})}
         kept: list[bool] = []
         by_outcome: dict[Outcome, list[dict[str, Any]]] = {}
-        ended: dict[str, None] = {}  # ordered groups whose running job ends
+        ended: dict[str, None] = {}  # ordered groups whose running job stops
         for write in writes:
             lease = leases.pop(write.job_id, None)
             lost = lease is None or (
@@ -327,7 +330,9 @@ class FinishJob(BatchWrite[bool]):
             kept.append(not lost)
             if lease is None or lost:
                 continue
-            if lease.ordered and lease.group_key is not None and write.outcome in _ENDS:
+            if lease.ordered and lease.group_key is not None:
+                # Whatever the outcome, it runs no more: a job re-opened by an
+                # operator may have waited for it (the order holds either way).
                 ended[lease.group_key] = None
             by_outcome.setdefault(write.outcome, []).append(
                 {

@@ -180,7 +180,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
         raise error(
             409,
             "delivery_waiting",
-            f"delivery {row.id} of the ordered webhook '{webhook.name}' waits behind delivery "
+            f"delivery {row.id} of the ordered webhook '{webhook.name}' waits for delivery "
             f"{reopened.behind}: it is sent once that one ends",
             behind=str(reopened.behind),
         )

@@ -16,9 +16,19 @@ from sqlalchemy.engine import Connection
 
 from engine.core.clock import ManualClock
 from engine.core.schema import job_holds, jobs, metadata
+from engine.jobs.actions import RetryNow, recover_failed
 from engine.jobs.groups import hold_group, release_group
 from engine.jobs.kinds import Deferred, Failed, Result, Retry, Succeeded
-from engine.jobs.queue import FinishJob, Job, LeaseJobs, NewJob, insert_jobs, load_job, next_due
+from engine.jobs.queue import (
+    FinishJob,
+    Job,
+    LeaseJobs,
+    NewJob,
+    Outcome,
+    insert_jobs,
+    load_job,
+    next_due,
+)
 from tests.support.queue import QueueHarness, queue_harness, until
 
 
@@ -327,3 +337,45 @@ def test_earlier_ordered_jobs_are_looked_up_in_their_partial_index(tmp_path: Pat
             assert lookups, plan
             assert all("USING INDEX ix_jobs_ordered_unfinished" in step for step in lookups), plan
     engine.dispose()
+
+
+async def _lease(groups: QueueHarness, owner: str = "w") -> list[Job]:
+    now = groups.clock.now()
+    lease = await groups.writer.submit(LeaseJobs(owner, 10, now, timedelta(seconds=60)))
+    return list(lease.jobs)
+
+
+async def _finish(groups: QueueHarness, job: Job, outcome: Outcome, owner: str = "w") -> None:
+    now = groups.clock.now()
+    write = FinishJob(job.id, owner, outcome, now, due_at=now, error="x", attempt=job.attempts)
+    assert await groups.writer.submit(write)
+
+
+@pytest.mark.parametrize("later_ends", ["succeeded", "retry", "expired"])
+async def test_a_recovered_or_retried_ordered_job_waits_for_a_later_one_in_flight(
+    groups: QueueHarness, later_ends: str
+) -> None:
+    """An ordered group's jobs run one at a time, operators' actions included: the
+    re-opened job waits for the one running, then runs before it runs again."""
+    await groups.add("a", "b", ordered=True, group="g", max_attempts=1)
+    (a,) = await _lease(groups)
+    await _finish(groups, a, "failed")  # b may run now
+    (b,) = await _lease(groups)
+    assert (await _states(groups)) == {"a": "failed", "b": "running"}
+
+    now = groups.clock.now()
+    refused = await groups.writer.submit(RetryNow(a.id, "api", now, timedelta(seconds=60)))
+    assert (refused.job, refused.refused, refused.behind) == (None, "waiting", b.id)
+    recovered = await recover_failed(groups.writer, groups.waker.wake, "g", now, None, now)
+    assert recovered == 1
+    assert await _states(groups) == {"a": "waiting", "b": "running"}
+    assert await _lease(groups, "other") == []  # not beside b
+
+    if later_ends == "expired":
+        groups.clock.advance(61)  # the engine running b died: its lease runs out
+    else:
+        await _finish(groups, b, later_ends)  # type: ignore[arg-type]
+    leased = await _lease(groups)
+    assert [job.idempotency_key for job in leased] == ["a"]  # before b, if b runs again
+    if later_ends != "succeeded":
+        assert (await _states(groups))["b"] == "pending"
