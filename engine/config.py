@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     create_model,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -102,6 +103,15 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_another_type(cls, value: object, info: ValidationInfo) -> object:
+        # TOML's true and false would pass as 1 and 0 for a number or a duration.
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation is not bool:
+            raise ValueError("must not be true or false")
+        return value
+
 
 class ServerConfig(Section):
     host: str = "127.0.0.1"
@@ -149,7 +159,7 @@ class QueueConfig(Section):
 class RetentionConfig(Section):
     jobs: LongSeconds = 30 * 86_400.0  # a finished job and its attempts, after it finished
     events: LongSeconds = 30 * 86_400.0  # an event no job refers to, after it was received
-    interval: Seconds = 3_600.0
+    interval: Seconds = Field(default=3_600.0, ge=1.0)
     batch: int = Field(default=1_000, ge=1, le=100_000)
 
 

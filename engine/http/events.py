@@ -204,7 +204,7 @@ async def get_event(request: web.Request) -> web.Response:
             **_event(row),
             "jobs": [
                 {
-                    "id": job.id,
+                    "id": str(job.id),  # as /api/jobs/{id} and the webhooks API give it
                     "kind": job.kind,
                     "target": _target(engine, job),
                     "state": job.state,

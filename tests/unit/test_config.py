@@ -78,6 +78,24 @@ def test_the_shipped_configuration_is_valid() -> None:
             id="bad-duration",
         ),
         pytest.param(
+            "[retention]\njobs = true\n",
+            {},
+            "ownly.toml:2: [retention] jobs: Value error, must not be true or false",
+            id="boolean-duration",
+        ),
+        pytest.param(
+            "[retention]\nbatch = false\n",
+            {},
+            "ownly.toml:2: [retention] batch: Value error, must not be true or false",
+            id="boolean-number",
+        ),
+        pytest.param(
+            '[retention]\ninterval = "1ms"\n',
+            {},
+            "ownly.toml:2: [retention] interval: Input should be greater than or equal to 1",
+            id="retention-too-often",
+        ),
+        pytest.param(
             "[database]\nsynchronous = 'SOMETIMES'\n",
             {},
             "ownly.toml:2: [database] synchronous: Input should be 'OFF', 'NORMAL', 'FULL'",
