@@ -37,40 +37,41 @@ _WEBHOOK_DETAIL = (
 )
 
 
-def _webhook_attempts() -> sa.Table:
-    return sa.Table(
-        "webhook_attempts",
-        sa.MetaData(),
-        sa.Column("id", serial, primary_key=True),
+def _attempt_columns(*own: sa.Column[Any]) -> list[sa.Column[Any]]:
+    """The columns both attempt tables have, then ``own``, then the error's."""
+    return [
+        sa.Column("id", serial, primary_key=True, autoincrement=True),
         sa.Column("job_id", serial, nullable=False),
-        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("outcome", sa.String(20), nullable=False),
         sa.Column("started_at", UTCDateTime(), nullable=False),
-        sa.Column("duration", sa.Float, nullable=False),
-        sa.Column("status", sa.Integer),
-        sa.Column("response_headers", sa.JSON, nullable=False),
-        sa.Column("response_body", sa.Text, nullable=False),
-        sa.Column("response_body_truncated", sa.Boolean, nullable=False),
-        sa.Column("retry_after", sa.Float),
+        sa.Column("duration", sa.Float(), nullable=False),
+        *own,
         sa.Column("error_class", sa.String(200)),
-        sa.Column("error_message", sa.Text),
+        sa.Column("error_message", sa.Text()),
+    ]
+
+
+def _webhook_columns() -> list[sa.Column[Any]]:
+    return _attempt_columns(
+        sa.Column("status", sa.Integer()),
+        sa.Column("response_headers", sa.JSON(), nullable=False),
+        sa.Column("response_body", sa.Text(), nullable=False),
+        sa.Column("response_body_truncated", sa.Boolean(), nullable=False),
+        sa.Column("retry_after", sa.Float()),
     )
+
+
+def _job_columns() -> list[sa.Column[Any]]:
+    return _attempt_columns(sa.Column("detail", sa.JSON(), nullable=False))
+
+
+def _webhook_attempts() -> sa.Table:
+    return sa.Table("webhook_attempts", sa.MetaData(), *_webhook_columns())
 
 
 def _job_attempts() -> sa.Table:
-    return sa.Table(
-        "job_attempts",
-        sa.MetaData(),
-        sa.Column("id", serial, primary_key=True),
-        sa.Column("job_id", serial, nullable=False),
-        sa.Column("attempt", sa.Integer, nullable=False),
-        sa.Column("outcome", sa.String(20), nullable=False),
-        sa.Column("started_at", UTCDateTime(), nullable=False),
-        sa.Column("duration", sa.Float, nullable=False),
-        sa.Column("error_class", sa.String(200)),
-        sa.Column("error_message", sa.Text),
-        sa.Column("detail", sa.JSON, nullable=False),
-    )
+    return sa.Table("job_attempts", sa.MetaData(), *_job_columns())
 
 
 _COMMON = ("id", "job_id", "attempt", "outcome", "started_at", "duration")
@@ -116,15 +117,7 @@ def upgrade() -> None:
     op.create_index("ix_jobs_finished_at", "jobs", ["finished_at"])
     op.create_table(
         "job_attempts",
-        sa.Column("id", serial, primary_key=True, autoincrement=True),
-        sa.Column("job_id", serial, nullable=False),
-        sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("outcome", sa.String(20), nullable=False),
-        sa.Column("started_at", UTCDateTime(), nullable=False),
-        sa.Column("duration", sa.Float(), nullable=False),
-        sa.Column("error_class", sa.String(200)),
-        sa.Column("error_message", sa.Text()),
-        sa.Column("detail", sa.JSON(), nullable=False),
+        *_job_columns(),
         sa.PrimaryKeyConstraint("id", name="pk_job_attempts"),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_job_attempts_job_id_jobs"),
     )
@@ -138,19 +131,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.create_table(
         "webhook_attempts",
-        sa.Column("id", serial, primary_key=True, autoincrement=True),
-        sa.Column("job_id", serial, nullable=False),
-        sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("outcome", sa.String(20), nullable=False),
-        sa.Column("started_at", UTCDateTime(), nullable=False),
-        sa.Column("duration", sa.Float(), nullable=False),
-        sa.Column("status", sa.Integer()),
-        sa.Column("response_headers", sa.JSON(), nullable=False),
-        sa.Column("response_body", sa.Text(), nullable=False),
-        sa.Column("response_body_truncated", sa.Boolean(), nullable=False),
-        sa.Column("retry_after", sa.Float()),
-        sa.Column("error_class", sa.String(200)),
-        sa.Column("error_message", sa.Text()),
+        *_webhook_columns(),
         sa.PrimaryKeyConstraint("id", name="pk_webhook_attempts"),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_webhook_attempts_job_id_jobs"),
     )
