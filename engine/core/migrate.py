@@ -59,7 +59,11 @@ def _alembic_config(locations: Sequence[Path] = ()) -> AlembicConfig:
 
 def head_revision(locations: Sequence[Path] = ()) -> tuple[str, ...]:
     """The heads of the core's migrations and of the capabilities' in ``locations``."""
-    heads = ScriptDirectory.from_config(_alembic_config(locations)).get_heads()
+    return _heads(ScriptDirectory.from_config(_alembic_config(locations)))
+
+
+def _heads(scripts: ScriptDirectory) -> tuple[str, ...]:
+    heads = scripts.get_heads()
     assert heads, "the package ships at least one migration"
     return tuple(sorted(heads))
 
@@ -70,8 +74,9 @@ async def migration_status(db: Database, locations: Sequence[Path] = ()) -> Migr
         current = await conn.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_heads()
         )
-    heads = head_revision(locations)
+    # One read of the migration folders, for the heads and the revisions known.
     scripts = ScriptDirectory.from_config(_alembic_config(locations))
+    heads = _heads(scripts)
     for revision in current:
         try:
             scripts.get_revision(revision)

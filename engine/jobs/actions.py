@@ -77,8 +77,9 @@ _BEHIND = jobs.alias("behind")
 
 @dataclass(frozen=True)
 class RetryNow(BatchWrite[Reopened]):
-    """Lease one job for an attempt now, unless it is running, its group is held, or an
-    earlier job of its ordered group is unfinished."""
+    """Lease one job for an attempt now, unless it is running, its group is held, or it
+    must wait for another job of its ordered group (an earlier unfinished one, or one
+    running now)."""
 
     job_id: int
     owner: str

@@ -37,6 +37,7 @@ __all__ = [
     "Result",
     "Retry",
     "Succeeded",
+    "by_name",
 ]
 
 
