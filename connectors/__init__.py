@@ -38,6 +38,7 @@ from connectors.webhook import (
     WebhookRequest,
     WebhookSender,
     parse_retry_after,
+    redact,
     redact_headers,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "guarded_session",
     "parse_retry_after",
     "parse_secret",
+    "redact",
     "redact_headers",
     "sign",
     "signed_headers",

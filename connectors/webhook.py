@@ -41,6 +41,7 @@ __all__ = [
     "WebhookRequest",
     "WebhookSender",
     "parse_retry_after",
+    "redact",
     "redact_headers",
 ]
 
@@ -175,6 +176,16 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 def redact_headers(headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The headers with every credential-like value replaced by ``<redacted>``."""
     return tuple((name, REDACTED if _sensitive(name) else value) for name, value in headers)
+
+
+def redact(value: Any) -> Any:
+    """``value`` (JSON data) with the value of every credential-like key replaced by
+    ``<redacted>``, at any depth."""
+    if isinstance(value, dict):
+        return {k: REDACTED if _sensitive(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
 
 
 def _sensitive(name: str) -> bool:

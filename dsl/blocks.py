@@ -47,6 +47,7 @@ _TEMPLATE_ATTRS = (
     "category",
     "description",
     "preview",
+    "tracking",
 )
 _HOOK_ATTRS = ("secret", "header", "algorithm", "path", "description")
 
@@ -252,6 +253,7 @@ def lower_template(low: Lowering, node: ast.TemplateDef, directory: Path) -> ir.
         variables = _variables(low, attrs["variables"])
     low.template_variables[node.name] = variables if "variables" in attrs else None
     declared = frozenset(variables)
+    tracking = low.boolean(attrs["tracking"].value, "tracking") if "tracking" in attrs else True
     sender = low.address(attrs["from"].value, "from") if "from" in attrs else None
     reply_to = low.address(attrs["reply_to"].value, "reply_to") if "reply_to" in attrs else None
     subject, html = text["subject"], text["html"]
@@ -278,6 +280,7 @@ def lower_template(low: Lowering, node: ast.TemplateDef, directory: Path) -> ir.
         sample=text["sample"],
         category=text["category"],
         preview=text["preview"],
+        tracking=tracking,
         source=ir.Source(file=node.span.file, line=node.span.line),
     )
 

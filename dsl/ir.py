@@ -180,6 +180,7 @@ class Template(_Model):
     sample: str | None = None
     category: str | None = None
     preview: str | None = None
+    tracking: bool = True  # opens and clicks tracked by the engine's own links
     source: Source
 
 

@@ -11,7 +11,7 @@ from engine.lazy import exports as _exports
 
 if _typing.TYPE_CHECKING:
     from engine.events.bus import Appended, AppendEvents, Bus, StoredEvent, Unplanned, match
-    from engine.events.ids import new_event_id, parse_rfc3339
+    from engine.events.ids import new_event_id, new_id, parse_rfc3339
 
 __all__ = [
     "AppendEvents",
@@ -21,6 +21,7 @@ __all__ = [
     "Unplanned",
     "match",
     "new_event_id",
+    "new_id",
     "parse_rfc3339",
 ]
 
@@ -32,6 +33,7 @@ _HOMES = {
     "Unplanned": "engine.events.bus",
     "match": "engine.events.bus",
     "new_event_id": "engine.events.ids",
+    "new_id": "engine.events.ids",
     "parse_rfc3339": "engine.events.ids",
 }
 

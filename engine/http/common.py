@@ -17,6 +17,7 @@ from engine.runtime import ENGINE, Engine
 
 __all__ = [
     "decode_cursor",
+    "defined_in_rules",
     "encode_cursor",
     "engine_of",
     "error",
@@ -24,6 +25,7 @@ __all__ = [
     "parse_limit",
     "parse_rfc3339_field",
     "parse_time",
+    "read_json",
     "require",
     "rules_of",
 ]
@@ -50,6 +52,29 @@ def error(status: int, code: str, message: str, **details: Any) -> web.HTTPExcep
     exc.body = orjson.dumps({"error": code, "message": message, **details}, default=_default)
     exc.content_type = "application/json"
     return exc
+
+
+def defined_in_rules(file: str, line: int | None, message: str) -> web.HTTPException:
+    """405 ``defined_in_rules``: what the rule files define is not changed through the API."""
+    exc = error(405, "defined_in_rules", message, file=file, line=line)
+    exc.headers["Allow"] = "GET"
+    return exc
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body: 413 over the engine's limit, 415 when it is not sent as
+    ``application/json``, 400 when it does not parse."""
+    if request.content_type != "application/json":
+        raise error(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = engine_of(request).settings.config.ingest.max_body
+        raise error(413, "body_too_large", f"the body is over the limit of {limit} bytes") from None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise error(400, "invalid_json", "the body is not JSON") from None
 
 
 def engine_of(request: web.Request) -> Engine:

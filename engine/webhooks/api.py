@@ -15,7 +15,14 @@ from aiohttp import web
 
 from dsl import ir
 from engine.events.catalog import describe
-from engine.http.common import error, json, parse_rfc3339_field, require, rules_of
+from engine.http.common import (
+    defined_in_rules,
+    error,
+    json,
+    parse_rfc3339_field,
+    require,
+    rules_of,
+)
 from engine.jobs.actions import one_off_owner, recover_failed
 from engine.webhooks.health import SetState, State, Stats, load_stats
 from engine.webhooks.planner import group_key
@@ -105,17 +112,11 @@ async def get_webhook(request: web.Request) -> web.Response:
     )
 
 
-def _defined_in_rules(file: str, line: int | None, message: str) -> web.HTTPException:
-    exc = error(405, "defined_in_rules", message, file=file, line=line)
-    exc.headers["Allow"] = "GET"
-    return exc
-
-
 async def create_webhook(request: web.Request) -> web.Response:
     require(request, "webhooks:read")
     rules = rules_of(request)
     last = rules.ir.webhooks[-1].source if rules.ir.webhooks else None
-    raise _defined_in_rules(
+    raise defined_in_rules(
         last.file if last else "rules/webhooks.ownly",
         last.line if last else None,
         "webhooks are defined in rule files: add a `webhook` block there",
@@ -125,7 +126,7 @@ async def create_webhook(request: web.Request) -> web.Response:
 async def change_webhook(request: web.Request) -> web.Response:
     require(request, "webhooks:read")
     webhook = webhook_of(request)
-    raise _defined_in_rules(
+    raise defined_in_rules(
         webhook.source.file,
         webhook.source.line,
         f"webhook '{webhook.name}' is defined in the rules: edit "

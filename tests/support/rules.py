@@ -45,3 +45,11 @@ def investment(event_id: str | None = None, amount: str = "2500.00") -> dict[str
     if event_id is not None:
         event["id"] = event_id
     return event
+
+
+def install_emails(root: Path) -> None:
+    """The shipped email templates (rules/emails.ownly and templates/) beside the catalog."""
+    rules = root / "rules"
+    rules.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "rules" / "emails.ownly", rules / "emails.ownly")
+    shutil.copytree(ROOT / "templates", root / "templates", dirs_exist_ok=True)

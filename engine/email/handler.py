@@ -1,0 +1,288 @@
+"""One attempt of an email job: through the providers in failover order, and its outcome.
+
+The handler reads the email from the log, skips it when its address is
+suppressed (recorded ``suppressed``, not sent), and hands the message to the
+first provider, then the next while each fails in a way another provider could
+get past (refused, timed out, 5xx, 429, its own credentials refused). A
+permanent refusal (SMTP 5xx for the recipient, an API's 4xx) fails the email
+without retries; when every provider failed for now, the job is retried on the
+email's schedule. The attempt log names each provider tried and why it failed.
+
+The ``Message-ID`` is derived from the email's id, so every attempt at every
+provider carries the same one. What the attempt came to is written with the
+job's outcome by ``RecordSend``, a finish hook: the email's status, provider
+and provider message id, and ``email.sent`` or ``email.failed`` through the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import case, select, update
+from sqlalchemy.engine import Connection
+
+from connectors.email.base import EmailProvider, SendError, Sent
+from connectors.email.message import InvalidEmail, OutgoingEmail
+from engine.core.clock import Clock
+from engine.core.storage import Database
+from engine.email.feedback import email_event, find_suppression
+from engine.email.tables import emails
+from engine.email.tracking import Tracker
+from engine.events.bus import Bus
+from engine.jobs.kinds import AttemptRecord, Deferred, Failed, Result, Retry, Succeeded
+from engine.jobs.policy import RetryPolicy, TokenBucket, next_delay
+from engine.jobs.queue import FinishJob, Job
+
+__all__ = ["EmailHandler", "RecordSend", "Route"]
+
+
+@dataclass
+class Route:
+    """A provider with its limits: messages in flight at once, and a second."""
+
+    provider: EmailProvider
+    slots: asyncio.Semaphore
+    bucket: TokenBucket | None = None
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    row: Any
+    suppressed: Any
+
+
+class EmailHandler:
+    """Carries out ``email`` jobs (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        connect: Callable[[], Sequence[Route]],
+        database: Database,
+        clock: Clock,
+        bus: Bus,
+        tracker: Tracker,
+        policy: RetryPolicy,
+        unsubscribe_mailto: str | None,
+        attempts: Counter,
+        latency: Histogram,
+    ) -> None:
+        self._connect = connect
+        self._database = database
+        self._clock = clock
+        self._bus = bus
+        self._tracker = tracker
+        self._policy = policy
+        self._mailto = unsubscribe_mailto
+        self._attempts = attempts
+        self._latency = latency
+        self._routes: Sequence[Route] = ()
+        self._stopping = False
+        self._rng = random.Random()
+
+    async def start(self) -> None:
+        self._routes = self._connect()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def close(self) -> None:
+        for route in self._routes:
+            await route.provider.close()
+        self._routes = ()
+
+    async def run(self, job: Job) -> Result:
+        if self._stopping:
+            return Deferred(1.0)
+        email_id = job.payload["email"]
+        loaded = await self._load(email_id)
+        started = self._clock.now()
+        if loaded is None:
+            error = f"the email log has no email {email_id}"
+            return Failed(error, attempt=AttemptRecord("missing", started, 0.0, "Missing", error))
+        row = loaded.row
+        if loaded.suppressed is not None:
+            note = f"{row.recipient} is suppressed ({loaded.suppressed.reason})"
+            attempt = AttemptRecord("suppressed", started, 0.0, detail={"reason": note})
+            return Succeeded(attempt=attempt, hook=RecordSend(self._bus, row, "suppressed", note))
+        try:
+            message = self._message(row)
+        except InvalidEmail as exc:
+            attempt = AttemptRecord("invalid", started, 0.0, "InvalidEmail", str(exc))
+            return Failed(str(exc), attempt=attempt, hook=RecordSend(self._bus, row, "failed", str(exc)))
+        return await self._send(job, row, message, started)
+
+    async def _send(self, job: Job, row: Any, message: OutgoingEmail, started: datetime) -> Result:
+        tried: list[dict[str, Any]] = []
+        waits: list[float] = []
+        begun = time.perf_counter()
+        for route in self._routes:
+            name = route.provider.name
+            if route.bucket is not None and not route.bucket.try_acquire():
+                waits.append(route.bucket.wait_time())
+                tried.append({"provider": name, "outcome": "rate_limited"})
+                continue
+            async with route.slots:
+                one = time.perf_counter()
+                try:
+                    sent = await route.provider.send(message)
+                except SendError as exc:
+                    self._count(name, "permanent" if exc.permanent else "transient", one)
+                    tried.append(_failure(name, exc))
+                    if exc.permanent:
+                        return self._failed(row, tried, exc, started, begun)
+                    continue
+            self._count(name, "sent", one)
+            tried.append({"provider": name, "outcome": "sent", **sent.detail})
+            detail = {"provider": name, "provider_message_id": sent.provider_message_id}
+            attempt = AttemptRecord(
+                "sent", started, time.perf_counter() - begun, detail={**detail, "tried": tried}
+            )
+            return Succeeded(attempt=attempt, hook=RecordSend(self._bus, row, "sent", None, name, sent))
+        if waits and len(waits) == len(tried):  # every provider was at its rate limit
+            return Deferred(min(waits))
+        error = "; ".join(f"{t['provider']}: {t.get('error', t['outcome'])}" for t in tried)
+        error = error or "no email provider is configured"
+        delay = next_delay(self._policy, job.attempts, self._rng) or 0.0
+        attempt = AttemptRecord(
+            "retry",
+            started,
+            time.perf_counter() - begun,
+            "SendError",
+            error,
+            detail={"tried": tried},
+        )
+        return Retry(delay, error, attempt=attempt, hook=RecordSend(self._bus, row, "failed", error))
+
+    def _failed(
+        self, row: Any, tried: list[dict[str, Any]], exc: SendError, started: datetime, begun: float
+    ) -> Result:
+        error = f"{exc.provider}: {exc}"
+        attempt = AttemptRecord(
+            "refused",
+            started,
+            time.perf_counter() - begun,
+            "SendError",
+            error,
+            detail={"provider": exc.provider, "tried": tried},
+        )
+        hook = RecordSend(self._bus, row, "failed", error, exc.provider, permanent=True)
+        return Failed(error, attempt=attempt, hook=hook)
+
+    def _count(self, provider: str, outcome: str, since: float) -> None:
+        self._attempts.labels(provider, outcome).inc()
+        self._latency.labels(provider).observe(time.perf_counter() - since)
+
+    def _message(self, row: Any) -> OutgoingEmail:
+        unsubscribe = f"<{self._tracker.url('u', row.id)}>"
+        if self._mailto:
+            unsubscribe += f", <mailto:{self._mailto}?subject=unsubscribe%20{row.id}>"
+        return OutgoingEmail(
+            email_id=row.id,
+            message_id=row.message_id,
+            sender=row.sender,
+            to=row.recipient,
+            subject=row.subject,
+            html=row.html,
+            text=row.text,
+            date=row.created_at,
+            reply_to=row.reply_to,
+            headers=(
+                ("List-Unsubscribe", unsubscribe),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ),
+            category=row.category,
+        )
+
+    async def _load(self, email_id: str) -> _Loaded | None:
+        async with self._database.connect() as conn:
+            return await conn.run_sync(_load, email_id)
+
+
+def _load(conn: Connection, email_id: str) -> _Loaded | None:
+    row = conn.execute(select(emails).where(emails.c.id == email_id)).first()
+    if row is None:
+        return None
+    return _Loaded(row, find_suppression(conn, row.recipient, row.category))
+
+
+def _failure(provider: str, exc: SendError) -> dict[str, Any]:
+    return {
+        "provider": provider,
+        "outcome": "refused" if exc.permanent else "failed",
+        "reason": exc.reason,
+        "error": str(exc),
+        **dict(exc.detail),
+    }
+
+
+class RecordSend:
+    """The email's status after an attempt, written with the job's outcome."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        row: Any,
+        status: str,
+        error: str | None,
+        provider: str | None = None,
+        sent: Sent | None = None,
+        *,
+        permanent: bool = False,
+    ) -> None:
+        self.bus = bus
+        self.row = row
+        self.status = status
+        self.error = error
+        self.provider = provider
+        self.sent = sent
+        self.permanent = permanent
+
+    @classmethod
+    def apply_all(cls, conn: Connection, finished: Sequence[tuple[FinishJob, bool]]) -> None:
+        events = []
+        bus: Bus | None = None
+        for finish, kept in finished:
+            hook = finish.hook
+            if not isinstance(hook, RecordSend) or not kept:
+                continue
+            bus = hook.bus
+            event = hook._apply(conn, finish)
+            if event is not None:
+                events.append(event)
+        if events and bus is not None:
+            bus.emit(conn, events)
+
+    def _apply(self, conn: Connection, finish: FinishJob) -> Any:
+        now = finish.now
+        values: dict[str, Any] = {"updated_at": now, "error": self.error}
+        if self.provider is not None:
+            values["provider"] = self.provider
+        status = self.status
+        if status == "failed" and finish.outcome != "failed":
+            status = "queued"  # it will be tried again
+        if status == "sent" and self.sent is not None:
+            values.update(sent_at=now, provider_message_id=self.sent.provider_message_id)
+        elif status == "failed":
+            values["failed_at"] = now
+        # A provider's report may have moved the email further along already.
+        values["status"] = case(
+            (emails.c.status.in_(("queued", "failed")), status), else_=emails.c.status
+        )
+        conn.execute(update(emails).where(emails.c.id == self.row.id).values(values))
+        if status not in ("sent", "failed"):
+            return None
+        row = {**self.row._mapping, "provider": self.provider}
+        extra = {"error": self.error} if status == "failed" else {}
+        return email_event(row, status, now, **extra)
+
+    def committed(self) -> None:
+        return None
+

@@ -1,0 +1,185 @@
+"""The email capability as it runs: its job kind, providers, metrics, routes and gauges."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import httpx
+from aiohttp import web
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connectors.email.base import EmailProvider
+from connectors.email.mailgun import MailgunProvider
+from connectors.email.outbox import OutboxProvider
+from connectors.email.sendgrid import SendGridProvider
+from connectors.email.smtp import SmtpProvider
+from engine.capability import Services
+from engine.email import KIND
+from engine.email.config import (
+    EmailConfig,
+    MailgunConfig,
+    OutboxConfig,
+    ProviderConfig,
+    SendGridConfig,
+    SmtpConfig,
+)
+from engine.email.handler import EmailHandler, Route
+from engine.email.render import Renderers
+from engine.email.sending import Composer
+from engine.email.tables import emails
+from engine.email.tracking import Tracker
+from engine.errors import ConfigError
+from engine.jobs.kinds import JobKind
+from engine.jobs.policy import SchedulePolicy, TokenBucket
+
+__all__ = ["EMAIL", "Email"]
+
+
+class Email:
+    """Renders, queues and sends emails, and hears what became of them."""
+
+    def __init__(self, services: Services) -> None:
+        config: EmailConfig = services.section
+        self.services = services
+        self.config = config
+        settings = services.settings
+        names = [config.tracking_key_env]
+        names += [n for n in (config.sendgrid_public_key_env, config.mailgun_signing_key_env) if n]
+        names += [n for p in config.providers for n in _credential_names(p)]
+        missing = [name for name in names if name not in services.environ]
+        if missing and services.rules.fill_missing is not None:  # development mode
+            services.rules.fill_missing([config.tracking_key_env])
+        key = services.environ.get(config.tracking_key_env)
+        if not key:
+            raise ConfigError(
+                f"[email] tracking_key_env: the environment variable {config.tracking_key_env} "
+                "(the key that signs tracking and unsubscribe links) is not set"
+            )
+        server = settings.config.server
+        host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+        public_url = config.public_url or f"http://{host}:{server.port}"
+        self.tracker = Tracker(key.encode("utf-8"), public_url)
+        self.renderers = Renderers(settings.templates_dir)
+        self.composer = Composer(config, self.renderers, self.tracker, services.environ)
+        registry = services.registry
+        self.attempts = Counter(
+            "ownly_email_attempts",
+            "Email sends tried at a provider, by provider and outcome (sent, transient, permanent).",
+            ["provider", "outcome"],
+            registry=registry,
+        )
+        self.attempt_seconds = Histogram(
+            "ownly_email_attempt_seconds",
+            "Time of one send at one provider.",
+            ["provider"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.provider_events = Counter(
+            "ownly_email_provider_events",
+            "Provider and tracking reports recorded, by source and type.",
+            ["source", "type"],
+            registry=registry,
+        )
+        self.statuses = Gauge(
+            "ownly_emails", "Emails in the log, by status.", ["status"], registry=registry
+        )
+        self.handler = EmailHandler(
+            connect=self._connect,
+            database=services.database,
+            clock=services.clock,
+            bus=services.bus,
+            tracker=self.tracker,
+            policy=SchedulePolicy(config.max_attempts, tuple(config.retry_delays)),
+            unsubscribe_mailto=config.unsubscribe_mailto,
+            attempts=self.attempts,
+            latency=self.attempt_seconds,
+        )
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def kinds(self) -> Sequence[JobKind]:
+        return (JobKind(KIND, self.handler, target=lambda job: None),)
+
+    def _connect(self) -> list[Route]:
+        """The providers, in failover order, each with its limits."""
+        routes = []
+        for provider in self.config.providers:
+            bucket = None
+            if provider.rate_limit is not None:
+                rate = provider.rate_limit
+                bucket = TokenBucket(rate, burst=max(1.0, rate), clock=time.monotonic)
+            routes.append(Route(self._provider(provider), asyncio.Semaphore(provider.concurrency), bucket))
+        return routes
+
+    def _provider(self, config: ProviderConfig) -> EmailProvider:
+        environ = self.services.environ
+        if isinstance(config, OutboxConfig):
+            directory = self.services.settings.state_dir / config.directory
+            return OutboxProvider(directory, name=config.name)
+        if isinstance(config, SmtpConfig):
+            return SmtpProvider(
+                config.host,
+                config.port,
+                security=config.security,
+                username=environ.get(config.username_env) if config.username_env else None,
+                password=environ.get(config.password_env) if config.password_env else None,
+                pool_size=config.pool_size,
+                timeout=config.timeout,
+                name=config.name,
+            )
+        client = self._http()
+        if isinstance(config, SendGridConfig):
+            return SendGridProvider(
+                client, _secret(environ, config.api_key_env), base_url=config.base_url, name=config.name
+            )
+        assert isinstance(config, MailgunConfig)
+        return MailgunProvider(
+            client,
+            _secret(environ, config.api_key_env),
+            config.domain,
+            base_url=config.base_url,
+            name=config.name,
+        )
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=30.0, follow_redirects=False)
+        return self._client
+
+    def add_routes(self, app: web.Application) -> None:
+        from engine.email import api, callbacks, links  # they read EMAIL from here
+
+        app[EMAIL] = self
+        api.add_routes(app)
+        links.add_routes(app)
+        callbacks.add_routes(app)
+
+    async def refresh_gauges(self, conn: AsyncConnection) -> None:
+        counts = dict(
+            (await conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status))).all()
+        )
+        for status in ("queued", "sent", "delivered", "bounced", "failed", "suppressed"):
+            self.statuses.labels(status).set(counts.get(status, 0))
+
+
+def _credential_names(provider: ProviderConfig) -> list[str]:
+    if isinstance(provider, SmtpConfig):
+        return [n for n in (provider.username_env, provider.password_env) if n]
+    if isinstance(provider, SendGridConfig | MailgunConfig):
+        return [provider.api_key_env]
+    return []
+
+
+def _secret(environ: object, name: str) -> str:
+    value = environ.get(name) if hasattr(environ, "get") else None  # type: ignore[attr-defined]
+    if not value:
+        raise ConfigError(f"[email] providers: the environment variable {name} is not set")
+    return str(value)
+
+
+EMAIL = web.AppKey("email", Email)

@@ -1,0 +1,80 @@
+"""An SMTP server on loopback (aiosmtpd, on a thread of its own) that keeps what it receives."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from tests.support.process import free_port
+
+
+@dataclass
+class SmtpSink:
+    """Keeps each message; answers ``451`` to the first ``fail_first`` RCPTs and ``550``
+    to the addresses in ``refuse``."""
+
+    fail_first: int = 0
+    refuse: set[str] = field(default_factory=set)
+    messages: list[EmailMessage] = field(default_factory=list)
+    connections: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook names
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        with self._lock:
+            self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        with self._lock:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                return "451 4.3.0 try again later"
+        if address in self.refuse:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(message)  # type: ignore[arg-type]
+        return "250 2.0.0 Ok: queued"
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.messages) >= count:
+                    return list(self.messages)
+            time.sleep(0.02)
+        raise AssertionError(f"{len(self.messages)} messages arrived, not {count}")
+
+
+class SmtpServer:
+    """``SmtpSink`` served on 127.0.0.1 at ``port``, in a context manager."""
+
+    def __init__(self, sink: SmtpSink | None = None, **server_kwargs: Any) -> None:
+        self.sink = sink or SmtpSink()
+        self.port = free_port()
+        self._controller = Controller(
+            self.sink, hostname="127.0.0.1", port=self.port, **server_kwargs
+        )
+
+    def __enter__(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
