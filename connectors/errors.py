@@ -6,9 +6,12 @@ The tree::
     ├── SecretError         a webhook secret is not ``whsec_<base64>`` of 24 to 64 bytes
     ├── PolicyError         a retry policy or an allowed network is not valid
     ├── RequestError        a webhook request is not valid (no secret, no id, bad timeout)
-    └── BlockedRequest      the outbound guard refused a request; retrying cannot help
-        ├── BlockedUrl      refused before any lookup: the scheme or a named metadata host
-        └── BlockedAddress  refused an address: an IP literal, a resolved address or the peer
+    ├── BlockedRequest      the outbound guard refused a request; retrying cannot help
+    │   ├── BlockedUrl      refused before any lookup: the scheme or a named metadata host
+    │   └── BlockedAddress  refused an address: an IP literal, a resolved address or the peer
+    ├── InvalidEmail        an email's address, header or body is not valid (connectors.email)
+    └── SendError           an email provider did not take a message; ``permanent`` says
+                            whether another attempt could help (connectors.email)
 
 Messages never hold a secret: a ``SecretError`` says what is wrong with the
 value, not what the value is. Foreign exceptions are translated where they are

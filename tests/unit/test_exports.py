@@ -18,6 +18,7 @@ PACKAGES = [
     "engine.webhooks",
     "dsl",
     "connectors",
+    "connectors.email",
 ]
 
 

@@ -1,0 +1,843 @@
+"""The email providers against real peers on 127.0.0.1.
+
+SMTP: aiosmtpd's server, plain, STARTTLS with AUTH, and implicit TLS, with a
+certificate made here. SendGrid and Mailgun: aiohttp stand-ins that check the
+request as each API documents it. The outbox: a real directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import ipaddress
+import json
+import os
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import BasicAuth, web
+from aiohttp.test_utils import TestServer
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from connectors.email import (
+    EMAIL_ID_HEADER,
+    EmailProvider,
+    MailgunProvider,
+    OutboxProvider,
+    OutgoingEmail,
+    SendError,
+    SendGridProvider,
+    Sent,
+    SmtpProvider,
+)
+
+USER, PASSWORD = "mailer", "s3cret-Passw0rd"
+SENDGRID_KEY = "SG.test-key.0123456789abcdefghijklmnopqrstuvwxyz"
+MAILGUN_KEY = "key-0123456789abcdef0123456789abcdef"
+MAILGUN_DOMAIN = "mg.ownly.test"
+UNSUBSCRIBE = "<https://ownly.com/u/eml_01JD3Z6K8Q>, <mailto:unsubscribe@ownly.com>"
+
+
+def make_email(number: int = 1, **changes: Any) -> OutgoingEmail:
+    email_id = f"eml_01JD3Z6K8Q{number:04d}"
+    fields: dict[str, Any] = {
+        "email_id": email_id,
+        "message_id": f"<{email_id}@mail.ownly.com>",
+        "sender": "Zoë at OWNLY <hello@ownly.com>",
+        "to": "Jane Investor <jane@investor.example>",
+        "subject": "Votre reçu — 25 000,00 €",
+        "html": "<p>Merci, Jane.</p>",
+        "text": "Merci, Jane.\n",
+        "date": datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
+        "reply_to": "Support <support@ownly.com>",
+        "headers": (
+            ("List-Unsubscribe", UNSUBSCRIBE),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ),
+        "category": "receipts",
+    }
+    fields.update(changes)
+    return OutgoingEmail(**fields)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError("condition not reached")
+
+
+def closed_port() -> tuple[socket.socket, int]:
+    """A bound port that nobody listens on: connecting to it is refused."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    return probe, probe.getsockname()[1]
+
+
+def assert_no_secret(error: SendError, *secrets: str) -> None:
+    shown = f"{error} {error!r} {json.dumps(dict(error.detail))}"
+    for secret in secrets:
+        assert secret not in shown
+
+
+# -- a certificate for 127.0.0.1 and localhost -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+    pem: str
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=self.pem)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    (directory / "cert.pem").write_text(pem)
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return Certificate(directory / "cert.pem", directory / "key.pem", pem)
+
+
+# -- an SMTP server: aiosmtpd's protocol on a port of our own -------------------------------------
+
+
+@dataclass
+class Delivered:
+    mail_from: str | None
+    rcpt_tos: list[str]
+    content: bytes | None
+    peer: Any
+    login: bytes | None
+    tls: bool
+
+
+@dataclass
+class Mailbox:
+    """aiosmtpd's handler: keeps what DATA delivers; ``rcpt_reply`` refuses recipients."""
+
+    delivered: list[Delivered] = field(default_factory=list)
+    rcpt_reply: str | None = None
+    data_reply: str | None = None
+    quits: int = 0
+
+    async def handle_RCPT(
+        self, server: SMTPServer, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if self.rcpt_reply is not None:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        if self.data_reply is not None:
+            return self.data_reply
+        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
+        self.delivered.append(
+            Delivered(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content,
+                session.peer,
+                login,
+                server.transport is not None
+                and server.transport.get_extra_info("sslcontext") is not None,
+            )
+        )
+        return f"250 2.0.0 Ok: queued as Q{len(self.delivered)}"
+
+    async def handle_QUIT(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        self.quits += 1
+        return "221 Bye"
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    mailbox: Mailbox
+    protocols: list[SMTPServer]
+
+    @property
+    def connections(self) -> int:
+        return len(self.protocols)
+
+
+def check_login(
+    server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any
+) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+        USER.encode(),
+        PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+
+
+@asynccontextmanager
+async def smtp_server(
+    *, listen_tls: ssl.SSLContext | None = None, **options: Any
+) -> AsyncIterator[SmtpServer]:
+    loop = asyncio.get_running_loop()
+    mailbox = Mailbox()
+    protocols: list[SMTPServer] = []
+
+    def factory() -> SMTPServer:
+        protocol = SMTPServer(mailbox, hostname="mx.ownly.test", loop=loop, **options)
+        protocols.append(protocol)
+        return protocol
+
+    server = await loop.create_server(factory, "127.0.0.1", 0, ssl=listen_tls)
+    try:
+        yield SmtpServer(server.sockets[0].getsockname()[1], mailbox, protocols)
+    finally:
+        server.close()
+        for protocol in protocols:
+            if protocol.transport is not None:
+                protocol.transport.close()
+        await server.wait_closed()
+
+
+@asynccontextmanager
+async def smtp_provider(port: int, **options: Any) -> AsyncIterator[SmtpProvider]:
+    settings: dict[str, Any] = {
+        "security": "none",
+        "username": None,
+        "password": None,
+        "timeout": 5,
+        "local_hostname": "app.ownly.test",
+    }
+    settings.update(options)
+    provider = SmtpProvider("127.0.0.1", port, **settings)
+    try:
+        yield provider
+    finally:
+        await provider.close()
+
+
+def read(content: bytes) -> email.message.EmailMessage:
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    return message
+
+
+async def test_smtp_plain_send() -> None:
+    outgoing = make_email(text="Merci.\n.\n..a line that starts with dots\n.\n")
+    async with smtp_server() as server, smtp_provider(server.port) as provider:
+        sent = await provider.send(outgoing)
+    assert sent == Sent(outgoing.message_id, {"reply": "250 2.0.0 Ok: queued as Q1"})
+    [delivered] = server.mailbox.delivered
+    assert delivered.mail_from == "hello@ownly.com"
+    assert delivered.rcpt_tos == ["jane@investor.example"]
+    assert delivered.content == outgoing.as_bytes()
+    assert not delivered.tls
+    message = read(delivered.content)
+    assert message["Message-ID"] == outgoing.message_id
+    assert message["Subject"] == "Votre reçu — 25 000,00 €"
+    assert message[EMAIL_ID_HEADER] == outgoing.email_id
+    assert message["List-Unsubscribe"] == UNSUBSCRIBE
+
+
+async def test_smtp_starttls_and_auth(certificate: Certificate) -> None:
+    async with (
+        smtp_server(
+            tls_context=certificate.server_context(),
+            require_starttls=True,
+            auth_required=True,
+            authenticator=check_login,
+        ) as server,
+        smtp_provider(
+            server.port,
+            security="starttls",
+            username=USER,
+            password=PASSWORD,
+            tls_context=certificate.client_context(),
+        ) as provider,
+    ):
+        await provider.send(make_email())
+    [delivered] = server.mailbox.delivered
+    assert delivered.login == USER.encode()
+    assert delivered.tls
+
+
+async def test_smtp_implicit_tls(certificate: Certificate) -> None:
+    async with (
+        smtp_server(listen_tls=certificate.server_context()) as server,
+        smtp_provider(
+            server.port, security="tls", tls_context=certificate.client_context()
+        ) as provider,
+    ):
+        await provider.send(make_email())
+    [delivered] = server.mailbox.delivered
+    assert delivered.tls
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_smtp_untrusted_certificate_is_a_tls_failure(
+    certificate: Certificate, security: str
+) -> None:
+    listen_tls = certificate.server_context() if security == "tls" else None
+    starttls = {} if security == "tls" else {"tls_context": certificate.server_context()}
+    async with (
+        smtp_server(listen_tls=listen_tls, **starttls) as server,
+        smtp_provider(server.port, security=security) as provider,  # the system's trust store
+    ):
+        with pytest.raises(SendError) as caught:
+            await provider.send(make_email())
+    assert (caught.value.reason, caught.value.permanent) == ("tls", False)
+    assert server.mailbox.delivered == []
+
+
+async def test_smtp_starttls_required_but_not_offered() -> None:
+    async with smtp_server() as server, smtp_provider(server.port, security="starttls") as provider:
+        with pytest.raises(SendError) as caught:
+            await provider.send(make_email())
+    assert (caught.value.reason, caught.value.permanent) == ("tls", False)
+
+
+async def test_smtp_wrong_password_is_an_auth_failure(certificate: Certificate) -> None:
+    wrong = "wr0ng-Passw0rd"
+    async with (
+        smtp_server(
+            tls_context=certificate.server_context(),
+            require_starttls=True,
+            auth_required=True,
+            authenticator=check_login,
+        ) as server,
+        smtp_provider(
+            server.port,
+            security="starttls",
+            username=USER,
+            password=wrong,
+            tls_context=certificate.client_context(),
+        ) as provider,
+    ):
+        with pytest.raises(SendError) as caught:
+            await provider.send(make_email())
+    error = caught.value
+    assert (error.provider, error.reason, error.permanent) == ("smtp", "auth", False)
+    assert error.detail["code"] == 535
+    assert_no_secret(error, wrong)
+    assert server.mailbox.delivered == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason", "permanent"),
+    [
+        ("550 5.1.1 no such user", "smtp_550", True),
+        ("553 5.1.3 bad destination mailbox address syntax", "smtp_553", True),
+        ("451 4.3.0 try again later", "smtp_451", False),
+        ("452 4.2.2 mailbox full", "smtp_452", False),
+    ],
+)
+async def test_smtp_refused_recipient(reply: str, reason: str, permanent: bool) -> None:
+    async with smtp_server() as server, smtp_provider(server.port) as provider:
+        server.mailbox.rcpt_reply = reply
+        with pytest.raises(SendError) as caught:
+            await provider.send(make_email())
+        assert (caught.value.reason, caught.value.permanent) == (reason, permanent)
+        assert caught.value.detail == {"code": int(reply[:3]), "reply": reply}
+        assert reply in str(caught.value)
+        assert provider.idle == 0  # the connection that failed is not kept
+        server.mailbox.rcpt_reply = None
+        await provider.send(make_email())
+    assert server.connections == 2
+    assert len(server.mailbox.delivered) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason", "permanent"),
+    [
+        ("554 5.7.1 message refused as spam", "smtp_554", True),
+        ("452 4.3.1 insufficient system storage", "smtp_452", False),
+    ],
+)
+async def test_smtp_refused_message(reply: str, reason: str, permanent: bool) -> None:
+    async with smtp_server() as server, smtp_provider(server.port) as provider:
+        server.mailbox.data_reply = reply
+        with pytest.raises(SendError) as caught:
+            await provider.send(make_email())
+    assert (caught.value.reason, caught.value.permanent) == (reason, permanent)
+    assert caught.value.detail["reply"] == reply
+
+
+async def test_smtp_a_login_the_server_requires_is_an_auth_failure(
+    certificate: Certificate,
+) -> None:
+    async with (
+        smtp_server(
+            tls_context=certificate.server_context(),
+            require_starttls=True,
+            auth_required=True,
+            authenticator=check_login,
+        ) as server,
+        smtp_provider(
+            server.port, security="starttls", tls_context=certificate.client_context()
+        ) as provider,  # no username configured
+    ):
+        with pytest.raises(SendError) as caught:
+            await provider.send(make_email())
+    assert (caught.value.reason, caught.value.permanent) == ("auth", False)
+    assert caught.value.detail["code"] == 530
+    assert server.mailbox.delivered == []
+
+
+async def test_smtp_connection_refused() -> None:
+    probe, port = closed_port()
+    with probe:
+        async with smtp_provider(port) as provider:
+            with pytest.raises(SendError) as caught:
+                await provider.send(make_email())
+    assert (caught.value.reason, caught.value.permanent) == ("refused", False)
+    assert f"127.0.0.1:{port}" in str(caught.value)
+
+
+async def test_smtp_a_silent_server_times_out() -> None:
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with smtp_provider(port, timeout=0.2) as provider:
+            with pytest.raises(SendError) as caught:
+                await provider.send(make_email())
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+    assert (caught.value.reason, caught.value.permanent) == ("timeout", False)
+
+
+async def test_smtp_pool_reuses_at_most_pool_size_connections() -> None:
+    async with smtp_server() as server, smtp_provider(server.port, pool_size=2) as provider:
+        await asyncio.gather(*(provider.send(make_email(n)) for n in range(6)))
+        for n in range(6, 9):
+            await provider.send(make_email(n))
+        assert provider.idle == 2
+    assert server.connections == 2
+    assert len(server.mailbox.delivered) == 9
+    assert len({d.peer for d in server.mailbox.delivered}) == 2
+    assert server.mailbox.quits == 2  # close() said goodbye on each
+
+
+async def test_smtp_an_idle_connection_the_server_closed_is_replaced() -> None:
+    async with smtp_server() as server, smtp_provider(server.port) as provider:
+        await provider.send(make_email(1))
+        assert provider.idle == 1
+        transport = server.protocols[0].transport
+        assert transport is not None
+        transport.close()
+        await until(lambda: provider.idle == 0)
+        await provider.send(make_email(2))
+    assert server.connections == 2
+    assert len(server.mailbox.delivered) == 2
+
+
+async def test_smtp_send_after_close_is_refused() -> None:
+    async with smtp_server() as server, smtp_provider(server.port) as provider:
+        await provider.close()
+        with pytest.raises(SendError) as caught:
+            await provider.send(make_email())
+    assert (caught.value.reason, caught.value.permanent) == ("closed", False)
+    assert server.mailbox.delivered == []
+
+
+# -- SendGrid and Mailgun stand-ins ---------------------------------------------------------------
+
+
+@dataclass
+class StandIn:
+    url: str
+    received: list[Any] = field(default_factory=list)
+    # the next answer, instead of the usual one: (status, body, headers)
+    answer: tuple[int, str, dict[str, str]] | None = None
+    hold: asyncio.Event | None = None
+
+
+def forced(state: StandIn, request: web.Request) -> web.Response | None:
+    if state.answer is None:
+        return None
+    status, body, headers = state.answer
+    # A careless API that echoes the credentials it was given.
+    body = body.replace("{authorization}", request.headers.get("Authorization", ""))
+    return web.Response(status=status, text=body, headers=headers)
+
+
+@asynccontextmanager
+async def stand_in(routes: Callable[[StandIn], web.Application]) -> AsyncIterator[StandIn]:
+    state = StandIn(url="")
+    server = TestServer(routes(state), host="127.0.0.1")
+    await server.start_server()
+    state.url = str(server.make_url("")).rstrip("/")
+    try:
+        yield state
+    finally:
+        if state.hold is not None:
+            state.hold.set()
+        await server.close()
+
+
+def sendgrid_app(state: StandIn) -> web.Application:
+    async def mail_send(request: web.Request) -> web.Response:
+        if state.hold is not None:
+            await state.hold.wait()
+        if request.headers.get("Authorization") != f"Bearer {SENDGRID_KEY}":
+            return web.json_response(
+                {"errors": [{"message": "The provided authorization grant is invalid"}]},
+                status=401,
+            )
+        assert request.content_type == "application/json"
+        state.received.append(await request.json())
+        answer = forced(state, request)
+        if answer is not None:
+            return answer
+        return web.Response(status=202, headers={"X-Message-Id": "sg-Xm3ss4ge1d"})
+
+    app = web.Application()
+    app.router.add_post("/v3/mail/send", mail_send)
+    return app
+
+
+def mailgun_app(state: StandIn) -> web.Application:
+    async def messages(request: web.Request) -> web.Response:
+        if state.hold is not None:
+            await state.hold.wait()
+        given = request.headers.get("Authorization", "")
+        try:
+            auth = BasicAuth.decode(given)
+        except ValueError:
+            auth = None
+        if auth is None or (auth.login, auth.password) != ("api", MAILGUN_KEY):
+            return web.Response(status=401, text="Forbidden")
+        assert request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
+        form = await request.post()
+        state.received.append({name: form.getall(name) for name in form})
+        answer = forced(state, request)
+        if answer is not None:
+            return answer
+        return web.json_response(
+            {"id": "<20261126120000.1.ABC@mg.ownly.test>", "message": "Queued. Thank you."}
+        )
+
+    app = web.Application()
+    app.router.add_post(f"/v3/{MAILGUN_DOMAIN}/messages", messages)
+    return app
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield client
+
+
+async def test_sendgrid_request_shape_and_answer(client: httpx.AsyncClient) -> None:
+    outgoing = make_email()
+    async with stand_in(sendgrid_app) as api:
+        provider = SendGridProvider(client, SENDGRID_KEY, base_url=api.url)
+        sent = await provider.send(outgoing)
+    assert sent == Sent("sg-Xm3ss4ge1d", {"status": 202})
+    ids = {"ownly_email_id": outgoing.email_id}
+    assert api.received == [
+        {
+            "personalizations": [
+                {
+                    "to": [{"email": "jane@investor.example", "name": "Jane Investor"}],
+                    "custom_args": ids,
+                }
+            ],
+            "from": {"email": "hello@ownly.com", "name": "Zoë at OWNLY"},
+            "reply_to": {"email": "support@ownly.com", "name": "Support"},
+            "subject": "Votre reçu — 25 000,00 €",
+            "content": [
+                {"type": "text/plain", "value": "Merci, Jane.\n"},
+                {"type": "text/html", "value": "<p>Merci, Jane.</p>"},
+            ],
+            "headers": {
+                "List-Unsubscribe": UNSUBSCRIBE,
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "Message-ID": outgoing.message_id,
+                EMAIL_ID_HEADER: outgoing.email_id,
+            },
+            "categories": ["receipts"],
+            "custom_args": ids,
+        }
+    ]
+
+
+async def test_sendgrid_minimal_email(client: httpx.AsyncClient) -> None:
+    outgoing = make_email(
+        sender="hello@ownly.com", to="jane@investor.example", reply_to=None, category=None,
+        html=None, headers=(),
+    )  # fmt: skip
+    async with stand_in(sendgrid_app) as api:
+        await SendGridProvider(client, SENDGRID_KEY, base_url=api.url).send(outgoing)
+    [body] = api.received
+    assert body["from"] == {"email": "hello@ownly.com"}
+    assert body["personalizations"][0]["to"] == [{"email": "jane@investor.example"}]
+    assert body["content"] == [{"type": "text/plain", "value": "Merci, Jane.\n"}]
+    assert "reply_to" not in body
+    assert "categories" not in body
+
+
+async def test_mailgun_request_shape_and_answer(client: httpx.AsyncClient) -> None:
+    outgoing = make_email()
+    async with stand_in(mailgun_app) as api:
+        provider = MailgunProvider(client, MAILGUN_KEY, MAILGUN_DOMAIN, base_url=api.url)
+        sent = await provider.send(outgoing)
+    assert sent == Sent("<20261126120000.1.ABC@mg.ownly.test>", {"status": 200})
+    assert api.received == [
+        {
+            "from": ["Zoë at OWNLY <hello@ownly.com>"],
+            "to": ["Jane Investor <jane@investor.example>"],
+            "subject": ["Votre reçu — 25 000,00 €"],
+            "text": ["Merci, Jane.\n"],
+            "html": ["<p>Merci, Jane.</p>"],
+            "h:Reply-To": ["Support <support@ownly.com>"],
+            "h:Message-Id": [outgoing.message_id],
+            "h:List-Unsubscribe": [UNSUBSCRIBE],
+            "h:List-Unsubscribe-Post": ["List-Unsubscribe=One-Click"],
+            f"h:{EMAIL_ID_HEADER}": [outgoing.email_id],
+            "v:ownly_email_id": [outgoing.email_id],
+            "o:tag": ["receipts"],
+        }
+    ]
+
+
+SENDGRID_400 = json.dumps(
+    {"errors": [{"message": "Does not contain a valid address.", "field": "personalizations.0.to"}]}
+)
+MAILGUN_400 = json.dumps({"message": "'to' parameter is not a valid address"})
+
+# (status, body, headers, reason, permanent); "{authorization}" is replaced by what the client sent.
+FAILURES = [
+    (503, "Service Unavailable {authorization}", {}, "http_503", False),
+    (500, "oops", {}, "http_500", False),
+    (429, "too many requests", {"Retry-After": "7"}, "http_429", False),
+    (408, "request timeout", {}, "http_408", False),
+    (404, "not found", {}, "http_404", False),
+    (403, "forbidden {authorization}", {}, "auth", False),
+    (413, "payload too large", {}, "http_413", True),
+    (422, "unprocessable {authorization}", {}, "http_422", True),
+]
+
+
+def http_providers(
+    client: httpx.AsyncClient, sendgrid_url: str, mailgun_url: str
+) -> Iterator[tuple[EmailProvider, str]]:
+    yield SendGridProvider(client, SENDGRID_KEY, base_url=sendgrid_url), SENDGRID_KEY
+    yield MailgunProvider(client, MAILGUN_KEY, MAILGUN_DOMAIN, base_url=mailgun_url), MAILGUN_KEY
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "reason", "permanent"), FAILURES)
+async def test_http_failures_are_classified(
+    client: httpx.AsyncClient,
+    status: int,
+    body: str,
+    headers: dict[str, str],
+    reason: str,
+    permanent: bool,
+) -> None:
+    async with stand_in(sendgrid_app) as sendgrid, stand_in(mailgun_app) as mailgun:
+        sendgrid.answer = mailgun.answer = (status, body, headers)
+        for provider, key in http_providers(client, sendgrid.url, mailgun.url):
+            with pytest.raises(SendError) as caught:
+                await provider.send(make_email())
+            error = caught.value
+            assert (error.provider, error.reason, error.permanent) == (
+                provider.name,
+                reason,
+                permanent,
+            )
+            assert error.detail["status"] == status
+            assert str(error).startswith(f"{provider.name} answered {status}: ")
+            assert_no_secret(error, key)
+            if "Retry-After" in headers:
+                assert error.detail["retry_after"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("app", "body", "expected"),
+    [
+        (sendgrid_app, SENDGRID_400, "personalizations.0.to: Does not contain a valid address."),
+        (mailgun_app, MAILGUN_400, "'to' parameter is not a valid address"),
+    ],
+)
+async def test_http_400_is_permanent_with_the_providers_message(
+    client: httpx.AsyncClient, app: Callable[[StandIn], web.Application], body: str, expected: str
+) -> None:
+    async with stand_in(app) as api:
+        api.answer = (400, body, {"Content-Type": "application/json"})
+        provider: EmailProvider
+        if app is sendgrid_app:
+            provider = SendGridProvider(client, SENDGRID_KEY, base_url=api.url)
+        else:
+            provider = MailgunProvider(client, MAILGUN_KEY, MAILGUN_DOMAIN, base_url=api.url)
+        with pytest.raises(SendError) as caught:
+            await provider.send(make_email())
+    assert (caught.value.reason, caught.value.permanent) == ("http_400", True)
+    assert caught.value.detail["errors"] == [expected]
+    assert str(caught.value) == f"{provider.name} answered 400: {expected}"
+
+
+async def test_http_a_wrong_key_is_an_auth_failure(client: httpx.AsyncClient) -> None:
+    async with stand_in(sendgrid_app) as sendgrid, stand_in(mailgun_app) as mailgun:
+        providers: list[tuple[EmailProvider, str]] = [
+            (SendGridProvider(client, "SG.wrong-key", base_url=sendgrid.url), "SG.wrong-key"),
+            (
+                MailgunProvider(client, "key-wrong", MAILGUN_DOMAIN, base_url=mailgun.url),
+                "key-wrong",
+            ),
+        ]
+        for provider, key in providers:
+            with pytest.raises(SendError) as caught:
+                await provider.send(make_email())
+            assert (caught.value.reason, caught.value.permanent) == ("auth", False)
+            assert caught.value.detail["status"] == 401
+            assert_no_secret(caught.value, key)
+    assert sendgrid.received == mailgun.received == []
+
+
+async def test_http_an_echoed_key_is_redacted(client: httpx.AsyncClient) -> None:
+    async with stand_in(sendgrid_app) as sendgrid, stand_in(mailgun_app) as mailgun:
+        sendgrid.answer = mailgun.answer = (400, "you sent {authorization} " + "x" * 5000, {})
+        for provider, key in http_providers(client, sendgrid.url, mailgun.url):
+            with pytest.raises(SendError) as caught:
+                await provider.send(make_email())
+            assert "<redacted>" in caught.value.detail["body"]
+            assert len(caught.value.detail["body"]) <= 2048
+            assert_no_secret(caught.value, key)
+
+
+async def test_http_connection_refused(client: httpx.AsyncClient) -> None:
+    probe, port = closed_port()
+    with probe:
+        url = f"http://127.0.0.1:{port}"
+        for provider, key in http_providers(client, url, url):
+            with pytest.raises(SendError) as caught:
+                await provider.send(make_email())
+            assert (caught.value.reason, caught.value.permanent) == ("refused", False)
+            assert_no_secret(caught.value, key)
+
+
+async def test_http_timeout() -> None:
+    async with (
+        httpx.AsyncClient(timeout=0.2) as client,
+        stand_in(sendgrid_app) as sendgrid,
+        stand_in(mailgun_app) as mailgun,
+    ):
+        sendgrid.hold, mailgun.hold = asyncio.Event(), asyncio.Event()
+        for provider, key in http_providers(client, sendgrid.url, mailgun.url):
+            with pytest.raises(SendError) as caught:
+                await provider.send(make_email())
+            assert (caught.value.reason, caught.value.permanent) == ("timeout", False)
+            assert_no_secret(caught.value, key)
+
+
+async def test_http_untrusted_certificate_is_a_tls_failure(certificate: Certificate) -> None:
+    async def never(request: web.Request) -> web.Response:
+        raise AssertionError("no request gets through")
+
+    app = web.Application()
+    app.router.add_post("/v3/mail/send", never)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certificate.server_context())
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:  # the system's trust store
+            provider = SendGridProvider(client, SENDGRID_KEY, base_url=f"https://127.0.0.1:{port}")
+            with pytest.raises(SendError) as caught:
+                await provider.send(make_email())
+    finally:
+        await runner.cleanup()
+    assert (caught.value.reason, caught.value.permanent) == ("tls", False)
+
+
+# -- the outbox ---------------------------------------------------------------------------------
+
+
+async def test_outbox_writes_a_parseable_file(tmp_path: Path) -> None:
+    outgoing = make_email()
+    provider = OutboxProvider(tmp_path / "outbox" / "dev")
+    sent = await provider.send(outgoing)
+    path = tmp_path / "outbox" / "dev" / f"{outgoing.email_id}.eml"
+    assert sent == Sent(outgoing.message_id, {"path": str(path)})
+    assert path.read_bytes() == outgoing.as_bytes()
+    message = read(path.read_bytes())
+    assert message["Message-ID"] == outgoing.message_id
+    assert message["Subject"] == "Votre reçu — 25 000,00 €"
+    await provider.close()
+
+
+async def test_outbox_a_retry_overwrites_the_same_file(tmp_path: Path) -> None:
+    outgoing = make_email()
+    provider = OutboxProvider(tmp_path)
+    await provider.send(outgoing)
+    path = tmp_path / f"{outgoing.email_id}.eml"
+    path.write_bytes(b"half a mess")
+    await provider.send(outgoing)
+    assert path.read_bytes() == outgoing.as_bytes()
+    assert os.listdir(tmp_path) == [path.name]  # no temporary file is left
+
+
+async def test_outbox_an_unwritable_directory_is_an_io_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file")
+    provider = OutboxProvider(blocker / "outbox", name="dev-outbox")
+    with pytest.raises(SendError) as caught:
+        await provider.send(make_email())
+    error = caught.value
+    assert (error.provider, error.reason, error.permanent) == ("dev-outbox", "io", False)
