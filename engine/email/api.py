@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import and_, case, func, or_, select
 
 from dsl import RuleSet, ir
+from engine.core.schema import job_attempts, jobs
 from engine.email.feedback import STATUSES, Suppress
 from engine.email.render import RenderError, UnknownTemplate
 from engine.email.runtime import EMAIL, Email
@@ -35,7 +37,6 @@ from engine.http.common import (
     rules_of,
 )
 from engine.jobs.attempts import attempt_dict
-from engine.core.schema import job_attempts, jobs
 
 __all__ = ["add_routes"]
 
@@ -108,7 +109,9 @@ async def _stats_by_template(email: Email, names: list[str]) -> dict[str, dict[s
 
 
 def _sent(counts: dict[str, int]) -> int:
-    return sum(n for status, n in counts.items() if status not in ("queued", "failed", "suppressed"))
+    return sum(
+        n for status, n in counts.items() if status not in ("queued", "failed", "suppressed")
+    )
 
 
 async def list_templates(request: web.Request) -> web.Response:
@@ -116,9 +119,7 @@ async def list_templates(request: web.Request) -> web.Response:
     rules = rules_of(request)
     email = request.app[EMAIL]
     counts = await _stats_by_template(email, list(rules.templates))
-    body = [
-        {**_describe(t, rules, email), "stats": counts[t.name]} for t in rules.ir.templates
-    ]
+    body = [{**_describe(t, rules, email), "stats": counts[t.name]} for t in rules.ir.templates]
     return json({"templates": body})
 
 
@@ -186,8 +187,12 @@ async def preview(request: web.Request) -> web.Response:
         raise error(404, "not_found", f"no template '{template.name}'") from None
     except RenderError as exc:
         raise error(
-            422, "render_failed", str(exc), variable=getattr(exc, "variable", None),
-            missing=missing, extra=extra,
+            422,
+            "render_failed",
+            str(exc),
+            variable=getattr(exc, "variable", None),
+            missing=missing,
+            extra=extra,
         ) from None
     return json(
         {
@@ -238,7 +243,7 @@ async def _queue(request: web.Request, email: Email, new: NewEmail) -> web.Respo
     return response
 
 
-def _composed(make: Any) -> NewEmail:
+def _composed(make: Callable[[], NewEmail]) -> NewEmail:
     try:
         return make()
     except ComposeError as exc:
@@ -391,7 +396,9 @@ async def get_log(request: web.Request) -> web.Response:
         if row is None:
             raise error(404, "not_found", f"no email '{email_id}'")
         job = (
-            await conn.execute(select(jobs.c.id, jobs.c.state).where(jobs.c.idempotency_key == row.key))
+            await conn.execute(
+                select(jobs.c.id, jobs.c.state).where(jobs.c.idempotency_key == row.key)
+            )
         ).first()
         attempts = []
         if job is not None:
@@ -447,12 +454,17 @@ def _counts() -> list[Any]:
         "complained": emails.c.complained_at.is_not(None),
         "unsubscribed": emails.c.unsubscribed_at.is_not(None),
     }
-    return [func.count().label("emails")] + [
-        func.sum(case((condition, 1), else_=0)).label(name) for name, condition in reached.items()
-    ] + [
-        func.sum(case((emails.c.status == s, 1), else_=0)).label(s)
-        for s in ("queued", "failed", "suppressed", "dropped")
-    ]
+    return (
+        [func.count().label("emails")]
+        + [
+            func.sum(case((condition, 1), else_=0)).label(name)
+            for name, condition in reached.items()
+        ]
+        + [
+            func.sum(case((emails.c.status == s, 1), else_=0)).label(s)
+            for s in ("queued", "failed", "suppressed", "dropped")
+        ]
+    )
 
 
 def _rates(row: Any) -> dict[str, Any]:
@@ -497,9 +509,7 @@ async def stats(request: web.Request) -> web.Response:
             query = select(column.label("group"), *_counts()).group_by(column)
             query = query.where(where) if where is not None else query
             answers[name] = {
-                row.group: _rates(row)
-                for row in await conn.execute(query)
-                if row.group is not None
+                row.group: _rates(row) for row in await conn.execute(query) if row.group is not None
             }
     return json(answers)
 

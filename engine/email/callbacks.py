@@ -13,31 +13,23 @@ id) is counted as a duplicate and changes nothing. Each report becomes a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection
 
 from connectors.email.events import (
     ProviderEvent,
     SignatureError,
-    load_sendgrid_key,
     parse_mailgun,
     parse_sendgrid,
     verify_mailgun,
     verify_sendgrid,
 )
-from engine.core.writer import BatchWrite
-from engine.email.feedback import Change, record_changes
+from engine.email.feedback import Change
 from engine.email.runtime import EMAIL, Email
-from engine.email.tables import email_receipts
-from engine.events.bus import Bus
 from engine.http.common import error, json
 
-__all__ = ["RecordReports", "add_routes"]
+__all__ = ["add_routes"]
 
 
 def add_routes(app: web.Application) -> None:
@@ -45,46 +37,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/emails/mailgun/webhook", mailgun_webhook)
 
 
-@dataclass(frozen=True)
-class RecordReports(BatchWrite[list[bool] | None]):
-    """A provider's reports recorded; with ``once``, only if that receipt (a Mailgun
-    token) is new, else nothing is written and the result is None."""
-
-    bus: Bus
-    changes: Sequence[Change]
-    now: datetime
-    once: tuple[str, str] | None = None  # (provider, receipt)
-
-    @classmethod
-    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[list[bool] | None]:
-        results: list[list[bool] | None] = []
-        for w in writes:
-            if w.once is not None and not _first(conn, *w.once, w.now):
-                results.append(None)
-                continue
-            results.append(record_changes(conn, w.bus, w.changes, w.now))
-        return results
-
-
-def _first(conn: Connection, provider: str, receipt: str, now: datetime) -> bool:
-    seen = conn.execute(
-        select(email_receipts.c.receipt).where(
-            email_receipts.c.provider == provider, email_receipts.c.receipt == receipt
-        )
-    ).first()
-    if seen is None:
-        conn.execute(
-            insert(email_receipts).values(provider=provider, receipt=receipt, received_at=now)
-        )
-    return seen is None
-
-
 def _key(email: Email, name: str | None, what: str) -> str:
     value = email.services.environ.get(name) if name else None
     if not value:
-        raise error(
-            404, "not_configured", f"the {what} event webhook is not configured in [email]"
-        )
+        raise error(404, "not_configured", f"the {what} event webhook is not configured in [email]")
     return value
 
 
@@ -96,7 +52,7 @@ def _changes(events: Sequence[ProviderEvent]) -> list[Change]:
     return [
         Change(
             email_id=event.email_id,
-            type=event.status,  # type: ignore[arg-type]
+            type=event.status,
             source=event.provider,
             occurred_at=event.occurred_at,
             receipt=event.event_id,
@@ -111,16 +67,10 @@ def _changes(events: Sequence[ProviderEvent]) -> list[Change]:
 
 
 async def _record(email: Email, changes: list[Change], once: tuple[str, str] | None) -> Any:
-    services = email.services
-    result = await services.writer.submit(
-        RecordReports(services.bus, changes, services.clock.now(), once)
-    )
-    if result is None:
+    recorded = await email.record(changes, once)
+    if recorded is None:
         return None
-    for change, recorded in zip(changes, result, strict=True):
-        if recorded:
-            email.provider_events.labels(change.source, change.type).inc()
-    return {"recorded": sum(result), "ignored": len(result) - sum(result)}
+    return {"recorded": sum(recorded), "ignored": len(recorded) - sum(recorded)}
 
 
 async def _body(request: web.Request) -> bytes:
@@ -134,7 +84,11 @@ async def sendgrid_webhook(request: web.Request) -> web.Response:
     """SendGrid's batch of event reports."""
     email = request.app[EMAIL]
     config = email.config
-    key = load_sendgrid_key(_key(email, config.sendgrid_public_key_env, "SendGrid"))
+    key = email.sendgrid_key
+    if key is None:
+        raise error(
+            404, "not_configured", "the SendGrid event webhook is not configured in [email]"
+        )
     body = await _body(request)
     try:
         verify_sendgrid(

@@ -52,14 +52,16 @@ def emails() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A JSON object of the template's variables [default: its sample].",
 )
-@click.option("--part", type=click.Choice(["all", "html", "text"]), default="all", show_default=True)
+@click.option(
+    "--part", type=click.Choice(["all", "html", "text"]), default="all", show_default=True
+)
 @click.pass_context
 def preview(ctx: click.Context, name: str, data_file: Path | None, part: str) -> None:
     """Render template NAME from the rule files here, with its sample or --data."""
     from dsl import compile_rules
     from dsl.diagnostics import render_text
     from engine.capability import settings_of
-    from engine.email.render import RenderError, Renderer
+    from engine.email.render import Renderer, RenderError
 
     settings = settings_of(ctx)
     paths = settings.rule_paths if settings is not None else [Path("rules")]

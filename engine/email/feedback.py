@@ -148,14 +148,16 @@ def record_changes(
     recorded = []
     events: list[StoredEvent] = []
     for change in changes:
-        if change.receipt is not None and not _first_receipt(conn, change, now):
+        if change.receipt is not None and not _first_receipt(
+            conn, change.source, change.receipt, now
+        ):
             recorded.append(False)
             continue
         row = conn.execute(select(emails).where(emails.c.id == change.email_id)).first()
         if row is None:
             recorded.append(False)
             continue
-        values, event = _fold(row._mapping, change)
+        values, event = _fold(dict(row._mapping), change)
         values["updated_at"] = now
         conn.execute(update(emails).where(emails.c.id == change.email_id).values(values))
         conn.execute(insert(email_events).values(_event_row(change, now)))
@@ -171,15 +173,16 @@ def record_changes(
     return recorded
 
 
-def _first_receipt(conn: Connection, change: Change, now: datetime) -> bool:
+def _first_receipt(conn: Connection, provider: str, receipt: str, now: datetime) -> bool:
+    """Whether ``receipt`` of ``provider`` is new; it is recorded as seen from now on."""
     seen = conn.execute(
         select(email_receipts.c.receipt).where(
-            email_receipts.c.provider == change.source, email_receipts.c.receipt == change.receipt
+            email_receipts.c.provider == provider, email_receipts.c.receipt == receipt
         )
     ).first()
     if seen is not None:
         return False
-    row = {"provider": change.source, "receipt": change.receipt, "received_at": now}
+    row = {"provider": provider, "receipt": receipt, "received_at": now}
     conn.execute(insert(email_receipts).values(row))
     return True
 
@@ -235,16 +238,27 @@ def _event_row(change: Change, now: datetime) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class RecordChanges(BatchWrite[list[bool]]):
-    """``record_changes`` as a write of its own (a provider's webhook, a tracking link)."""
+class RecordChanges(BatchWrite[list[bool] | None]):
+    """``record_changes`` as a write of its own (a provider's webhook, a tracking link).
+
+    With ``once`` (a provider and a receipt, such as a Mailgun webhook's token),
+    only when that receipt is new: else nothing is written and the result is None.
+    """
 
     bus: Bus
     changes: Sequence[Change]
     now: datetime
+    once: tuple[str, str] | None = None
 
     @classmethod
-    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[list[bool]]:
-        return [record_changes(conn, w.bus, w.changes, w.now) for w in writes]
+    def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[list[bool] | None]:
+        results: list[list[bool] | None] = []
+        for w in writes:
+            if w.once is not None and not _first_receipt(conn, *w.once, w.now):
+                results.append(None)
+                continue
+            results.append(record_changes(conn, w.bus, w.changes, w.now))
+        return results
 
 
 def suppress(
@@ -315,5 +329,7 @@ class Suppress(BatchWrite[bool]):
                 )
                 results.append(deleted.rowcount > 0)
             else:
-                results.append(suppress(conn, w.address, w.category, w.reason, w.detail, None, w.now))
+                results.append(
+                    suppress(conn, w.address, w.category, w.reason, w.detail, None, w.now)
+                )
         return results

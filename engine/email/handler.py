@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,6 +65,7 @@ class EmailHandler:
         self,
         *,
         connect: Callable[[], Sequence[Route]],
+        disconnect: Callable[[], Awaitable[None]],
         database: Database,
         clock: Clock,
         bus: Bus,
@@ -75,6 +76,7 @@ class EmailHandler:
         latency: Histogram,
     ) -> None:
         self._connect = connect
+        self._disconnect = disconnect
         self._database = database
         self._clock = clock
         self._bus = bus
@@ -85,7 +87,7 @@ class EmailHandler:
         self._latency = latency
         self._routes: Sequence[Route] = ()
         self._stopping = False
-        self._rng = random.Random()
+        self._rng = random.Random()  # noqa: S311 - jitter, not a secret
 
     async def start(self) -> None:
         self._routes = self._connect()
@@ -97,6 +99,7 @@ class EmailHandler:
         for route in self._routes:
             await route.provider.close()
         self._routes = ()
+        await self._disconnect()
 
     async def run(self, job: Job) -> Result:
         if self._stopping:
@@ -116,7 +119,9 @@ class EmailHandler:
             message = self._message(row)
         except InvalidEmail as exc:
             attempt = AttemptRecord("invalid", started, 0.0, "InvalidEmail", str(exc))
-            return Failed(str(exc), attempt=attempt, hook=RecordSend(self._bus, row, "failed", str(exc)))
+            return Failed(
+                str(exc), attempt=attempt, hook=RecordSend(self._bus, row, "failed", str(exc))
+            )
         return await self._send(job, row, message, started)
 
     async def _send(self, job: Job, row: Any, message: OutgoingEmail, started: datetime) -> Result:
@@ -145,7 +150,9 @@ class EmailHandler:
             attempt = AttemptRecord(
                 "sent", started, time.perf_counter() - begun, detail={**detail, "tried": tried}
             )
-            return Succeeded(attempt=attempt, hook=RecordSend(self._bus, row, "sent", None, name, sent))
+            return Succeeded(
+                attempt=attempt, hook=RecordSend(self._bus, row, "sent", None, name, sent)
+            )
         if waits and len(waits) == len(tried):  # every provider was at its rate limit
             return Deferred(min(waits))
         error = "; ".join(f"{t['provider']}: {t.get('error', t['outcome'])}" for t in tried)
@@ -159,7 +166,9 @@ class EmailHandler:
             error,
             detail={"tried": tried},
         )
-        return Retry(delay, error, attempt=attempt, hook=RecordSend(self._bus, row, "failed", error))
+        return Retry(
+            delay, error, attempt=attempt, hook=RecordSend(self._bus, row, "failed", error)
+        )
 
     def _failed(
         self, row: Any, tried: list[dict[str, Any]], exc: SendError, started: datetime, begun: float
@@ -203,7 +212,8 @@ class EmailHandler:
 
     async def _load(self, email_id: str) -> _Loaded | None:
         async with self._database.connect() as conn:
-            return await conn.run_sync(_load, email_id)
+            loaded: _Loaded | None = await conn.run_sync(_load, email_id)
+        return loaded
 
 
 def _load(conn: Connection, email_id: str) -> _Loaded | None:
@@ -280,9 +290,9 @@ class RecordSend:
         if status not in ("sent", "failed"):
             return None
         row = {**self.row._mapping, "provider": self.provider}
-        extra = {"error": self.error} if status == "failed" else {}
-        return email_event(row, status, now, **extra)
+        if status == "failed":
+            return email_event(row, status, now, error=self.error)
+        return email_event(row, status, now)
 
     def committed(self) -> None:
         return None
-

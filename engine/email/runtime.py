@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.email.base import EmailProvider
+from connectors.email.events import load_sendgrid_key
 from connectors.email.mailgun import MailgunProvider
 from connectors.email.outbox import OutboxProvider
 from connectors.email.sendgrid import SendGridProvider
@@ -27,6 +29,7 @@ from engine.email.config import (
     SendGridConfig,
     SmtpConfig,
 )
+from engine.email.feedback import Change, RecordChanges
 from engine.email.handler import EmailHandler, Route
 from engine.email.render import Renderers
 from engine.email.sending import Composer
@@ -47,11 +50,7 @@ class Email:
         self.services = services
         self.config = config
         settings = services.settings
-        names = [config.tracking_key_env]
-        names += [n for n in (config.sendgrid_public_key_env, config.mailgun_signing_key_env) if n]
-        names += [n for p in config.providers for n in _credential_names(p)]
-        missing = [name for name in names if name not in services.environ]
-        if missing and services.rules.fill_missing is not None:  # development mode
+        if services.rules.fill_missing is not None:  # development mode: a key kept in var/
             services.rules.fill_missing([config.tracking_key_env])
         key = services.environ.get(config.tracking_key_env)
         if not key:
@@ -59,6 +58,7 @@ class Email:
                 f"[email] tracking_key_env: the environment variable {config.tracking_key_env} "
                 "(the key that signs tracking and unsubscribe links) is not set"
             )
+        self.sendgrid_key = _sendgrid_key(services.environ, config.sendgrid_public_key_env)
         server = settings.config.server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
         public_url = config.public_url or f"http://{host}:{server.port}"
@@ -68,7 +68,7 @@ class Email:
         registry = services.registry
         self.attempts = Counter(
             "ownly_email_attempts",
-            "Email sends tried at a provider, by provider and outcome (sent, transient, permanent).",
+            "Sends tried at a provider, by provider and outcome (sent, transient, permanent).",
             ["provider", "outcome"],
             registry=registry,
         )
@@ -90,6 +90,7 @@ class Email:
         )
         self.handler = EmailHandler(
             connect=self._connect,
+            disconnect=self._disconnect,
             database=services.database,
             clock=services.clock,
             bus=services.bus,
@@ -99,7 +100,7 @@ class Email:
             attempts=self.attempts,
             latency=self.attempt_seconds,
         )
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
 
     @property
     def kinds(self) -> Sequence[JobKind]:
@@ -113,7 +114,9 @@ class Email:
             if provider.rate_limit is not None:
                 rate = provider.rate_limit
                 bucket = TokenBucket(rate, burst=max(1.0, rate), clock=time.monotonic)
-            routes.append(Route(self._provider(provider), asyncio.Semaphore(provider.concurrency), bucket))
+            routes.append(
+                Route(self._provider(provider), asyncio.Semaphore(provider.concurrency), bucket)
+            )
         return routes
 
     def _provider(self, config: ProviderConfig) -> EmailProvider:
@@ -132,10 +135,14 @@ class Email:
                 timeout=config.timeout,
                 name=config.name,
             )
-        client = self._http()
+        client = httpx.AsyncClient(timeout=config.timeout, follow_redirects=False)
+        self._clients.append(client)
         if isinstance(config, SendGridConfig):
             return SendGridProvider(
-                client, _secret(environ, config.api_key_env), base_url=config.base_url, name=config.name
+                client,
+                _secret(environ, config.api_key_env),
+                base_url=config.base_url,
+                name=config.name,
             )
         assert isinstance(config, MailgunConfig)
         return MailgunProvider(
@@ -146,37 +153,54 @@ class Email:
             name=config.name,
         )
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=30.0, follow_redirects=False)
-        return self._client
+    async def _disconnect(self) -> None:
+        clients, self._clients = self._clients, []
+        for client in clients:
+            await client.aclose()
+
+    async def record(
+        self, changes: Sequence[Change], once: tuple[str, str] | None = None
+    ) -> list[bool] | None:
+        """Record what was heard about emails (``engine.email.feedback``); per change,
+        whether it was new, or None when ``once`` was seen before."""
+        services = self.services
+        write = RecordChanges(services.bus, changes, services.clock.now(), once)
+        recorded = await services.writer.submit(write)
+        for change, new in zip(changes, recorded or (), strict=False):
+            if new:
+                self.provider_events.labels(change.source, change.type).inc()
+        return recorded
 
     def add_routes(self, app: web.Application) -> None:
-        from engine.email import api, callbacks, links  # they read EMAIL from here
+        from engine.email import api, callbacks, tracking  # api and callbacks read EMAIL
 
         app[EMAIL] = self
         api.add_routes(app)
-        links.add_routes(app)
+        tracking.add_routes(app, self.tracker, self.record, self.services.clock)
         callbacks.add_routes(app)
 
     async def refresh_gauges(self, conn: AsyncConnection) -> None:
-        counts = dict(
-            (await conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status))).all()
+        counts: dict[str, int] = dict(
+            (
+                await conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status))
+            ).all()
         )
         for status in ("queued", "sent", "delivered", "bounced", "failed", "suppressed"):
             self.statuses.labels(status).set(counts.get(status, 0))
 
 
-def _credential_names(provider: ProviderConfig) -> list[str]:
-    if isinstance(provider, SmtpConfig):
-        return [n for n in (provider.username_env, provider.password_env) if n]
-    if isinstance(provider, SendGridConfig | MailgunConfig):
-        return [provider.api_key_env]
-    return []
+def _sendgrid_key(environ: Mapping[str, str], name: str | None) -> EllipticCurvePublicKey | None:
+    text = environ.get(name) if name else None
+    if not text:
+        return None
+    try:
+        return load_sendgrid_key(text)
+    except ValueError as exc:
+        raise ConfigError(f"[email] sendgrid_public_key_env: {name}: {exc}") from None
 
 
-def _secret(environ: object, name: str) -> str:
-    value = environ.get(name) if hasattr(environ, "get") else None  # type: ignore[attr-defined]
+def _secret(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name)
     if not value:
         raise ConfigError(f"[email] providers: the environment variable {name} is not set")
     return str(value)

@@ -101,7 +101,7 @@ class Tracker:
         return hmac.new(self._key, data, hashlib.sha256).digest()
 
 
-Record = Callable[[Sequence[Change]], Awaitable[list[bool]]]
+Record = Callable[[Sequence[Change]], Awaitable[object]]
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

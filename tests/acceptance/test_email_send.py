@@ -7,7 +7,6 @@ import re
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,7 +38,9 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture(scope="module")
-def mail_engine(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer) -> Iterator[EngineProcess]:
+def mail_engine(
+    tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer
+) -> Iterator[EngineProcess]:
     root = tmp_path_factory.mktemp("email")
     install_emails(root)
     with Receiver() as receiver:
@@ -97,7 +98,9 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 def test_a_template_arrives_rendered_escaped_and_inlined(
     api: httpx.Client, smtp: SmtpServer
 ) -> None:
-    email_id = send(api, "kyc_welcome", "Ada <ada@example.com>", {"name": HOSTILE, "accredited": True})
+    email_id = send(
+        api, "kyc_welcome", "Ada <ada@example.com>", {"name": HOSTILE, "accredited": True}
+    )
     message = message_for(smtp, email_id)
     text, body = parts(message)
     assert message["To"] == "Ada <ada@example.com>"
@@ -228,7 +231,10 @@ def _rejected() -> dict[str, Any]:
 def test_the_suppression_list_through_the_api(api: httpx.Client, smtp: SmtpServer) -> None:
     added = api.post("/api/emails/suppressions", json={"address": "Grace@Example.com"})
     assert added.status_code == 201 and added.json()["address"] == "grace@example.com"
-    assert api.post("/api/emails/suppressions", json={"address": "grace@example.com"}).status_code == 200
+    assert (
+        api.post("/api/emails/suppressions", json={"address": "grace@example.com"}).status_code
+        == 200
+    )
     skipped = send(api, "investment_receipt", "grace@example.com", _receipt("Grace"))
     assert wait_log(api, skipped, lambda log: log["status"] != "queued")["status"] == "suppressed"
     assert api.delete("/api/emails/suppressions/grace@example.com").status_code == 204

@@ -68,7 +68,8 @@ async def test_a_registered_kind_is_planned_run_retried_logged_shown_and_pruned(
             heads = set(
                 (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars()
             )
-        assert heads == {"e001_echo_runs"}  # it depends on 0004, so that is implied
+        # Each branch's head; both depend on 0004, so that is implied.
+        assert heads == {"e001_echo_runs", "m001_email"}
         assert await _count(engine, echo_runs) == 0
 
         await send(engine, "evt_1")  # both triggers of `greet` match: one job
@@ -164,7 +165,8 @@ async def test_an_unknown_scope_is_refused_and_a_capability_brings_its_own(tmp_p
     assert refused.value.message.splitlines() == [
         f"{path}:6: [echo]: unknown key",
         f"{path}:10: [api.keys][0] scopes.0: Input should be 'admin', 'events:read', "
-        "'events:write', 'rules:read', 'jobs:read', 'webhooks:read', 'webhooks:write' "
+        "'events:write', 'rules:read', 'jobs:read', 'webhooks:read', 'webhooks:write', "
+        "'emails:read', 'emails:write' "
         "(got 'echo:read')",
     ]
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from engine.app import metadata as all_tables
+from engine.app import migration_folders
 from engine.config import DatabaseConfig
 from engine.core.migrate import _alembic_config, head_revision, migrate, migration_status
 from engine.core.schema import events, job_attempts, jobs, rule_sets
@@ -68,7 +69,7 @@ async def test_migrate_creates_the_core_tables_once(database: Database) -> None:
 
 
 async def test_migrations_match_the_schema_module(database: Database) -> None:
-    await migrate(database)
+    await migrate(database, migration_folders())
     async with database.connect() as conn:
         diff = await conn.run_sync(
             lambda sync: compare_metadata(MigrationContext.configure(sync), all_tables())
@@ -80,7 +81,7 @@ async def test_migrated_indexes_are_the_schema_modules_to_the_letter(
     database: Database, tmp_path: Path
 ) -> None:
     """Partial indexes too: their WHERE is not among what `compare_metadata` compares."""
-    await migrate(database)
+    await migrate(database, migration_folders())
     query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
     async with database.connect() as conn:
         migrated = {name: sql for name, sql in await conn.execute(text(query))}

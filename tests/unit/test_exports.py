@@ -16,6 +16,7 @@ PACKAGES = [
     "engine.rules",
     "engine.http",
     "engine.webhooks",
+    "engine.email",
     "dsl",
     "connectors",
     "connectors.email",
