@@ -13,7 +13,6 @@ from dsl.evaluate import Context, Evaluator, compile_expr, truthy
 from dsl.matcher import Subscription
 from dsl.parser import ParseCache, parse, parse_expression
 from dsl.ruleset import RuleSet
-from dsl.templates import RenderedEmail, render_email
 
 __all__ = [
     "Compilation",
@@ -22,7 +21,6 @@ __all__ = [
     "DslError",
     "Evaluator",
     "ParseCache",
-    "RenderedEmail",
     "RuleCompileError",
     "RuleSet",
     "RuleSyntaxError",
@@ -32,7 +30,6 @@ __all__ = [
     "compile_rules",
     "parse",
     "parse_expression",
-    "render_email",
     "render_json",
     "render_text",
     "rule_files",

@@ -5,27 +5,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import jinja2
-import markupsafe
 from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
-
-from dsl import ir
 
 __all__ = [
     "LAYOUT_VARIABLES",
     "ReferencedFile",
-    "RenderedEmail",
     "TemplateFileProblem",
     "TemplateReference",
     "TemplateSource",
     "load_template_file",
     "referenced_files",
-    "render_email",
     "safe_relative",
     "string_variables",
 ]
@@ -89,15 +83,6 @@ class ReferencedFile:
     visible: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class RenderedEmail:
-    """An email rendered from a template: subject, HTML body and optional text body."""
-
-    subject: str
-    html: str
-    text: str | None
-
-
 @functools.cache
 def _environment() -> SandboxedEnvironment:
     # For parsing only; rendering builds its own environment with a loader.
@@ -157,7 +142,7 @@ def _references(parsed: nodes.Template) -> tuple[TemplateReference, ...]:
 def referenced_files(directory: Path, source: TemplateSource) -> list[ReferencedFile]:
     """Every file `source` pulls in, directly or through another, each once.
 
-    Names resolve under `directory`, as `render_email`'s loader resolves them.
+    Names resolve under `directory`, as the engine's renderer resolves them.
     An optional file that is absent is left out.
     """
     # A file reached both without and with the template's variables is checked with them.
@@ -218,31 +203,3 @@ def load_sample(directory: Path, name: str) -> tuple[dict[str, object], str] | T
     if not isinstance(value, dict):
         return TemplateFileProblem("E034", f"sample data '{name}' must be a JSON object")
     return value, hashlib.sha256(data).hexdigest()
-
-
-def render_email(
-    template: ir.Template, variables: Mapping[str, object], directory: Path
-) -> RenderedEmail:
-    """Render a template with its variables (sandboxed; an undefined variable is an error).
-
-    Raises:
-        jinja2.TemplateError: the template or its data cannot be rendered.
-    """
-    env = SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(directory),
-        autoescape=jinja2.select_autoescape(["html", "htm"]),
-        undefined=jinja2.StrictUndefined,
-    )
-    data = dict(variables)
-    # A subject is a plain-text header, not HTML: rendered without escaping.
-    plain = SandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
-    subject = plain.from_string(template.subject).render(data)
-    content = env.get_template(template.html).render(data)
-    if template.layout:
-        # The body was rendered with autoescape, so it is safe to embed as HTML.
-        layout_data = {**data, "content": markupsafe.Markup(content)}  # noqa: S704
-        html = env.get_template(template.layout).render({**layout_data, "subject": subject})
-    else:
-        html = content
-    text = env.get_template(template.text).render(data) if template.text else None
-    return RenderedEmail(subject, html, text)

@@ -19,9 +19,9 @@ from aiohttp import web
 from sqlalchemy import and_, case, func, or_, select
 
 from dsl import RuleSet, ir
+from dsl.render import RenderError, UnknownTemplate
 from engine.core.schema import job_attempts, jobs
 from engine.email.feedback import STATUSES, Suppress
-from engine.email.render import RenderError, UnknownTemplate
 from engine.email.runtime import EMAIL, Email
 from engine.email.sending import ComposeError, NewEmail, QueueEmails, request_hash
 from engine.email.tables import email_events, email_suppressions, emails

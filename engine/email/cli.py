@@ -60,8 +60,8 @@ def preview(ctx: click.Context, name: str, data_file: Path | None, part: str) ->
     """Render template NAME from the rule files here, with its sample or --data."""
     from dsl import compile_rules
     from dsl.diagnostics import render_text
+    from dsl.render import Renderer, RenderError
     from engine.capability import settings_of
-    from engine.email.render import Renderer, RenderError
 
     settings = settings_of(ctx)
     paths = settings.rule_paths if settings is not None else [Path("rules")]

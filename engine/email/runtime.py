@@ -19,6 +19,7 @@ from connectors.email.mailgun import MailgunProvider
 from connectors.email.outbox import OutboxProvider
 from connectors.email.sendgrid import SendGridProvider
 from connectors.email.smtp import SmtpProvider
+from dsl.render import Renderers
 from engine.capability import Services
 from engine.email import KIND
 from engine.email.config import (
@@ -31,7 +32,6 @@ from engine.email.config import (
 )
 from engine.email.feedback import Change, RecordChanges
 from engine.email.handler import EmailHandler, Route
-from engine.email.render import Renderers
 from engine.email.sending import Composer
 from engine.email.tables import emails
 from engine.email.tracking import Tracker

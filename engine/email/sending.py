@@ -27,11 +27,11 @@ from sqlalchemy.engine import Connection
 from connectors.email.message import InvalidEmail, check_header, make_message_id, parse_address
 from connectors.webhook import redact
 from dsl import RuleSet, ir
+from dsl.render import RenderError, Renderers, UnknownTemplate
 from engine.core.rows import insert_rows
 from engine.core.writer import BatchWrite, after_commit
 from engine.email import KIND
 from engine.email.config import EmailConfig
-from engine.email.render import RenderError, Renderers, UnknownTemplate
 from engine.email.tables import emails
 from engine.email.tracking import Tracker
 from engine.events.ids import new_id

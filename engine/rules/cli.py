@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import jinja2
 
 from dsl import (
     Compilation,
@@ -27,7 +26,6 @@ from dsl import (
     compile_rules,
     ir,
     parse_expression,
-    render_email,
     rule_files,
 )
 from dsl.diagnostics import did_you_mean, render_json, render_text
@@ -35,6 +33,7 @@ from dsl.expr import walk
 from dsl.fmt import format_source
 
 if TYPE_CHECKING:
+    from dsl.render import Renderer
     from engine.events.bus import StoredEvent
     from engine.events.ingest import Problem
 
@@ -223,19 +222,21 @@ def _stored(
 
 def _simulate(rules: RuleSet, event: dict[str, Any], templates_dir: Path) -> dict[str, Any]:
     """What the bus would plan for ``event``: matched through the bus's own ``match``."""
-    from engine.events.bus import event_context, match  # see _stored
+    from dsl.render import Renderer  # see _stored
+    from engine.events.bus import event_context, match
 
     now = datetime.now(UTC)
     stored, problems = _stored(event, rules, now)
     environ = dict(os.environ)
     context = event_context(stored, rules, now, environ)
     matches = match(rules, stored, now, environ, refused=True)
+    renderer = Renderer.compile(rules, templates_dir)
     fired: list[dict[str, Any]] = []
     for sub in matches.accepted:
         entry: dict[str, Any] = {"kind": sub.kind, "name": sub.name, "pattern": sub.pattern}
         if sub.kind == "workflow":
             workflow = rules.workflows[sub.name]
-            entry["emails"] = list(_emails(rules, workflow.steps, context, templates_dir))
+            entry["emails"] = list(_emails(rules, workflow.steps, context, renderer))
         fired.append(entry)
     skipped = [
         {"kind": s.kind, "name": s.name, "pattern": s.pattern, "because": f"when {s.when} is false"}
@@ -268,8 +269,10 @@ def _roots(expression: str) -> set[str]:
 
 
 def _emails(
-    rules: RuleSet, steps: Sequence[ir.Step], context: Context, templates_dir: Path
+    rules: RuleSet, steps: Sequence[ir.Step], context: Context, renderer: Renderer
 ) -> Iterator[dict[str, Any]]:
+    from dsl.render import RenderError  # here: `ownly check` needs no CSS inliner
+
     for step in _send_email_steps(steps):
         entry: dict[str, Any] = {"template": step.template}
         expressions = [step.to, *(a.expr for a in step.variables or ())]
@@ -285,12 +288,13 @@ def _emails(
         else:
             variables = {a.name: rules.evaluate(a.expr, context) for a in step.variables}
         try:
-            email = render_email(rules.templates[step.template], variables, templates_dir)
-        except jinja2.TemplateError as exc:
+            email = renderer.render(step.template, variables)
+        except RenderError as exc:
             entry["error"] = f"cannot render: {exc}"
         else:
             entry["subject"] = email.subject
             entry["html"] = email.html
+            entry["text"] = email.text
         yield entry
 
 
@@ -309,6 +313,7 @@ def _render_report(report: dict[str, Any]) -> str:
                 lines.append(
                     f"          sends {email['template']} to {email['to']}: {email['subject']!r}"
                 )
+                lines += [f"          | {line}".rstrip() for line in email["text"].splitlines()]
             else:
                 reason = email.get("note") or email.get("error")
                 lines.append(f"          sends {email['template']}: {reason}")

@@ -136,6 +136,11 @@ def test_simulate_renders_emails(tmp_path: Path) -> None:
     assert email["to"] == "ada@example.com"
     assert email["subject"] == "Welcome to OWNLY, Ada: you are verified"
     assert "private offerings" in email["html"]
+    assert "<style" not in email["html"]  # as the engine sends it: its CSS inlined
+    assert email["text"].startswith("Welcome, Ada\n")
+
+    shown = CliRunner().invoke(simulate, args[:-2])
+    assert "          | Welcome, Ada\n" in shown.output  # the text part, under the subject
 
 
 def test_simulate_rejects_unknown_event_types(tmp_path: Path) -> None:

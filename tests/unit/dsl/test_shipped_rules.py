@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import jinja2
 import pytest
 
-from dsl import RuleSet, compile_rules, render_email
+from dsl import RuleSet, compile_rules
 
 ROOT = Path(__file__).parents[3]
 SEED_EVENTS = [
@@ -49,18 +47,6 @@ def test_the_platform_workflows_exist(rule_set: RuleSet) -> None:
     assert expected <= set(rule_set.workflows)
 
 
-@pytest.mark.parametrize(
-    "name", ["kyc_welcome", "kyc_rejected", "investment_receipt", "payout_notice", "payment_failed"]
-)
-def test_templates_render_with_their_samples(rule_set: RuleSet, name: str) -> None:
-    template = rule_set.templates[name]
-    assert template.sample is not None
-    sample = json.loads((ROOT / "templates" / template.sample).read_text())
-    email = render_email(template, sample, ROOT / "templates")
-    assert email.subject and "{{" not in email.subject
-    assert "<html" in email.html and "{{" not in email.html
-
-
 def test_failed_transactions_reach_ops_and_the_follow_up(rule_set: RuleSet) -> None:
     matched = [(s.kind, s.name) for s in rule_set.match("transaction.failed")]
     assert matched == [
@@ -68,16 +54,3 @@ def test_failed_transactions_reach_ops_and_the_follow_up(rule_set: RuleSet) -> N
         ("webhook", "ops_alerts"),
         ("workflow", "failed_payment_follow_up"),
     ]
-
-
-def test_rendering_refuses_missing_variables(rule_set: RuleSet) -> None:
-    template = rule_set.templates["payout_notice"]
-    with pytest.raises(jinja2.UndefinedError):
-        render_email(template, {"investor": {"name": "Ada"}}, ROOT / "templates")
-
-
-def test_rendering_escapes_html(rule_set: RuleSet) -> None:
-    template = rule_set.templates["kyc_welcome"]
-    email = render_email(template, {"name": "<b>Ada</b>", "accredited": False}, ROOT / "templates")
-    assert "&lt;b&gt;Ada&lt;/b&gt;" in email.html
-    assert email.subject == "Welcome to OWNLY, <b>Ada</b>: you are verified"

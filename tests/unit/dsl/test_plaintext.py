@@ -1,10 +1,10 @@
-"""engine.email.text: the text a reader of an email's HTML sees."""
+"""dsl.plaintext: the text a reader of an email's HTML sees."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.email.text import plain_text
+from dsl.plaintext import plain_text
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""engine.email.render: the shipped templates and small rule sets written for each case."""
+"""dsl.render: the shipped templates and small rule sets written for each case."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dsl import RuleSet, compile_rules
-from engine.email.render import (
+from dsl.render import (
     Rendered,
     Renderer,
     RenderError,
@@ -18,7 +18,7 @@ from engine.email.render import (
     UnknownTemplate,
 )
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 SHIPPED = ["kyc_welcome", "kyc_rejected", "investment_receipt", "payout_notice", "payment_failed"]
 HOSTILE = "<script>alert(1)</script>"
 PREHEADER = '<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">'

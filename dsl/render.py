@@ -32,8 +32,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dsl import RuleSet, ir
+from dsl.plaintext import plain_text
 from dsl.templates import TemplateFileProblem, load_sample, load_template_file
-from engine.email.text import plain_text
 
 __all__ = [
     "RenderError",
