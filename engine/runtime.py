@@ -158,22 +158,28 @@ class Engine:
                 f"{self.settings.source}: [api.keys]: production mode needs at least one API key"
             )
         await self.database.open()
-        await self._migrate()
-        if not self.settings.production and not self.settings.api_keys:
-            key = development_key(self.settings.state_dir, self.settings.scopes)
-            self.keyring = Keyring((key,))
-            self.logger.info("auth.development_key", path=str(self.settings.state_dir / "dev-key"))
-        self.writer.start()
-        outcome = await self.reload("start")
-        if outcome.status == "failed":
-            count = len(outcome.diagnostics)
-            raise RulesError(
-                f"the rule files do not compile ({count} error{'s' * (count != 1)})",
-                details=outcome.text,
-            )
-        for kind in self.kinds.values():
-            await kind.handler.start()
-            self._started.append(kind)
+        try:
+            await self._migrate()
+            if not self.settings.production and not self.settings.api_keys:
+                key = development_key(self.settings.state_dir, self.settings.scopes)
+                self.keyring = Keyring((key,))
+                self.logger.info(
+                    "auth.development_key", path=str(self.settings.state_dir / "dev-key")
+                )
+            self.writer.start()
+            outcome = await self.reload("start")
+            if outcome.status == "failed":
+                count = len(outcome.diagnostics)
+                raise RulesError(
+                    f"the rule files do not compile ({count} error{'s' * (count != 1)})",
+                    details=outcome.text,
+                )
+            for kind in self.kinds.values():
+                await kind.handler.start()
+                self._started.append(kind)
+        except BaseException:
+            await self._release()  # what started before the failure (a handler's session)
+            raise
         self._start_worker()
         self.retention.start()
         if watch:
@@ -211,13 +217,18 @@ class Engine:
             if self.worker is not None:
                 await self.worker.stop(grace=max(0.0, self._stop_deadline - time.monotonic()))
         finally:
-            for kind in self._started:
-                try:
-                    await kind.handler.close()
-                except Exception:  # one kind's bug must not keep the rest open
-                    self.logger.exception("engine.close_failed", kind=kind.name)
-            await self.writer.stop()
-            await self.database.close()
+            await self._release()
+
+    async def _release(self) -> None:
+        """Close the started handlers, then the writer and the database."""
+        started, self._started = self._started, []
+        for kind in started:
+            try:
+                await kind.handler.close()
+            except Exception:  # one kind's bug must not keep the rest open
+                self.logger.exception("engine.close_failed", kind=kind.name)
+        await self.writer.stop()
+        await self.database.close()
 
     def _start_worker(self) -> None:
         queue = self.settings.config.queue

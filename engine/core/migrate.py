@@ -45,7 +45,10 @@ class MigrationStatus:
 
     @property
     def label(self) -> str:
-        return ", ".join(self.current) or "empty"
+        """The revisions it holds, with each head it reached through another (a core head a
+        capability's branch depends on is not kept in the version table)."""
+        shown = set(self.current) | (set(self.head) & self.reached)
+        return ", ".join(sorted(shown)) or "empty"
 
 
 def _alembic_config(locations: Sequence[Path] = ()) -> AlembicConfig:

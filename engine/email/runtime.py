@@ -24,7 +24,6 @@ from engine.capability import Services
 from engine.email import KIND
 from engine.email.config import (
     EmailConfig,
-    MailgunConfig,
     OutboxConfig,
     ProviderConfig,
     SendGridConfig,
@@ -50,19 +49,11 @@ class Email:
         self.services = services
         self.config = config
         settings = services.settings
-        if services.rules.fill_missing is not None:  # development mode: a key kept in var/
-            services.rules.fill_missing([config.tracking_key_env])
-        key = services.environ.get(config.tracking_key_env)
-        if not key:
-            raise ConfigError(
-                f"[email] tracking_key_env: the environment variable {config.tracking_key_env} "
-                "(the key that signs tracking and unsubscribe links) is not set"
-            )
         self.sendgrid_key = _sendgrid_key(services.environ, config.sendgrid_public_key_env)
         server = settings.config.server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
         public_url = config.public_url or f"http://{host}:{server.port}"
-        self.tracker = Tracker(key.encode("utf-8"), public_url)
+        self.tracker = Tracker(self._tracking_key, public_url)
         self.renderers = Renderers(settings.templates_dir)
         self.composer = Composer(config, self.renderers, self.tracker, services.environ)
         registry = services.registry
@@ -102,12 +93,28 @@ class Email:
         )
         self._clients: list[httpx.AsyncClient] = []
 
+    def _tracking_key(self) -> bytes:
+        """The key that signs links, from its variable, read when the engine starts (building
+        it writes nothing); in development mode one is made and kept in the state directory."""
+        name = self.config.tracking_key_env
+        fill = self.services.rules.fill_missing
+        if name not in self.services.environ and fill is not None:
+            fill([name])
+        key = self.services.environ.get(name)
+        if not key:
+            raise ConfigError(
+                f"[email] tracking_key_env: the environment variable {name} "
+                "(the key that signs tracking and unsubscribe links) is not set"
+            )
+        return key.encode("utf-8")
+
     @property
     def kinds(self) -> Sequence[JobKind]:
         return (JobKind(KIND, self.handler, target=lambda job: None),)
 
     def _connect(self) -> list[Route]:
-        """The providers, in failover order, each with its limits."""
+        """The providers, in failover order, each with its limits (and the tracking key)."""
+        self.tracker.load()
         routes = []
         for provider in self.config.providers:
             bucket = None
@@ -129,28 +136,19 @@ class Email:
                 config.host,
                 config.port,
                 security=config.security,
-                username=environ.get(config.username_env) if config.username_env else None,
-                password=environ.get(config.password_env) if config.password_env else None,
+                username=_secret(environ, config.username_env) if config.username_env else None,
+                password=_secret(environ, config.password_env) if config.password_env else None,
                 pool_size=config.pool_size,
                 timeout=config.timeout,
                 name=config.name,
             )
+        key = _secret(environ, config.api_key_env)  # before a client is made that would leak
         client = httpx.AsyncClient(timeout=config.timeout, follow_redirects=False)
         self._clients.append(client)
         if isinstance(config, SendGridConfig):
-            return SendGridProvider(
-                client,
-                _secret(environ, config.api_key_env),
-                base_url=config.base_url,
-                name=config.name,
-            )
-        assert isinstance(config, MailgunConfig)
+            return SendGridProvider(client, key, base_url=config.base_url, name=config.name)
         return MailgunProvider(
-            client,
-            _secret(environ, config.api_key_env),
-            config.domain,
-            base_url=config.base_url,
-            name=config.name,
+            client, key, config.domain, base_url=config.base_url, name=config.name
         )
 
     async def _disconnect(self) -> None:

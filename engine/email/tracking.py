@@ -48,8 +48,9 @@ def _unb64(text: str) -> bytes:
 class Tracker:
     """Makes and reads the signed links of the emails sent through this engine."""
 
-    def __init__(self, key: bytes, public_url: str) -> None:
-        self._key = key
+    def __init__(self, key: bytes | Callable[[], bytes], public_url: str) -> None:
+        self._source = key  # the key, or what reads it when it is first needed
+        self._key: bytes | None = None
         self.public_url = public_url.rstrip("/")
 
     def token(self, link: Link, email_id: str, url: str | None = None) -> str:
@@ -98,7 +99,13 @@ class Tracker:
         return rewritten[:at] + pixel + rewritten[at:]
 
     def _sign(self, data: bytes) -> bytes:
-        return hmac.new(self._key, data, hashlib.sha256).digest()
+        return hmac.new(self.load(), data, hashlib.sha256).digest()
+
+    def load(self) -> bytes:
+        """The key, read now if it was not yet."""
+        if self._key is None:
+            self._key = self._source if isinstance(self._source, bytes) else self._source()
+        return self._key
 
 
 Record = Callable[[Sequence[Change]], Awaitable[object]]

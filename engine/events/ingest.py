@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
 
 __all__ = [
+    "MAX_DEPTH",
     "Incoming",
     "Problem",
     "Rejection",
     "check_event",
+    "nests_deeper",
     "read_event",
     "read_events",
 ]
@@ -41,7 +43,7 @@ _ENVELOPE = {"id", "type", "data", "occurred_at", "source", "subject"}
 _CE_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype"}
 # The levels an unknown type's data may nest (its catalog type bounds a known
 # one's): the engine must store, list and send it, and orjson writes at most 254.
-_MAX_DEPTH = 64
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,8 @@ def check_event(event: Incoming, rules: RuleSet, *, accept_unknown_types: bool) 
         # Listed with the envelope's problems; the data has no catalog type to be checked against.
         if event.type and not accept_unknown_types:
             event.problems.append(Problem("type", f"unknown event type '{event.type}'"))
-        elif _nests_deeper(event.data, _MAX_DEPTH):
-            event.problems.append(Problem("data", f"must not nest deeper than {_MAX_DEPTH} levels"))
+        elif nests_deeper(event.data, MAX_DEPTH):
+            event.problems.append(Problem("data", f"must not nest deeper than {MAX_DEPTH} levels"))
         return
     data, problems = check_payload(spec, event.data)
     event.problems.extend(Problem(p.path, p.reason) for p in problems)
@@ -140,7 +142,7 @@ def check_event(event: Incoming, rules: RuleSet, *, accept_unknown_types: bool) 
         event.data = data
 
 
-def _nests_deeper(value: object, levels: int) -> bool:
+def nests_deeper(value: object, levels: int) -> bool:
     """Whether ``value`` has objects or lists more than ``levels`` deep (without recursion)."""
     stack = [(value, 1)]
     while stack:

@@ -13,6 +13,7 @@ from aiohttp import web
 from dsl import RuleSet
 from engine.config import ApiKey
 from engine.events.ids import parse_rfc3339
+from engine.events.ingest import MAX_DEPTH, nests_deeper
 from engine.runtime import ENGINE, Engine
 
 __all__ = [
@@ -72,9 +73,12 @@ async def read_json(request: web.Request) -> Any:
         limit = engine_of(request).settings.config.ingest.max_body
         raise error(413, "body_too_large", f"the body is over the limit of {limit} bytes") from None
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise error(400, "invalid_json", "the body is not JSON") from None
+    if nests_deeper(value, MAX_DEPTH):
+        raise error(400, "invalid_json", f"the body must not nest deeper than {MAX_DEPTH} levels")
+    return value
 
 
 def engine_of(request: web.Request) -> Engine:

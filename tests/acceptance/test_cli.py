@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.app import migration_folders
 from engine.core.migrate import head_revision
 from engine.version import VERSION
 from tests.support.process import ownly, write_project
@@ -100,6 +101,6 @@ def test_migrate_reports_what_it_did(tmp_path: Path) -> None:
     first = ownly("migrate", cwd=tmp_path)
     second = ownly("migrate", cwd=tmp_path)
     assert (first.returncode, second.returncode) == (0, 0)
-    head = ", ".join(head_revision())
+    head = ", ".join(head_revision(migration_folders()))
     assert first.stdout == f"migrated database from empty to {head}\n"
     assert second.stdout == f"database is up to date at {head}\n"

@@ -31,7 +31,7 @@ from engine.http.server import build_app
 from tests.support.engine import ENGINE_TOML, KEY, READ_KEY, SECRET
 from tests.support.process import EngineProcess, write_project
 from tests.support.receiver import Receiver
-from tests.support.rules import RECEIVER_WEBHOOK, install_catalog, investment
+from tests.support.rules import RECEIVER_WEBHOOK, install_catalog, install_emails, investment
 
 pytestmark = pytest.mark.acceptance
 
@@ -124,6 +124,9 @@ AUTHORIZATIONS = [
 ]
 
 
+WALK_DATA = {"name": "Walk", "accredited": False}
+
+
 def _event(**changes: object) -> dict[str, object]:
     return {**investment(), **changes}
 
@@ -172,6 +175,34 @@ SHAPES: dict[tuple[str, str], list[Shape]] = {
             _cloudevent(), ("time", "id", "source", "specversion"), "application/cloudevents+json"
         ),
         Shape([_cloudevent()], ("0", "0.time"), "application/cloudevents-batch+json"),
+    ],
+    ("POST", "/api/emails/send-template"): [
+        Shape(
+            {"template": "kyc_welcome", "to": "walk@example.com", "data": WALK_DATA},
+            ("template", "to", "data", "data.name", "data.accredited"),
+        )
+    ],
+    ("POST", "/api/emails/send"): [
+        Shape(
+            {
+                "to": "walk@example.com",
+                "from": "Walk <from@example.com>",
+                "reply_to": "reply@example.com",
+                "subject": "Walk",
+                "text": "hi",
+                "html": "<p>hi</p>",
+            },
+            ("to", "from", "reply_to", "subject", "text", "html"),
+        )
+    ],
+    ("POST", "/api/emails/templates/{id}/preview"): [
+        Shape({"data": WALK_DATA}, ("data", "data.name"))
+    ],
+    ("POST", "/api/emails/suppressions"): [
+        Shape(
+            {"address": "kept@example.com", "category": "onboarding", "detail": "walk"},
+            ("address", "category", "detail"),
+        )
     ],
     ("POST", "/api/webhooks/{id}/recover"): [
         Shape(
@@ -226,6 +257,12 @@ def _real_kind(canonical: str, placeholder: str) -> str:
         "/api/events/": "event",
         "/api/jobs/": "job",
         "/api/webhooks/": "webhook",
+        "/api/emails/templates/": "template",
+        "/api/emails/logs/": "email",
+        "/api/emails/suppressions/": "address",
+        "/email/o/": "open",
+        "/email/c/": "click",
+        "/email/u/": "unsubscribe",
         "/dev/sink/": "sink",
     }[prefix]
 
@@ -337,6 +374,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     root: Path = tmp_path_factory.mktemp("route-walk")
     write_project(root, extra_toml=ENGINE_TOML + "[ingest]\naccept_unknown_types = true\n")
     install_catalog(root, webhooks=RECEIVER_WEBHOOK + FILTERED_WEBHOOK)
+    install_emails(root)
     with Receiver() as receiver:
         env = {
             "TEST_KEY": KEY,
@@ -359,11 +397,38 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
                 assert _snapshot(database) != empty, "the snapshot sees what a request writes"
                 (job,) = database.execute("SELECT min(id) FROM jobs").fetchone()
                 real = {"event": "evt_walk", "job": str(job), "webhook": "receiver", "sink": "walk"}
+                real |= _email_values(process, database)
                 yield Walk(process, real, database)
             finally:
                 database.close()
         finally:
             process.kill()
+
+
+def _email_values(process: EngineProcess, database: sqlite3.Connection) -> dict[str, str]:
+    """An email sent (to the outbox), and the real values of the email routes' paths."""
+    conn = http.client.HTTPConnection("127.0.0.1", process.port, timeout=10)
+    body = {"template": "kyc_welcome", "to": "walk@example.com", "data": WALK_DATA}
+    status, answer = _call(
+        conn, Sent("POST", "/api/emails/send-template", json.dumps(body).encode(), _JSON)
+    )
+    assert status == 202, answer
+    _settle(database)
+    status, log = _call(conn, Sent("GET", f"/api/emails/logs/{answer['id']}"))
+    conn.close()
+    assert status == 200 and log["status"] == "sent", log
+    tokens = dict(re.findall(r"/email/([oc])/([\w.-]+)", log["html"]))
+    sent = (process.cwd / "var" / "outbox" / f"{answer['id']}.eml").read_text()
+    unsubscribe = re.search(r"/email/u/([\w.-]+)>", sent)
+    assert unsubscribe is not None and set(tokens) == {"o", "c"}, sent
+    return {
+        "template": "kyc_welcome",
+        "email": answer["id"],
+        "address": "walk@example.com",
+        "open": tokens["o"],
+        "click": tokens["c"],
+        "unsubscribe": unsubscribe.group(1),
+    }
 
 
 def _send(conn: http.client.HTTPConnection, sent: Sent) -> tuple[int, str | None, bytes]:

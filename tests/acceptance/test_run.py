@@ -84,6 +84,21 @@ def test_production_mode_needs_a_key_and_creates_none(project: Path) -> None:
     assert not (project / "var" / "dev-key").exists()
 
 
+def test_production_mode_needs_the_key_that_signs_email_links(project: Path) -> None:
+    (project / "ownly.toml").write_text(
+        (project / "ownly.toml").read_text()
+        + "[[api.keys]]\nname = 'ops'\nscopes = ['admin']\nkey_env = 'OPS_KEY'\n"
+    )
+    env = {"OWNLY_SERVER_MODE": "production", "OPS_KEY": "k"}
+    result = ownly("run", cwd=project, env=env)
+    assert result.returncode == 1
+    assert _one_error_line(result) == (
+        "error: [email] tracking_key_env: the environment variable OWNLY_EMAIL_TRACKING_KEY "
+        "(the key that signs tracking and unsubscribe links) is not set"
+    )
+    assert not (project / "var" / "dev.env").exists()
+
+
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     """The one ``error:`` line; everything else on stderr must be a structured log line."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
