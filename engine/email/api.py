@@ -319,6 +319,7 @@ def _summary(row: Any) -> dict[str, Any]:
         "cause": row.cause,
         "from": row.sender,
         "to": row.recipient,
+        "to_name": row.recipient_name,
         "subject": row.subject,
         "status": row.status,
         "provider": row.provider,
@@ -362,7 +363,7 @@ async def list_logs(request: web.Request) -> web.Response:
     filters = {
         emails.c.template: request.query.get("template"),
         emails.c.status: status,
-        emails.c.recipient: request.query.get("to"),
+        emails.c.recipient: (request.query.get("to") or "").lower() or None,
     }
     for column, value in filters.items():
         if value is not None:
@@ -548,7 +549,7 @@ async def add_suppression(request: web.Request) -> web.Response:
     require(request, "emails:write")
     email = request.app[EMAIL]
     body = _fields(await read_json(request), {"address", "category", "detail"}, {"address"})
-    address = _composed_address(email, body["address"])
+    address = _address(email, body["address"])
     category = body.get("category") or ""
     detail = body.get("detail")
     if not isinstance(category, str) or len(category) > 100:
@@ -561,12 +562,12 @@ async def add_suppression(request: web.Request) -> web.Response:
     return json({"address": address, "category": category or None, "added": added}, status=status)
 
 
-def _composed_address(email: Email, value: object) -> str:
+def _address(email: Email, value: object) -> str:
     try:
-        text = email.composer.address(value, "address")
+        address, _ = email.composer.recipient(value)
     except ComposeError as exc:
         raise error(exc.status, exc.code, exc.message, **exc.details) from None
-    return text.rpartition("<")[2].rstrip(">").lower()
+    return address
 
 
 async def remove_suppression(request: web.Request) -> web.Response:

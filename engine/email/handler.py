@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import Address
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -197,7 +198,7 @@ class EmailHandler:
             email_id=row.id,
             message_id=row.message_id,
             sender=row.sender,
-            to=row.recipient,
+            to=str(Address(row.recipient_name or "", addr_spec=row.recipient)),
             subject=row.subject,
             html=row.html,
             text=row.text,

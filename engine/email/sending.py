@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.headerregistry import Address
 from typing import Any, Self
 
 import orjson
@@ -66,7 +67,7 @@ class NewEmail:
     key: str  # its job's idempotency key
     cause: str  # api workflow event
     sender: str
-    recipient: str
+    recipient: str  # the address, lower case: what the log and the suppression list match
     subject: str
     html: str | None
     text: str | None
@@ -76,6 +77,7 @@ class NewEmail:
     rule_set: str | None = None
     category: str | None = None
     reply_to: str | None = None
+    recipient_name: str | None = None
     tracking: bool = False
     data: Mapping[str, Any] | None = None
     request_hash: str | None = None
@@ -92,6 +94,7 @@ class NewEmail:
             "category": self.category,
             "sender": self.sender,
             "recipient": self.recipient,
+            "recipient_name": self.recipient_name,
             "reply_to": self.reply_to,
             "subject": self.subject,
             "html": self.html,
@@ -215,7 +218,7 @@ class Composer:
             raise ComposeError(404, "unknown_template", f"no template named '{name}'")
         if not isinstance(data, dict):
             raise ComposeError(422, "invalid_data", "data must be an object of the variables")
-        recipient = self.address(to, "to")
+        recipient, recipient_name = self.recipient(to)
         sender = self.address(self._value(template.sender) or self.config.sender, "from")
         reply = self._value(template.reply_to)
         reply_to = self.address(reply, "reply_to") if reply else None
@@ -239,6 +242,7 @@ class Composer:
                 cause=cause,
                 sender=sender,
                 recipient=recipient,
+                recipient_name=recipient_name,
                 reply_to=reply_to,
                 subject=self._subject(rendered.subject),
                 html=html,
@@ -274,6 +278,7 @@ class Composer:
                 raise ComposeError(422, "invalid_email", f"{name} must be a string", field=name)
         if not html and not text:
             raise ComposeError(422, "invalid_email", "give html, text or both", field="html")
+        recipient, recipient_name = self.recipient(to)
         email_id = new_id("eml")
         return self._checked(
             NewEmail(
@@ -281,7 +286,8 @@ class Composer:
                 key=key,
                 cause="api",
                 sender=self.address(sender if sender is not None else self.config.sender, "from"),
-                recipient=self.address(to, "to"),
+                recipient=recipient,
+                recipient_name=recipient_name,
                 reply_to=self.address(reply_to, "reply_to") if reply_to is not None else None,
                 subject=self._subject(subject),
                 html=html or None,  # type: ignore[arg-type]
@@ -297,10 +303,19 @@ class Composer:
         return self.environ.get(value.env, value.default)
 
     def address(self, value: object, name: str) -> str:
+        """``value`` as one checked address, with its display name."""
+        return str(self._parsed(value, name))
+
+    def recipient(self, value: object) -> tuple[str, str | None]:
+        """The address to send to, in lower case, and the display name given with it."""
+        parsed = self._parsed(value, "to")
+        return parsed.addr_spec.lower(), parsed.display_name or None
+
+    def _parsed(self, value: object, name: str) -> Address:
         if not isinstance(value, str):
             raise ComposeError(422, "invalid_address", f"{name} must be an address", field=name)
         try:
-            return str(parse_address(value, name))
+            return parse_address(value, name)
         except InvalidEmail as exc:
             raise ComposeError(422, "invalid_address", str(exc), field=name) from None
 

@@ -27,7 +27,8 @@ emails = Table(
     Column("rule_set", String(64)),
     Column("category", String(100)),
     Column("sender", String(400), nullable=False),
-    Column("recipient", String(320), nullable=False),
+    Column("recipient", String(320), nullable=False),  # the address, lower case
+    Column("recipient_name", String(200)),  # the display name it was given with
     Column("reply_to", String(400)),
     Column("subject", Text, nullable=False),
     Column("html", Text),

@@ -198,7 +198,8 @@ def test_opens_and_clicks_are_tracked_by_the_engine(
 
 
 def test_one_click_unsubscribe_suppresses_the_category(api: httpx.Client, smtp: SmtpServer) -> None:
-    email_id = send(api, "kyc_welcome", "frank@example.com", {"name": "Frank", "accredited": False})
+    to = "Frank <Frank@Example.com>"  # the log and the suppression list go by the address
+    email_id = send(api, "kyc_welcome", to, {"name": "Frank", "accredited": False})
     message = message_for(smtp, email_id)
     url = re.match(r"<([^>]+)>", message["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
     with httpx.Client(timeout=5) as mail_client:
@@ -216,6 +217,10 @@ def test_one_click_unsubscribe_suppresses_the_category(api: httpx.Client, smtp: 
     ]
     assert wait_log(api, email_id, lambda log: log["status"] == "unsubscribed")["unsubscribed_at"]
 
+    logged = api.get("/api/emails/logs", params={"to": "FRANK@example.com"}).json()["emails"]
+    assert [(e["id"], e["to"], e["to_name"]) for e in logged] == [
+        (email_id, "frank@example.com", "Frank")
+    ]
     skipped = send(api, "kyc_rejected", "frank@example.com", _rejected())  # also onboarding
     log = wait_log(api, skipped, lambda log: log["status"] != "queued")
     assert log["status"] == "suppressed" and log["attempts"][0]["outcome"] == "suppressed"

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("category", sa.String(100)),
         sa.Column("sender", sa.String(400), nullable=False),
         sa.Column("recipient", sa.String(320), nullable=False),
+        sa.Column("recipient_name", sa.String(200)),
         sa.Column("reply_to", sa.String(400)),
         sa.Column("subject", sa.Text(), nullable=False),
         sa.Column("html", sa.Text()),
