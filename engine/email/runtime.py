@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import httpx
 from aiohttp import web
@@ -59,6 +61,11 @@ class Email:
                 "(the key that signs tracking and unsubscribe links) is not set"
             )
         self.sendgrid_key = _sendgrid_key(services.environ, config.sendgrid_public_key_env)
+        self._tls = {
+            provider.name: _tls_context(settings.resolve(provider.ca_file))
+            for provider in config.providers
+            if isinstance(provider, SmtpConfig) and provider.ca_file is not None
+        }
         server = settings.config.server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
         public_url = config.public_url or f"http://{host}:{server.port}"
@@ -133,6 +140,7 @@ class Email:
                 password=environ.get(config.password_env) if config.password_env else None,
                 pool_size=config.pool_size,
                 timeout=config.timeout,
+                tls_context=self._tls.get(config.name),
                 name=config.name,
             )
         client = httpx.AsyncClient(timeout=config.timeout, follow_redirects=False)
@@ -197,6 +205,18 @@ def _sendgrid_key(environ: Mapping[str, str], name: str | None) -> EllipticCurve
         return load_sendgrid_key(text)
     except ValueError as exc:
         raise ConfigError(f"[email] sendgrid_public_key_env: {name}: {exc}") from None
+
+
+def _tls_context(ca_file: Path) -> ssl.SSLContext:
+    """The system's trust store and the authorities in ``ca_file``."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"[email] providers: ca_file {ca_file}: not a readable PEM bundle ({exc})"
+        ) from None
+    return context
 
 
 def _secret(environ: Mapping[str, str], name: str) -> str:
