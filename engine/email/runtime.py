@@ -31,7 +31,7 @@ from engine.email.config import (
     SendGridConfig,
     SmtpConfig,
 )
-from engine.email.feedback import Change, RecordChanges
+from engine.email.feedback import STATUSES, Change, RecordChanges
 from engine.email.handler import EmailHandler, Route
 from engine.email.render import Renderers
 from engine.email.sending import Composer
@@ -193,7 +193,7 @@ class Email:
                 await conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status))
             ).all()
         )
-        for status in ("queued", "sent", "delivered", "bounced", "failed", "suppressed"):
+        for status in STATUSES:
             self.statuses.labels(status).set(counts.get(status, 0))
 
 
