@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from dsl import RuleSet, ir
 from engine.core.schema import job_attempts, jobs
-from engine.email.feedback import STATUSES, Suppress
+from engine.email.feedback import STATUSES, Suppress, address_of
 from engine.email.render import RenderError, UnknownTemplate
 from engine.email.runtime import EMAIL, Email
 from engine.email.sending import ComposeError, NewEmail, QueueEmails, request_hash
@@ -566,7 +566,7 @@ def _composed_address(email: Email, value: object) -> str:
         text = email.composer.address(value, "address")
     except ComposeError as exc:
         raise error(exc.status, exc.code, exc.message, **exc.details) from None
-    return text.rpartition("<")[2].rstrip(">").lower()
+    return address_of(text).lower()
 
 
 async def remove_suppression(request: web.Request) -> web.Response:

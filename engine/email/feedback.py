@@ -31,6 +31,7 @@ __all__ = [
     "Change",
     "RecordChanges",
     "Suppress",
+    "address_of",
     "advances",
     "email_event",
     "find_suppression",
@@ -96,6 +97,12 @@ ChangeType = Literal[
 ]
 
 
+def address_of(recipient: str) -> str:
+    """The address of a recipient as the log keeps it (``addr`` or ``Name <addr>``,
+    checked when the email was made): what events carry and suppressions key."""
+    return recipient.rpartition("<")[2].removesuffix(">").strip()
+
+
 def advances(current: str, new: str) -> bool:
     """Whether an email in ``current`` moves to ``new`` (never backwards)."""
     return _RANK.get(new, -1) > _RANK.get(current, 0)
@@ -121,7 +128,8 @@ def email_event(
 ) -> StoredEvent:
     """The catalog event for ``change`` of the email ``row``, its id derived from the change
     (and ``seq``, the how-manyth open or click it is) so that it is never emitted twice."""
-    data: dict[str, Any] = {"email_id": row["id"], "recipient": row["recipient"]}
+    recipient = address_of(row["recipient"])
+    data: dict[str, Any] = {"email_id": row["id"], "recipient": recipient}
     if row["template"] is not None:
         data["template"] = row["template"]
     if row["provider"] is not None and change not in ("opened", "clicked", "unsubscribed"):
@@ -136,7 +144,7 @@ def email_event(
         occurred_at=at,
         received_at=at,
         source="ownly",
-        subject=row["recipient"],
+        subject=recipient,
     )
 
 
@@ -270,9 +278,9 @@ def suppress(
     email_id: str | None,
     now: datetime,
 ) -> bool:
-    """Add ``address`` to the suppression list for ``category`` ("" for every one); False
-    when it is there already."""
-    address = address.lower()
+    """Add ``address`` (or a recipient's, ``Name <addr>``) to the suppression list for
+    ``category`` ("" for every one); False when it is there already."""
+    address = address_of(address).lower()
     found = conn.execute(
         select(email_suppressions.c.address).where(
             email_suppressions.c.address == address, email_suppressions.c.category == category
@@ -293,12 +301,13 @@ def suppress(
 
 
 def find_suppression(conn: Connection, address: str, category: str | None) -> Row[Any] | None:
-    """The suppression that stops a send to ``address`` in ``category``, if there is one."""
+    """The suppression that stops a send to ``address`` (or a recipient's) in ``category``,
+    if there is one."""
     categories = ["", category] if category else [""]
     return conn.execute(
         select(email_suppressions)
         .where(
-            email_suppressions.c.address == address.lower(),
+            email_suppressions.c.address == address_of(address).lower(),
             or_(*(email_suppressions.c.category == c for c in categories)),
         )
         .limit(1)
