@@ -57,6 +57,9 @@ class Sent:
 class SendError(ConnectorError):
     """The provider did not take the message.
 
+    Its message begins with the provider's configured name, as in
+    ``sendgrid answered 400: ...``, so that it reads alone in a log.
+
     Attributes:
         provider: the configured name of the provider that failed.
         permanent: True when this message will never be taken, by any provider.

@@ -6,9 +6,10 @@ that hold them (``api_key_env``, ``password_env``), read when the engine starts.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator
 
 from engine.config import Bytes, LongSeconds, Seconds, Section
 from engine.jobs.policy import STANDARD_WEBHOOKS_SCHEDULE
@@ -47,8 +48,18 @@ class SmtpConfig(_Provider):
     security: Literal["starttls", "tls", "none"] = "starttls"
     username_env: str | None = None
     password_env: str | None = None
+    # A PEM bundle of the authorities to trust for this relay, beside the system's:
+    # a private relay's own CA. Relative to the directory of ownly.toml.
+    ca_file: Path | None = None
     pool_size: int = Field(default=4, ge=1, le=100)
     timeout: Seconds = 30.0
+
+    @field_validator("ca_file")
+    @classmethod
+    def _with_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and info.data.get("security") == "none":
+            raise ValueError("is read only with security = 'starttls' or 'tls'")
+        return value
 
 
 class SendGridConfig(_Provider):

@@ -156,7 +156,7 @@ class EmailHandler:
             )
         if waits and len(waits) == len(tried):  # every provider was at its rate limit
             return Deferred(min(waits))
-        error = "; ".join(f"{t['provider']}: {t.get('error', t['outcome'])}" for t in tried)
+        error = "; ".join(t.get("error") or f"{t['provider']}: {t['outcome']}" for t in tried)
         error = error or "no email provider is configured"
         delay = next_delay(self._policy, job.attempts, self._rng) or 0.0
         attempt = AttemptRecord(
@@ -174,7 +174,7 @@ class EmailHandler:
     def _failed(
         self, row: Any, tried: list[dict[str, Any]], exc: SendError, started: datetime, begun: float
     ) -> Result:
-        error = f"{exc.provider}: {exc}"
+        error = str(exc)  # it names the provider
         attempt = AttemptRecord(
             "refused",
             started,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import httpx
 from aiohttp import web
@@ -29,7 +31,7 @@ from engine.email.config import (
     SendGridConfig,
     SmtpConfig,
 )
-from engine.email.feedback import Change, RecordChanges
+from engine.email.feedback import STATUSES, Change, RecordChanges
 from engine.email.handler import EmailHandler, Route
 from engine.email.sending import Composer
 from engine.email.tables import emails
@@ -50,6 +52,11 @@ class Email:
         self.config = config
         settings = services.settings
         self.sendgrid_key = _sendgrid_key(services.environ, config.sendgrid_public_key_env)
+        self._tls = {
+            provider.name: _tls_context(settings.resolve(provider.ca_file))
+            for provider in config.providers
+            if isinstance(provider, SmtpConfig) and provider.ca_file is not None
+        }
         server = settings.config.server
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
         public_url = config.public_url or f"http://{host}:{server.port}"
@@ -140,6 +147,7 @@ class Email:
                 password=_secret(environ, config.password_env) if config.password_env else None,
                 pool_size=config.pool_size,
                 timeout=config.timeout,
+                tls_context=self._tls.get(config.name),
                 name=config.name,
             )
         key = _secret(environ, config.api_key_env)  # before a client is made that would leak
@@ -183,7 +191,7 @@ class Email:
                 await conn.execute(select(emails.c.status, func.count()).group_by(emails.c.status))
             ).all()
         )
-        for status in ("queued", "sent", "delivered", "bounced", "failed", "suppressed"):
+        for status in STATUSES:
             self.statuses.labels(status).set(counts.get(status, 0))
 
 
@@ -195,6 +203,18 @@ def _sendgrid_key(environ: Mapping[str, str], name: str | None) -> EllipticCurve
         return load_sendgrid_key(text)
     except ValueError as exc:
         raise ConfigError(f"[email] sendgrid_public_key_env: {name}: {exc}") from None
+
+
+def _tls_context(ca_file: Path) -> ssl.SSLContext:
+    """The system's trust store and the authorities in ``ca_file``."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"[email] providers: ca_file {ca_file}: not a readable PEM bundle ({exc})"
+        ) from None
+    return context
 
 
 def _secret(environ: Mapping[str, str], name: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.emails import receipt, send, wait_log
 from tests.support.engine import client, start_engine
 from tests.support.process import EngineProcess
 from tests.support.receiver import Receiver
@@ -57,34 +57,8 @@ def api(mail_engine: EngineProcess) -> Iterator[httpx.Client]:
         yield http
 
 
-def wait_log(api: httpx.Client, email_id: str, until: Any, timeout: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        log = api.get(f"/api/emails/logs/{email_id}").json()
-        if until(log) or time.monotonic() > deadline:
-            return log
-        time.sleep(0.05)
-
-
 def message_for(smtp: SmtpServer, email_id: str) -> EmailMessage:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        for message in list(smtp.sink.messages):
-            if message["X-Ownly-Email-Id"] == email_id:
-                return message
-        time.sleep(0.02)
-    raise AssertionError(f"{email_id} did not arrive")
-
-
-def send(api: httpx.Client, template: str, to: str, data: dict[str, Any], **headers: str) -> str:
-    answer = api.post(
-        "/api/emails/send-template",
-        json={"template": template, "to": to, "data": data},
-        headers=headers,
-    )
-    assert answer.status_code == 202, answer.text
-    email_id: str = answer.json()["id"]
-    return email_id
+    return smtp.sink.arrival(email_id)[0]
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -125,7 +99,7 @@ def test_a_template_arrives_rendered_escaped_and_inlined(
 
 def test_a_retry_sends_the_same_message_id(api: httpx.Client, smtp: SmtpServer) -> None:
     smtp.sink.fail_first = 1  # the first RCPT answers 451
-    email_id = send(api, "investment_receipt", "bob@example.com", _receipt())
+    email_id = send(api, "investment_receipt", "bob@example.com", receipt())
     message = message_for(smtp, email_id)
     assert message["Message-ID"] == f"<{email_id}@ownly.com>"
     log = wait_log(api, email_id, lambda log: len(log["attempts"]) == 2)
@@ -133,17 +107,8 @@ def test_a_retry_sends_the_same_message_id(api: httpx.Client, smtp: SmtpServer) 
     assert "451" in log["attempts"][0]["error_message"]
 
 
-def _receipt(name: str = "Bob") -> dict[str, Any]:
-    return {
-        "investor": {"email": "bob@example.com", "name": name},
-        "deal": {"id": "deal_1", "name": "Harbour Lofts"},
-        "amount": "2500.00",
-        "currency": "usd",
-    }
-
-
 def test_the_same_idempotency_key_sends_once(api: httpx.Client, smtp: SmtpServer) -> None:
-    body = {"template": "investment_receipt", "to": "carol@example.com", "data": _receipt()}
+    body = {"template": "investment_receipt", "to": "carol@example.com", "data": receipt()}
     key = {"Idempotency-Key": "receipt-inv-77"}
     first = api.post("/api/emails/send-template", json=body, headers=key)
     again = api.post("/api/emails/send-template", json=body, headers=key)
@@ -224,8 +189,8 @@ def test_one_click_unsubscribe_suppresses_the_category(api: httpx.Client, smtp: 
     skipped = send(api, "kyc_rejected", "frank@example.com", _rejected())  # also onboarding
     log = wait_log(api, skipped, lambda log: log["status"] != "queued")
     assert log["status"] == "suppressed" and log["attempts"][0]["outcome"] == "suppressed"
-    receipt = send(api, "investment_receipt", "frank@example.com", _receipt("Frank"))
-    message_for(smtp, receipt)  # another category is still sent
+    other = send(api, "investment_receipt", "frank@example.com", receipt("Frank"))
+    message_for(smtp, other)  # another category is still sent
     assert all(m["X-Ownly-Email-Id"] != skipped for m in smtp.sink.messages)
 
 
@@ -240,16 +205,16 @@ def test_the_suppression_list_through_the_api(api: httpx.Client, smtp: SmtpServe
         api.post("/api/emails/suppressions", json={"address": "grace@example.com"}).status_code
         == 200
     )
-    skipped = send(api, "investment_receipt", "grace@example.com", _receipt("Grace"))
+    skipped = send(api, "investment_receipt", "grace@example.com", receipt("Grace"))
     assert wait_log(api, skipped, lambda log: log["status"] != "queued")["status"] == "suppressed"
     assert api.delete("/api/emails/suppressions/grace@example.com").status_code == 204
     assert api.delete("/api/emails/suppressions/grace@example.com").status_code == 404
-    sent = send(api, "investment_receipt", "grace@example.com", _receipt("Grace"))
+    sent = send(api, "investment_receipt", "grace@example.com", receipt("Grace"))
     message_for(smtp, sent)
 
 
 def test_stats_count_what_happened(api: httpx.Client, smtp: SmtpServer) -> None:
-    email_id = send(api, "investment_receipt", "heidi@example.com", _receipt("Heidi"))
+    email_id = send(api, "investment_receipt", "heidi@example.com", receipt("Heidi"))
     message_for(smtp, email_id)
     wait_log(api, email_id, lambda log: log["status"] == "sent")
     stats = api.get("/api/emails/stats").json()

@@ -10,28 +10,22 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import ipaddress
 import json
 import os
-import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import BasicAuth, web
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from aiosmtpd.smtp import Envelope, LoginPassword, Session
 
 from connectors.email import (
     EMAIL_ID_HEADER,
@@ -44,11 +38,19 @@ from connectors.email import (
     Sent,
     SmtpProvider,
 )
+from tests.support.process import closed_port
+from tests.support.providers import (
+    MAILGUN_DOMAIN,
+    MAILGUN_KEY,
+    SENDGRID_KEY,
+    Refusal,
+    read_mailgun,
+    read_sendgrid,
+)
+from tests.support.smtp import Login
+from tests.support.tls import Certificate, make_certificate
 
 USER, PASSWORD = "mailer", "s3cret-Passw0rd"
-SENDGRID_KEY = "SG.test-key.0123456789abcdefghijklmnopqrstuvwxyz"
-MAILGUN_KEY = "key-0123456789abcdef0123456789abcdef"
-MAILGUN_DOMAIN = "mg.ownly.test"
 UNSUBSCRIBE = "<https://ownly.com/u/eml_01JD3Z6K8Q>, <mailto:unsubscribe@ownly.com>"
 
 
@@ -82,71 +84,15 @@ async def until(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached")
 
 
-def closed_port() -> tuple[socket.socket, int]:
-    """A bound port that nobody listens on: connecting to it is refused."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    return probe, probe.getsockname()[1]
-
-
 def assert_no_secret(error: SendError, *secrets: str) -> None:
     shown = f"{error} {error!r} {json.dumps(dict(error.detail))}"
     for secret in secrets:
         assert secret not in shown
 
 
-# -- a certificate for 127.0.0.1 and localhost -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Certificate:
-    cert: Path
-    key: Path
-    pem: str
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cadata=self.pem)
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("tls")
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    (directory / "cert.pem").write_text(pem)
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return Certificate(directory / "cert.pem", directory / "key.pem", pem)
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 # -- an SMTP server: aiosmtpd's protocol on a port of our own -------------------------------------
@@ -212,14 +158,7 @@ class SmtpServer:
         return len(self.protocols)
 
 
-def check_login(
-    server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any
-) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-        USER.encode(),
-        PASSWORD.encode(),
-    )
-    return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+check_login = Login(USER, PASSWORD)
 
 
 @asynccontextmanager
@@ -529,17 +468,22 @@ async def stand_in(routes: Callable[[StandIn], web.Application]) -> AsyncIterato
         await server.close()
 
 
+async def _read(request: web.Request, read: Callable[[str, Mapping[str, str], bytes], Any]) -> Any:
+    """What ``read`` makes of the request, or the answer the API gives one it refuses."""
+    try:
+        return read(request.path, request.headers, await request.read())
+    except Refusal as refusal:
+        return web.Response(status=refusal.status, text=refusal.body)
+
+
 def sendgrid_app(state: StandIn) -> web.Application:
     async def mail_send(request: web.Request) -> web.Response:
         if state.hold is not None:
             await state.hold.wait()
-        if request.headers.get("Authorization") != f"Bearer {SENDGRID_KEY}":
-            return web.json_response(
-                {"errors": [{"message": "The provided authorization grant is invalid"}]},
-                status=401,
-            )
-        assert request.content_type == "application/json"
-        state.received.append(await request.json())
+        document = await _read(request, read_sendgrid)
+        if isinstance(document, web.Response):
+            return document
+        state.received.append(document)
         answer = forced(state, request)
         if answer is not None:
             return answer
@@ -554,16 +498,10 @@ def mailgun_app(state: StandIn) -> web.Application:
     async def messages(request: web.Request) -> web.Response:
         if state.hold is not None:
             await state.hold.wait()
-        given = request.headers.get("Authorization", "")
-        try:
-            auth = BasicAuth.decode(given)
-        except ValueError:
-            auth = None
-        if auth is None or (auth.login, auth.password) != ("api", MAILGUN_KEY):
-            return web.Response(status=401, text="Forbidden")
-        assert request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
-        form = await request.post()
-        state.received.append({name: form.getall(name) for name in form})
+        form = await _read(request, read_mailgun)
+        if isinstance(form, web.Response):
+            return form
+        state.received.append(form)
         answer = forced(state, request)
         if answer is not None:
             return answer

@@ -9,7 +9,7 @@ import httpx
 
 from tests.support.process import EngineProcess, write_project
 from tests.support.receiver import Receiver
-from tests.support.rules import install_catalog
+from tests.support.rules import RECEIVER_WEBHOOK, install_catalog
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 KEY = "test-key-with-every-scope"
@@ -24,10 +24,15 @@ ENGINE_TOML = (
 
 
 def start_engine(
-    root: Path, receiver: Receiver, extra_toml: str = "", env: dict[str, str] | None = None
+    root: Path,
+    receiver: Receiver,
+    extra_toml: str = "",
+    env: dict[str, str] | None = None,
+    *,
+    webhooks: str = RECEIVER_WEBHOOK,
 ) -> EngineProcess:
     write_project(root, extra_toml=ENGINE_TOML + extra_toml)
-    install_catalog(root)
+    install_catalog(root, webhooks=webhooks)
     process = EngineProcess(
         root,
         env={

@@ -23,6 +23,14 @@ def free_port() -> int:
         return port
 
 
+def closed_port() -> tuple[socket.socket, int]:
+    """A bound port that nobody listens on: connecting to it is refused while the
+    socket is open."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    return probe, probe.getsockname()[1]
+
+
 def write_project(root: Path, *, extra_toml: str = "") -> Path:
     """A minimal project: ownly.toml, an empty rules/ and templates/; returns the toml path."""
     (root / "rules").mkdir(exist_ok=True)

@@ -11,18 +11,45 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.process import free_port
 
 
+@dataclass(frozen=True)
+class Login:
+    """An aiosmtpd authenticator that takes one user and password."""
+
+    user: str
+    password: str
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            self.user.encode(),
+            self.password.encode(),
+        )
+        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+
+
+@dataclass(frozen=True)
+class Session:
+    """How a message came: the user it logged in as, and whether over TLS."""
+
+    login: bytes | None
+    tls: bool
+
+
 @dataclass
 class SmtpSink:
-    """Keeps each message; answers ``451`` to the first ``fail_first`` RCPTs and ``550``
-    to the addresses in ``refuse``."""
+    """Keeps each message and its session; answers ``451`` to the first ``fail_first``
+    RCPTs and ``550`` to the addresses in ``refuse``."""
 
     fail_first: int = 0
     refuse: set[str] = field(default_factory=set)
     messages: list[EmailMessage] = field(default_factory=list)
+    sessions: list[Session] = field(default_factory=list)  # one per message
     connections: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,9 +75,22 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.sessions.append(Session(login, session.ssl is not None))
         return "250 2.0.0 Ok: queued"
+
+    def arrival(self, email_id: str, timeout: float = 15.0) -> tuple[EmailMessage, Session]:
+        """The message of the email ``email_id`` once it arrives, and its session."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for message, session in zip(self.messages, self.sessions, strict=True):
+                    if message["X-Ownly-Email-Id"] == email_id:
+                        return message, session
+            time.sleep(0.02)
+        raise AssertionError(f"{email_id} did not arrive")
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout
