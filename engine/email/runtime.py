@@ -178,10 +178,11 @@ class Email:
         return recorded
 
     def add_routes(self, app: web.Application) -> None:
-        from engine.email import api, callbacks, tracking  # api and callbacks read EMAIL
+        from engine.email import api, callbacks, logs, tracking  # they read EMAIL from here
 
         app[EMAIL] = self
         api.add_routes(app)
+        logs.add_routes(app)
         tracking.add_routes(app, self.tracker, self.record, self.services.clock)
         callbacks.add_routes(app)
 
