@@ -4,9 +4,9 @@
 ``as_bytes()`` give it in MIME. Each provider (``SmtpProvider``,
 ``SendGridProvider``, ``MailgunProvider``, ``OutboxProvider``) makes one
 attempt per ``send`` and returns ``Sent`` or raises ``SendError``, whose
-``permanent`` says whether any other attempt could help. ``events`` verifies
-SendGrid's and Mailgun's event webhooks and reads their reports as
-``ProviderEvent`` values.
+``permanent`` says whether any other attempt could help.
+``signatures`` verifies SendGrid's and Mailgun's event webhooks and ``events``
+reads their reports as ``ProviderEvent`` values.
 
 The errors, both under ``connectors.errors.ConnectorError``::
 
@@ -20,16 +20,10 @@ from __future__ import annotations
 from connectors.email.base import DETAIL_LIMIT, EmailProvider, SendError, Sent, redact
 from connectors.email.events import (
     MAX_SENDGRID_EVENTS,
-    SENDGRID_SIGNATURE_HEADER,
-    SENDGRID_TIMESTAMP_HEADER,
     MailgunSignature,
     ProviderEvent,
-    SignatureError,
-    load_sendgrid_key,
     parse_mailgun,
     parse_sendgrid,
-    verify_mailgun,
-    verify_sendgrid,
 )
 from connectors.email.mailgun import MailgunProvider
 from connectors.email.message import (
@@ -42,6 +36,14 @@ from connectors.email.message import (
 )
 from connectors.email.outbox import OutboxProvider
 from connectors.email.sendgrid import SendGridProvider
+from connectors.email.signatures import (
+    SENDGRID_SIGNATURE_HEADER,
+    SENDGRID_TIMESTAMP_HEADER,
+    SignatureError,
+    load_sendgrid_key,
+    verify_mailgun,
+    verify_sendgrid,
+)
 from connectors.email.smtp import Security, SmtpProvider
 
 __all__ = [

@@ -17,14 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.email.events import (
-    ProviderEvent,
-    SignatureError,
-    parse_mailgun,
-    parse_sendgrid,
-    verify_mailgun,
-    verify_sendgrid,
-)
+from connectors.email.events import ProviderEvent, parse_mailgun, parse_sendgrid
+from connectors.email.signatures import SignatureError, verify_mailgun, verify_sendgrid
 from engine.email.feedback import Change
 from engine.email.runtime import EMAIL, Email
 from engine.http.common import error, json

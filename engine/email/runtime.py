@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.email.base import EmailProvider
-from connectors.email.events import load_sendgrid_key
 from connectors.email.mailgun import MailgunProvider
 from connectors.email.outbox import OutboxProvider
 from connectors.email.sendgrid import SendGridProvider
+from connectors.email.signatures import load_sendgrid_key
 from connectors.email.smtp import SmtpProvider
 from dsl.render import Renderers
 from engine.capability import Services

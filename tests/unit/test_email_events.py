@@ -19,10 +19,12 @@ from connectors.email.events import (
     MAX_SENDGRID_EVENTS,
     MailgunSignature,
     ProviderEvent,
-    SignatureError,
-    load_sendgrid_key,
     parse_mailgun,
     parse_sendgrid,
+)
+from connectors.email.signatures import (
+    SignatureError,
+    load_sendgrid_key,
     verify_mailgun,
     verify_sendgrid,
 )
