@@ -329,3 +329,18 @@ def test_the_command_line_previews_sends_and_lists(engine: EngineProcess, tmp_pa
         env=env,
     )
     assert refused.returncode != 0 and "404 unknown_template" in refused.stderr
+
+
+def test_the_log_keeps_the_data_without_its_secrets(api: httpx.Client) -> None:
+    data = {**RECEIPT, "investor": {**RECEIPT["investor"], "api_token": "tok_live_1"}}  # type: ignore[dict-item]
+    data["password"] = "hunter2"
+    answer = api.post("/api/emails/send-template", json=_template(to="data@example.com", data=data))
+    log = api.get(f"/api/emails/logs/{answer.json()['id']}").json()
+    assert log["data"]["password"] == "<redacted>"
+    assert log["data"]["investor"] == {
+        "email": "ada@example.com",
+        "name": "Ada",
+        "api_token": "<redacted>",
+    }
+    assert log["data"]["deal"] == RECEIPT["deal"]
+    assert "hunter2" not in str(log) and "tok_live_1" not in str(log)
