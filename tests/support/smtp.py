@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -18,13 +19,18 @@ from tests.support.process import free_port
 @dataclass
 class SmtpSink:
     """Keeps each message; answers ``451`` to the first ``fail_first`` RCPTs and ``550``
-    to the addresses in ``refuse``."""
+    to the addresses in ``refuse``. While ``answering`` is clear, a message is kept but not
+    answered: the sender cannot know it arrived."""
 
     fail_first: int = 0
     refuse: set[str] = field(default_factory=set)
+    answering: threading.Event = field(default_factory=threading.Event)
     messages: list[EmailMessage] = field(default_factory=list)
     connections: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.answering.set()
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -50,6 +56,9 @@ class SmtpSink:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
+        # Set from the test's thread, not this loop's: polled, not awaited.
+        while not self.answering.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         return "250 2.0.0 Ok: queued"
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[EmailMessage]:
