@@ -390,12 +390,10 @@ def _apply_environment(
     config: type[Config], raw: dict[str, Any], environ: Mapping[str, str], origins: _Origins
 ) -> None:
     """Fold ``OWNLY_<SECTION>_<KEY>`` variables into the raw configuration."""
-    key_envs = {
-        key.get("key_env") for key in raw.get("api", {}).get("keys", []) if isinstance(key, dict)
-    }
+    secrets = _secret_variables(config, raw) | {CLIENT_KEY_ENV}
     sections = config.model_fields
     for variable in sorted(environ):
-        if not variable.startswith(ENV_PREFIX) or variable in key_envs | {CLIENT_KEY_ENV}:
+        if not variable.startswith(ENV_PREFIX) or variable in secrets:
             continue
         rest = variable[len(ENV_PREFIX) :].lower()
         section = next((name for name in sections if rest.startswith(name + "_")), None)
@@ -418,6 +416,33 @@ def _apply_environment(
         if not isinstance(target, dict):
             raise ConfigError(f"{origins.where((section,))}: [{section}] must be a table")
         target[key] = value
+
+
+def _secret_variables(config: type[Config], raw: dict[str, Any]) -> set[str]:
+    """The variables a ``*_env`` key names (an API key's ``key_env``, ``[email]
+    tracking_key_env``, a provider's ``api_key_env``), in the file or by default:
+    each holds a secret, never an override, whatever its name."""
+    names: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and key.endswith("_env") and isinstance(item, str):
+                    names.add(item)
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(raw)
+    for section in config.model_fields.values():
+        model = section.annotation
+        if isinstance(model, type) and issubclass(model, Section):
+            for key, field in model.model_fields.items():
+                if key.endswith("_env") and isinstance(field.default, str):
+                    names.add(field.default)
+    return names
 
 
 def _is_list(model: type[Section], key: str) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from engine.core.writer import BatchWrite
@@ -33,7 +33,7 @@ __all__ = [
     "Suppress",
     "advances",
     "email_event",
-    "find_suppression",
+    "find_suppressions",
     "record_changes",
     "suppress",
 ]
@@ -292,17 +292,22 @@ def suppress(
     return True
 
 
-def find_suppression(conn: Connection, address: str, category: str | None) -> Row[Any] | None:
-    """The suppression that stops a send to ``address`` in ``category``, if there is one."""
-    categories = ["", category] if category else [""]
-    return conn.execute(
-        select(email_suppressions)
-        .where(
-            email_suppressions.c.address == address.lower(),
-            or_(*(email_suppressions.c.category == c for c in categories)),
+def find_suppressions(
+    conn: Connection, sends: Sequence[tuple[str, str | None]]
+) -> list[Row[Any] | None]:
+    """Per ``(address, category)``, the suppression that stops a send to it, if there is one
+    (the address's suppression for every category first), all read in one query."""
+    addresses = sorted({address.lower() for address, _ in sends})
+    found = {
+        (row.address, row.category): row
+        for row in conn.execute(
+            select(email_suppressions).where(email_suppressions.c.address.in_(addresses))
         )
-        .limit(1)
-    ).first()
+    }
+    return [
+        found.get((address.lower(), "")) or found.get((address.lower(), category or ""))
+        for address, category in sends
+    ]
 
 
 @dataclass(frozen=True)

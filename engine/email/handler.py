@@ -1,9 +1,10 @@
 """One attempt of an email job: through the providers in failover order, and its outcome.
 
-The handler reads the email from the log, skips it when its address is
-suppressed (recorded ``suppressed``, not sent), and hands the message to the
-first provider, then the next while each fails in a way another provider could
-get past (refused, timed out, 5xx, 429, its own credentials refused). A
+The handler reads the email from the log (the emails of the jobs that start
+together in one query), skips it when its address is suppressed (recorded
+``suppressed``, not sent), and hands the message to the first provider, then
+the next while each fails in a way another provider could get past (refused,
+timed out, 5xx, 429, its own credentials refused). A
 permanent refusal (SMTP 5xx for the recipient, an API's 4xx) fails the email
 without retries; when every provider failed for now, the job is retried on the
 email's schedule. The attempt log names each provider tried and why it failed.
@@ -17,6 +18,8 @@ and provider message id, and ``email.sent`` or ``email.failed`` through the bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,14 +29,15 @@ from email.headerregistry import Address
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import case, select, update
+from sqlalchemy import String, bindparam, case, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Update
 
 from connectors.email.base import EmailProvider, SendError, Sent
 from connectors.email.message import InvalidEmail, OutgoingEmail
 from engine.core.clock import Clock
 from engine.core.storage import Database
-from engine.email.feedback import email_event, find_suppression
+from engine.email.feedback import email_event, find_suppressions
 from engine.email.tables import emails
 from engine.email.tracking import Tracker
 from engine.events.bus import Bus
@@ -78,7 +82,7 @@ class EmailHandler:
     ) -> None:
         self._connect = connect
         self._disconnect = disconnect
-        self._database = database
+        self._reads = _Reads(database)
         self._clock = clock
         self._bus = bus
         self._tracker = tracker
@@ -97,6 +101,7 @@ class EmailHandler:
         self._stopping = True
 
     async def close(self) -> None:
+        await self._reads.close()
         for route in self._routes:
             await route.provider.close()
         self._routes = ()
@@ -106,7 +111,7 @@ class EmailHandler:
         if self._stopping:
             return Deferred(1.0)
         email_id = job.payload["email"]
-        loaded = await self._load(email_id)
+        loaded = await self._reads.load(email_id)
         started = self._clock.now()
         if loaded is None:
             error = f"the email log has no email {email_id}"
@@ -211,17 +216,73 @@ class EmailHandler:
             category=row.category,
         )
 
-    async def _load(self, email_id: str) -> _Loaded | None:
-        async with self._database.connect() as conn:
-            loaded: _Loaded | None = await conn.run_sync(_load, email_id)
-        return loaded
+
+class _Reads:
+    """The emails of the jobs that start together, read in one query.
+
+    A read on its own costs more than the send's own work: a connection, then
+    each statement and its rows, every one a round trip to the database's
+    thread. A lease starts its jobs at once, so each job's read waits for the
+    next query, which reads every email asked for since the last one began.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._wanted: dict[str, list[asyncio.Future[_Loaded | None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def load(self, email_id: str) -> _Loaded | None:
+        future: asyncio.Future[_Loaded | None] = asyncio.get_running_loop().create_future()
+        self._wanted.setdefault(email_id, []).append(future)
+        if self._task is None:
+            self._task = asyncio.create_task(self._read(), name="email-reads")
+        return await future
+
+    async def close(self) -> None:
+        """Stop a read still running; whoever waits for it is cancelled."""
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _read(self) -> None:
+        wanted: dict[str, list[asyncio.Future[_Loaded | None]]] = {}
+        try:
+            while self._wanted:
+                wanted, self._wanted = self._wanted, {}
+                try:
+                    async with self._database.connect() as conn:
+                        loaded = await conn.run_sync(_load, list(wanted))
+                except Exception as exc:  # each of these attempts fails with it, to be retried
+                    for future in _waiting(wanted):
+                        future.set_exception(exc)
+                    continue
+                for email_id, futures in wanted.items():
+                    for future in _waiting({email_id: futures}):
+                        future.set_result(loaded.get(email_id))
+        finally:
+            self._task = None
+            for future in _waiting({**wanted, **self._wanted}):  # cancelled: so are they
+                future.cancel()
+            self._wanted = {}
 
 
-def _load(conn: Connection, email_id: str) -> _Loaded | None:
-    row = conn.execute(select(emails).where(emails.c.id == email_id)).first()
-    if row is None:
-        return None
-    return _Loaded(row, find_suppression(conn, row.recipient, row.category))
+def _waiting(
+    wanted: dict[str, list[asyncio.Future[_Loaded | None]]],
+) -> list[asyncio.Future[_Loaded | None]]:
+    """The futures still to settle (a job cancelled meanwhile has settled its own)."""
+    return [future for futures in wanted.values() for future in futures if not future.done()]
+
+
+# What a send needs of an email: not its data, read back as JSON for nothing.
+_SENT_COLUMNS = [c for c in emails.c if c.name not in ("data", "bounce")]
+
+
+def _load(conn: Connection, email_ids: list[str]) -> dict[str, _Loaded]:
+    rows = conn.execute(select(*_SENT_COLUMNS).where(emails.c.id.in_(email_ids))).all()
+    suppressed = find_suppressions(conn, [(row.recipient, row.category) for row in rows])
+    return {row.id: _Loaded(row, found) for row, found in zip(rows, suppressed, strict=True)}
 
 
 def _failure(provider: str, exc: SendError) -> dict[str, Any]:
@@ -260,18 +321,26 @@ class RecordSend:
     def apply_all(cls, conn: Connection, finished: Sequence[tuple[FinishJob, bool]]) -> None:
         events = []
         bus: Bus | None = None
+        # One statement for each set of columns written, executed for all its emails.
+        updates: dict[frozenset[str], list[dict[str, Any]]] = {}
         for finish, kept in finished:
             hook = finish.hook
             if not isinstance(hook, RecordSend) or not kept:
                 continue
             bus = hook.bus
-            event = hook._apply(conn, finish)
+            values, event = hook._change(finish)
+            updates.setdefault(frozenset(values), []).append(
+                {"r_id": hook.row.id, **{f"v_{name}": value for name, value in values.items()}}
+            )
             if event is not None:
                 events.append(event)
+        for columns, rows in updates.items():
+            conn.execute(_update(columns), rows)
         if events and bus is not None:
             bus.emit(conn, events)
 
-    def _apply(self, conn: Connection, finish: FinishJob) -> Any:
+    def _change(self, finish: FinishJob) -> tuple[dict[str, Any], Any]:
+        """The columns to write, and the event to emit (None for none)."""
         now = finish.now
         values: dict[str, Any] = {"updated_at": now, "error": self.error}
         if self.provider is not None:
@@ -283,17 +352,35 @@ class RecordSend:
             values.update(sent_at=now, provider_message_id=self.sent.provider_message_id)
         elif status == "failed":
             values["failed_at"] = now
-        # A provider's report may have moved the email further along already.
-        values["status"] = case(
-            (emails.c.status.in_(("queued", "failed")), status), else_=emails.c.status
-        )
-        conn.execute(update(emails).where(emails.c.id == self.row.id).values(values))
+        values["status"] = status
         if status not in ("sent", "failed"):
-            return None
+            return values, None
         row = {**self.row._mapping, "provider": self.provider}
         if status == "failed":
-            return email_event(row, status, now, error=self.error)
-        return email_event(row, status, now)
+            return values, email_event(row, status, now, error=self.error)
+        return values, email_event(row, status, now)
 
     def committed(self) -> None:
         return None
+
+
+@functools.cache
+def _update(columns: frozenset[str]) -> Update:
+    """The statement writing ``columns`` of one email, each value bound as ``v_<column>``."""
+    values: dict[str, Any] = {
+        name: bindparam(f"v_{name}", type_=emails.c[name].type)
+        for name in columns
+        if name != "status"
+    }
+    if "status" in columns:
+        # A provider's report may have moved the email further along already.
+        # (Not ``in_``: its list is an expanding parameter, which executemany refuses.)
+        earlier = or_(emails.c.status == "queued", emails.c.status == "failed")
+        values["status"] = case(
+            (earlier, bindparam("v_status", type_=String())), else_=emails.c.status
+        )
+    return (
+        update(emails)
+        .where(emails.c.id == bindparam("r_id", type_=emails.c.id.type))
+        .values(values)
+    )

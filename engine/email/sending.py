@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from connectors.email.message import InvalidEmail, check_header, make_message_id, parse_address
@@ -126,19 +126,42 @@ def request_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+class _Before(NamedTuple):
+    """An email's key queued before (or earlier in the same write)."""
+
+    id: str
+    status: str
+    request_hash: str | None
+
+
+_QUEUED_BEFORE = select(emails.c.key, emails.c.id, emails.c.status, emails.c.request_hash).where(
+    emails.c.key.in_(bindparam("keys", expanding=True))
+)
+
+
+def _queued_before(conn: Connection, keys: Sequence[str]) -> dict[str, _Before]:
+    return {
+        row.key: _Before(row.id, row.status, row.request_hash)
+        for row in conn.execute(_QUEUED_BEFORE, {"keys": list(keys)})
+    }
+
+
 def queue_emails(
     conn: Connection, new: Sequence[NewEmail], now: datetime, *, max_attempts: int
 ) -> list[Queued]:
     """Store ``new`` emails not queued before, each with its job, on ``conn``."""
-    keys = [email.key for email in new]
-    found = {
-        row.key: row
-        for row in conn.execute(
-            select(emails.c.key, emails.c.id, emails.c.status, emails.c.request_hash).where(
-                emails.c.key.in_(keys)
-            )
-        )
-    }
+    found = _queued_before(conn, [email.key for email in new])
+    return _store(conn, new, now, max_attempts, found)
+
+
+def _store(
+    conn: Connection,
+    new: Sequence[NewEmail],
+    now: datetime,
+    max_attempts: int,
+    found: dict[str, _Before],
+) -> list[Queued]:
+    """Store the emails whose key ``found`` does not hold; each stored is added to it."""
     results: list[Queued] = []
     rows: list[dict[str, Any]] = []
     jobs: list[NewJob] = []
@@ -148,7 +171,7 @@ def queue_emails(
             same = before.request_hash == email.request_hash
             results.append(Queued(before.id, before.status, duplicate=True, same_request=same))
             continue
-        found[email.key] = email  # type: ignore[assignment]  # a key twice in one batch
+        found[email.key] = _Before(email.id, "queued", email.request_hash)
         rows.append(email.row(now))
         jobs.append(
             NewJob(
@@ -169,7 +192,11 @@ def queue_emails(
 
 @dataclass(frozen=True)
 class QueueEmails(BatchWrite[list[Queued]]):
-    """``queue_emails`` as a write of its own; wakes the workers once committed."""
+    """``queue_emails`` as a write of its own; wakes the workers once committed.
+
+    A group's writes look their keys up in one query: a key in two of them (two
+    requests with one Idempotency-Key at once) is stored by the first only.
+    """
 
     new: Sequence[NewEmail]
     now: datetime
@@ -178,7 +205,8 @@ class QueueEmails(BatchWrite[list[Queued]]):
 
     @classmethod
     def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[list[Queued]]:
-        results = [queue_emails(conn, w.new, w.now, max_attempts=w.max_attempts) for w in writes]
+        found = _queued_before(conn, [email.key for w in writes for email in w.new])
+        results = [_store(conn, w.new, w.now, w.max_attempts, found) for w in writes]
         if any(q for result in results for q in result if not q.duplicate):
             after_commit(conn, writes[0].wake)
         return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -44,14 +45,19 @@ class Session:
 @dataclass
 class SmtpSink:
     """Keeps each message and its session; answers ``451`` to the first ``fail_first``
-    RCPTs and ``550`` to the addresses in ``refuse``."""
+    RCPTs and ``550`` to the addresses in ``refuse``. While ``answering`` is clear, a
+    message is kept but not answered: the sender cannot know it arrived."""
 
     fail_first: int = 0
     refuse: set[str] = field(default_factory=set)
+    answering: threading.Event = field(default_factory=threading.Event)
     messages: list[EmailMessage] = field(default_factory=list)
     sessions: list[Session] = field(default_factory=list)  # one per message
     connections: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.answering.set()
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -79,6 +85,9 @@ class SmtpSink:
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
             self.sessions.append(Session(login, session.ssl is not None))
+        # Set from the test's thread, not this loop's: polled, not awaited.
+        while not self.answering.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         return "250 2.0.0 Ok: queued"
 
     def arrival(self, email_id: str, timeout: float = 15.0) -> tuple[EmailMessage, Session]:

@@ -220,6 +220,26 @@ def test_key_variables_named_like_overrides_are_not_overrides(tmp_path: Path) ->
     assert settings.api_keys[0].secret.get_secret_value() == "s3cret-value"
 
 
+@pytest.mark.parametrize(
+    ("toml", "variable"),
+    [
+        ("", "OWNLY_EMAIL_TRACKING_KEY"),  # [email] tracking_key_env's default
+        ("[email]\ntracking_key_env = 'OWNLY_EMAIL_LINKS'\n", "OWNLY_EMAIL_LINKS"),
+        (
+            "[[email.providers]]\ntype = 'sendgrid'\napi_key_env = 'OWNLY_EMAIL_SENDGRID'\n",
+            "OWNLY_EMAIL_SENDGRID",
+        ),
+    ],
+)
+def test_secret_variables_named_like_overrides_are_not_overrides(
+    tmp_path: Path, toml: str, variable: str
+) -> None:
+    settings = load_settings(write(tmp_path, toml), {variable: "k" * 40})
+    assert settings.config.email.tracking_key_env  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="OWNLY_EMAIL_SENDR: \\[email\\] sendr: unknown key"):
+        load_settings(write(tmp_path, toml), {variable: "k" * 40, "OWNLY_EMAIL_SENDR": "x"})
+
+
 def test_keys_resolve_from_the_environment_and_are_redacted(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -11,6 +11,7 @@ import email.policy
 import email.utils
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from typing import Any
 
@@ -24,6 +25,7 @@ from connectors.email import (
     make_message_id,
     parse_address,
 )
+from connectors.email import message as message_module
 from connectors.errors import ConnectorError
 
 UNSUBSCRIBE = (
@@ -307,6 +309,26 @@ def test_the_same_email_gives_the_same_bytes() -> None:
     assert make_email().as_bytes() == outgoing.as_bytes()
     changed = replace(outgoing, html="<p>Thank you, John.</p>")
     assert parsed(changed).get_boundary() != parsed(outgoing).get_boundary()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"text": None},
+        {"html": None, "reply_to": None, "headers": ()},
+        {"subject": "Zoë's receipt: =?utf-8?q?not_encoded?= " + "word " * 40},
+        {"sender": "山田太郎 <taro@ownly.com>", "to": '"Doe, Jane" <jane@bücher.example>'},
+    ],
+)
+def test_the_header_classes_made_once_give_the_standard_bytes(
+    changes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outgoing = make_email(**changes)
+    made_once = outgoing.as_bytes()
+    standard = message_module._WIRE.clone(header_factory=HeaderRegistry())
+    monkeypatch.setattr(message_module, "_WIRE", standard)
+    assert outgoing.as_bytes() == made_once
 
 
 def test_the_email_is_frozen_and_dates_keep_their_zone() -> None:
