@@ -135,6 +135,20 @@ BAD = [
         "invalid_header",
     ),
     (
+        "a Unicode line separator in a subject",
+        "send",
+        _adhoc(subject="Hi\u2028Bcc: eve@example.com"),
+        422,
+        "invalid_header",
+    ),
+    (
+        "NEL in a rendered subject",
+        "send-template",
+        _template(template="kyc_welcome", data={"name": "A\x85B", "accredited": True}),
+        422,
+        "invalid_header",
+    ),
+    (
         "CR/LF in from",
         "send",
         _adhoc(**{"from": "a@example.com\nBcc: e@example.com"}),
