@@ -39,6 +39,9 @@ __all__ = [
 EMAIL_ID_HEADER = "X-Ownly-Email-Id"
 
 _FORBIDDEN = ("\r", "\n", "\0")
+# The other characters str.splitlines() breaks at: the email package refuses a header
+# value holding one (as it does CR and LF) only when the message is made.
+_LINE_SEPARATORS = ("\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 _HEADER_LIMIT = 998  # RFC 5322 2.1.1: a line, CRLF excluded
 _ADDRESS_LIMIT = 254  # RFC 5321 4.5.3.1.3, less the angle brackets of a path
 _NAME_LIMIT = 256
@@ -85,7 +88,9 @@ class InvalidEmail(ConnectorError):
 
 
 def check_header(value: str, field: str) -> str:
-    """The value, when it can be a header's: no CR, LF or NUL, at most 998 characters.
+    """The value, when it can be a header's: one line, no NUL, at most 998 characters.
+
+    No CR or LF, nor any other character ``str.splitlines`` breaks a line at.
 
     Raises:
         InvalidEmail: naming ``field``.
@@ -93,6 +98,9 @@ def check_header(value: str, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidEmail(field, f"must be text, not {type(value).__name__}")
     _refuse_line_breaks(value, field)
+    for char in _LINE_SEPARATORS:
+        if char in value:
+            raise InvalidEmail(field, f"holds {char!r}; a header is one line")
     if len(value) > _HEADER_LIMIT:
         raise InvalidEmail(field, f"is {len(value)} characters long; at most {_HEADER_LIMIT}")
     return value

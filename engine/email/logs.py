@@ -275,7 +275,7 @@ async def list_suppressions(request: web.Request) -> web.Response:
     )
     address = request.query.get("address")
     if address is not None:
-        query = query.where(email_suppressions.c.address == address.lower())
+        query = query.where(email_suppressions.c.address == _stored_address(email, address))
     async with email.services.database.connect() as conn:
         rows = (await conn.execute(query.limit(limit))).all()
     return json({"suppressions": [_suppression(row) for row in rows]})
@@ -318,10 +318,19 @@ def _address(email: Email, value: object) -> str:
     return address
 
 
+def _stored_address(email: Email, value: str) -> str:
+    """An address as the list keeps it (lower case, its domain in IDNA), when it is one."""
+    try:
+        address, _ = email.composer.recipient(value)
+    except ComposeError:
+        return value.lower()
+    return address
+
+
 async def remove_suppression(request: web.Request) -> web.Response:
     require(request, "emails:write")
     email = request.app[EMAIL]
-    address = request.match_info["address"].lower()
+    address = _stored_address(email, request.match_info["address"])
     category = request.query.get("category", "")
     now = email.services.clock.now()
     removed = await email.services.writer.submit(Suppress(address, category, now, remove=True))

@@ -135,6 +135,20 @@ BAD = [
         "invalid_header",
     ),
     (
+        "a Unicode line separator in a subject",
+        "send",
+        _adhoc(subject="Hi\u2028Bcc: eve@example.com"),
+        422,
+        "invalid_header",
+    ),
+    (
+        "NEL in a rendered subject",
+        "send-template",
+        _template(template="kyc_welcome", data={"name": "A\x85B", "accredited": True}),
+        422,
+        "invalid_header",
+    ),
+    (
         "CR/LF in from",
         "send",
         _adhoc(**{"from": "a@example.com\nBcc: e@example.com"}),
@@ -344,3 +358,15 @@ def test_the_log_keeps_the_data_without_its_secrets(api: httpx.Client) -> None:
     }
     assert log["data"]["deal"] == RECEIPT["deal"]
     assert "hunter2" not in str(log) and "tok_live_1" not in str(log)
+
+
+def test_a_suppression_is_found_and_removed_by_the_address_it_was_added_as(
+    api: httpx.Client,
+) -> None:
+    added = api.post("/api/emails/suppressions", json={"address": "Ada@Bücher.example"})
+    assert added.status_code == 201, added.text
+    assert added.json()["address"] == "ada@xn--bcher-kva.example"
+    listed = api.get("/api/emails/suppressions", params={"address": "Ada@Bücher.example"})
+    assert [s["address"] for s in listed.json()["suppressions"]] == ["ada@xn--bcher-kva.example"]
+    assert api.delete("/api/emails/suppressions/Ada@Bücher.example").status_code == 204
+    assert api.get("/api/emails/suppressions").json()["suppressions"] == []

@@ -132,11 +132,26 @@ def test_addresses_refused(text: str, problem: str) -> None:
     assert isinstance(caught.value, ConnectorError)
 
 
-@pytest.mark.parametrize("value", ["Hi\r\nBcc: evil@x.com", "Hi\nBcc: evil@x.com", "Hi\rX", "a\0b"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Hi\r\nBcc: evil@x.com",
+        "Hi\nBcc: evil@x.com",
+        "Hi\rX",
+        "a\0b",
+        *(f"a{char}b" for char in "\v\f\x1c\x1d\x1e\x85\u2028\u2029"),
+    ],
+)
 def test_check_header_refuses_line_breaks_and_nul(value: str) -> None:
     with pytest.raises(InvalidEmail) as caught:
         check_header(value, "subject")
     assert caught.value.field == "subject"
+
+
+@pytest.mark.parametrize("char", "\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+def test_a_subject_check_header_passes_can_be_written(char: str) -> None:
+    with pytest.raises(InvalidEmail):
+        make_email(subject=f"a{char}b")
 
 
 def test_check_header_limits_a_line_to_998_characters() -> None:
