@@ -111,7 +111,7 @@ async def list_logs(request: web.Request) -> web.Response:
     filters = {
         emails.c.template: request.query.get("template"),
         emails.c.status: status,
-        emails.c.recipient: (request.query.get("to") or "").lower() or None,
+        emails.c.recipient: _stored_address(email, to) if (to := request.query.get("to")) else None,
     }
     for column, value in filters.items():
         if value is not None:
@@ -298,13 +298,18 @@ async def add_suppression(request: web.Request) -> web.Response:
     email = request.app[EMAIL]
     body = fields(await read_json(request), {"address", "category", "detail"}, {"address"})
     address = _address(email, body["address"])
-    category = body.get("category") or ""
+    category = body.get("category")
     detail = body.get("detail")
-    if not isinstance(category, str) or len(category) > 100:
-        raise error(422, "invalid_category", "category must be a category's name")
+    if category is not None and not (
+        isinstance(category, str) and 0 < len(category) <= 100 and category.isprintable()
+    ):
+        raise error(
+            422, "invalid_category", "category must be a category's name (1 to 100 characters)"
+        )
     if detail is not None and (not isinstance(detail, str) or len(detail) > 500):
         raise error(422, "invalid_detail", "detail must be a string of at most 500 characters")
     now = email.services.clock.now()
+    category = category or ""  # every email
     added = await email.services.writer.submit(Suppress(address, category, now, detail=detail))
     status = 201 if added else 200
     return json({"address": address, "category": category or None, "added": added}, status=status)
@@ -312,7 +317,7 @@ async def add_suppression(request: web.Request) -> web.Response:
 
 def _address(email: Email, value: object) -> str:
     try:
-        address, _ = email.composer.recipient(value)
+        address, _ = email.composer.recipient(value, "address")
     except ComposeError as exc:
         raise error(exc.status, exc.code, exc.message, **exc.details) from None
     return address

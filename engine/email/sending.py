@@ -334,9 +334,10 @@ class Composer:
         """``value`` as one checked address, with its display name."""
         return str(self._parsed(value, name))
 
-    def recipient(self, value: object) -> tuple[str, str | None]:
-        """The address to send to, in lower case, and the display name given with it."""
-        parsed = self._parsed(value, "to")
+    def recipient(self, value: object, name: str = "to") -> tuple[str, str | None]:
+        """The address to send to, in lower case (its domain in IDNA), and the display
+        name given with it."""
+        parsed = self._parsed(value, name)
         return parsed.addr_spec.lower(), parsed.display_name or None
 
     def _parsed(self, value: object, name: str) -> Address:

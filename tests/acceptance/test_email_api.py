@@ -370,3 +370,30 @@ def test_a_suppression_is_found_and_removed_by_the_address_it_was_added_as(
     assert [s["address"] for s in listed.json()["suppressions"]] == ["ada@xn--bcher-kva.example"]
     assert api.delete("/api/emails/suppressions/Ada@Bücher.example").status_code == 204
     assert api.get("/api/emails/suppressions").json()["suppressions"] == []
+
+
+def test_the_log_finds_an_international_address_as_it_was_given(api: httpx.Client) -> None:
+    sent = api.post("/api/emails/send-template", json=_template(to="Ada <ada@Bücher.example>"))
+    assert sent.status_code == 202, sent.text
+    found = api.get("/api/emails/logs", params={"to": "ada@bücher.example"}).json()["emails"]
+    assert [(e["id"], e["to"]) for e in found] == [(sent.json()["id"], "ada@xn--bcher-kva.example")]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"address": "not an address"}, "address"),
+        ({"address": "a@example.com", "category": "a\r\nb"}, None),
+        ({"address": "a@example.com", "category": ""}, None),
+        ({"address": "a@example.com", "category": "x" * 101}, None),
+    ],
+)
+def test_a_bad_suppression_is_refused(
+    api: httpx.Client, body: dict[str, Any], field: str | None
+) -> None:
+    before = api.get("/api/emails/suppressions").json()["suppressions"]
+    answer = api.post("/api/emails/suppressions", json=body)
+    assert answer.status_code == 422, answer.text
+    if field is not None:
+        assert answer.json()["field"] == field
+    assert api.get("/api/emails/suppressions").json()["suppressions"] == before
