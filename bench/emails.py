@@ -66,7 +66,7 @@ from bench.smtp_sink import start as start_sink  # noqa: E402
 from bench.smtp_sink import taken  # noqa: E402
 from connectors.email.message import OutgoingEmail  # noqa: E402
 from dsl import compile_rules  # noqa: E402
-from engine.email.render import Renderer  # noqa: E402
+from dsl.render import Renderer  # noqa: E402
 from tests.support.process import EngineProcess, free_port, write_project  # noqa: E402
 from tests.support.rules import install_catalog, install_emails  # noqa: E402
 
