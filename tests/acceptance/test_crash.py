@@ -82,6 +82,9 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> Non
             duplicates_on_resend = sum(1 for status in second.values() if status == 200)
 
             delivered = _wait_for_deliveries(receiver, expected=EVENTS)
+            # A delivery the receiver saw before the kill may still be leased to the
+            # killed engine: it is re-sent once its lease runs out, then recorded.
+            _wait_for_jobs_to_end(tmp_path / "var" / "ownly.db")
             assert restarted.stop() == 0
         finally:
             restarted.kill()
@@ -118,6 +121,18 @@ def _kill_after(
         time.sleep(0.001)
     engine.kill()
     stop.set()
+
+
+def _wait_for_jobs_to_end(database: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            (left,) = conn.execute(
+                "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')"
+            ).fetchone()
+        if left == 0:
+            return
+        time.sleep(0.1)
 
 
 def _wait_for_deliveries(receiver: Receiver, expected: int, timeout: float = 60) -> list[Received]:
