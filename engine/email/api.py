@@ -187,11 +187,14 @@ async def preview(request: web.Request) -> web.Response:
 # Sending
 
 
-def _idempotency(request: web.Request, key_name: str, body: dict[str, Any]) -> tuple[str, str]:
-    """The email's key and the request's fingerprint."""
+def _idempotency(
+    request: web.Request, key_name: str, body: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The email's key, and the request's fingerprint when a repeat can be told by it (a
+    request without an Idempotency-Key gets a key of its own: it cannot be repeated)."""
     given = request.headers.get("Idempotency-Key")
     if given is None:
-        return f"email:api:{new_id('req')}", request_hash(body)
+        return f"email:api:{new_id('req')}", None
     if not given or len(given) > _MAX_IDEMPOTENCY_KEY or not given.isprintable():
         raise error(
             400,

@@ -77,23 +77,12 @@ def _summary(row: Any) -> dict[str, Any]:
         "click_count": row.click_count,
         "error": row.error,
         "bounce": row.bounce,
-        **{
-            name: getattr(row, name)
-            for name in (
-                "created_at",
-                "sent_at",
-                "delivered_at",
-                "first_opened_at",
-                "last_opened_at",
-                "first_clicked_at",
-                "last_clicked_at",
-                "bounced_at",
-                "complained_at",
-                "unsubscribed_at",
-                "failed_at",
-            )
-        },
+        **{name: getattr(row, name) for name in _TIMES},
     }
+
+
+# When each thing happened to an email, as the table keeps them (its last change aside).
+_TIMES = tuple(str(c.name) for c in emails.c if c.name.endswith("_at") and c.name != "updated_at")
 
 
 _SUMMARY_COLUMNS = [c for c in emails.c if c.name not in ("html", "text", "data")]
