@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from engine.core.storage import Database
     from engine.core.writer import Writer
     from engine.events.bus import Bus
-    from engine.jobs.kinds import JobKind
+    from engine.jobs.kinds import Follower, JobKind
     from engine.rules.reload import Rules
 
 __all__ = ["SETTINGS", "Capability", "Runtime", "Services", "settings_of"]
@@ -67,6 +67,10 @@ class Services:
     registry: CollectorRegistry  # where its metrics go
     lease: timedelta  # how long a job is leased for one attempt
     concurrency: int  # how many jobs the workers run at once
+    # By kind, who hears of the end of the jobs that kind asked for: what a job
+    # finished outside the workers (a redelivery) passes to ``finish_for``.
+    # Filled once every capability is built.
+    followers: Mapping[str, Follower]
 
 
 class Runtime(Protocol):

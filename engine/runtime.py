@@ -32,7 +32,7 @@ from engine.errors import ConfigError, StorageError
 from engine.events.bus import Bus
 from engine.http.auth import Keyring, development_key
 from engine.http.devenv import DevEnvironment
-from engine.jobs.kinds import JobKind, by_name
+from engine.jobs.kinds import Follower, JobKind, by_name
 from engine.jobs.retention import Retention
 from engine.jobs.worker import Waker, Worker
 from engine.rules.reload import ReloadOutcome, Rules, RulesError
@@ -84,6 +84,7 @@ class Engine:
             unplanned=self.metrics.matches_unplanned,
         )
         queue = settings.config.queue
+        self.followers: dict[str, Follower] = {}  # filled once the kinds are known
         services = {
             capability.name: Services(
                 settings=settings,
@@ -99,6 +100,7 @@ class Engine:
                 registry=self.metrics.registry,
                 lease=timedelta(seconds=queue.lease),
                 concurrency=queue.concurrency,
+                followers=self.followers,
             )
             for capability in self.capabilities
         }
@@ -109,7 +111,13 @@ class Engine:
         self.kinds: Mapping[str, JobKind] = by_name(
             [kind for runtime in self.runtimes.values() for kind in runtime.kinds]
         )
-        self.bus.use({name: k.planner for name, k in self.kinds.items() if k.planner is not None})
+        self.followers.update(
+            {name: k.follower for name, k in self.kinds.items() if k.follower is not None}
+        )
+        self.bus.use(
+            {name: k.planner for name, k in self.kinds.items() if k.planner is not None},
+            [k.watcher for k in self.kinds.values() if k.watcher is not None],
+        )
         retention = settings.config.retention
         self.retention = Retention(
             self.writer,
@@ -248,6 +256,7 @@ class Engine:
             max_delay_under_load=queue.max_delay_under_load,
             attempts=self.metrics.job_attempts,
             finished=self.metrics.jobs_finished,
+            followers=self.followers,
         )
         self.worker.start()
 

@@ -133,7 +133,11 @@ jobs = Table(
     # Jobs of one group can be held together; an ordered job waits for the earlier ones.
     Column("group_key", String(300)),
     Column("ordered", Boolean, nullable=False, default=False, server_default=false()),
+    # What asked for the job beyond an event (``workflow:<run>:<step>``): the kind
+    # named before the first colon hears of the job's end (``JobKind.follower``).
+    Column("caller", String(300)),
     Index(None, "state", "due_at"),
+    Index(None, "caller"),
     Index(None, "event_id"),
     Index(None, "finished_at"),  # what retention prunes, oldest first
     # A group's jobs newest first, and counted by state from the index alone.

@@ -12,7 +12,9 @@ outbox. The workers are woken once that transaction commits.
 Which effects exist is open: each job kind registers a ``Planner`` under its
 name. A matched rule whose kind has no planner in this engine plans nothing
 and says so: the event's row lists it, and the log and a counter show it.
-``match`` is the matching itself, shared with ``ownly simulate``.
+Watchers (a kind's ``watcher``) see every new event in that transaction,
+whatever it matched: waiting workflow runs are resumed there. ``match`` is the
+matching itself, shared with ``ownly simulate``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from engine.core.logs import Logger
 from engine.core.rows import insert_rows
 from engine.core.schema import events
 from engine.core.writer import BatchWrite, after_commit
-from engine.jobs.kinds import Planner
+from engine.jobs.kinds import Planner, Watcher
 from engine.jobs.queue import NewJob, insert_jobs
 
 __all__ = [
@@ -196,15 +198,18 @@ class Bus:
         """``wake``: called once a transaction that created jobs commits."""
         self._current = current
         self._planners: dict[str, Planner] = {}
+        self._watchers: list[Watcher] = []
         self.clock = clock
         self._wake = wake
         self._env = env
         self._logger = logger
         self._unplanned = unplanned
 
-    def use(self, planners: Mapping[str, Planner]) -> None:
-        """Plan the subscriptions of each kind in ``planners`` with its planner."""
+    def use(self, planners: Mapping[str, Planner], watchers: Sequence[Watcher] = ()) -> None:
+        """Plan the subscriptions of each kind in ``planners`` with its planner; show
+        every new event to ``watchers``."""
         self._planners.update(planners)
+        self._watchers.extend(watchers)
 
     def rules(self) -> RuleSet | None:
         """The rule set current now (an event is planned under the one it was checked with)."""
@@ -246,11 +251,13 @@ class Bus:
         rows: list[dict[str, Any]] = []
         jobs: list[NewJob] = []
         results: list[Appended] = []
+        fresh: list[StoredEvent] = []
         for event in new:
             if event.id in stored:
                 results.append(Appended(event.id, duplicate=True, jobs=0))
                 continue
             stored.add(event.id)
+            fresh.append(event)
             planned: list[NewJob] = []
             unplanned: tuple[Unplanned, ...] = ()
             if rules is not None and plan:
@@ -259,6 +266,9 @@ class Bus:
             rows.append(event.row(rules.version if rules is not None else None, notes))
             jobs.extend(planned)
             results.append(Appended(event.id, False, len(planned), unplanned))
+        if plan and fresh:
+            for watcher in self._watchers:
+                jobs.extend(watcher.watch(conn, rules, fresh, now))
         insert_rows(conn, events, rows)
         insert_jobs(conn, jobs, now)
         if jobs:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from sqlalchemy.engine import Connection
 
@@ -29,15 +29,19 @@ if TYPE_CHECKING:
 __all__ = [
     "AttemptRecord",
     "Deferred",
+    "Ended",
     "Failed",
     "FinishHook",
+    "Follower",
     "Handler",
     "JobKind",
     "Planner",
     "Result",
     "Retry",
     "Succeeded",
+    "Watcher",
     "by_name",
+    "caller_kind",
 ]
 
 
@@ -128,6 +132,44 @@ class Planner(Protocol):
     ) -> Sequence[NewJob]: ...
 
 
+class Watcher(Protocol):
+    """Sees every new event the bus stores, whatever rules it matched.
+
+    It runs in the transaction that stores them, before they are inserted,
+    and may plan jobs (a waiting run resumed by the event it waited for).
+    """
+
+    def watch(
+        self, conn: Connection, rules: RuleSet | None, events: Sequence[StoredEvent], now: datetime
+    ) -> Sequence[NewJob]: ...
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A job that ended for good (succeeded, or failed with no attempt left), as the
+    kind that asked for it hears of it."""
+
+    job_id: int
+    kind: str
+    caller: str  # ``<kind>:<its own reference>``
+    outcome: Literal["succeeded", "failed"]
+    error: str | None
+    record: AttemptRecord | None  # the last attempt, as the attempt log keeps it
+    now: datetime
+
+
+class Follower(Protocol):
+    """Hears of the end of the jobs its kind asked for (their ``caller`` names it),
+    in the transaction that records the end: a workflow run advances there."""
+
+    def follow(self, conn: Connection, ended: Sequence[Ended]) -> None: ...
+
+
+def caller_kind(caller: str) -> str:
+    """The kind that asked for a job: its caller's text before the first colon."""
+    return caller.partition(":")[0]
+
+
 class Handler(Protocol):
     """Carries out jobs of one kind, between ``start`` and ``stop``."""
 
@@ -155,13 +197,17 @@ class JobKind:
     ``planner`` plans the subscriptions of the same name (a rule's kind, such
     as ``webhook``); a kind planned only by its capability (a test send, a
     workflow step) has none. ``target`` names what a job acts on (the
-    webhook, the template), read from its payload.
+    webhook, the template), read from its payload. ``watcher`` sees every
+    new event; ``follower`` hears of the end of every job whose ``caller``
+    names this kind.
     """
 
     name: str
     handler: Handler
     planner: Planner | None = None
     target: Callable[[Job], str | None] = _no_target
+    watcher: Watcher | None = None
+    follower: Follower | None = None
 
 
 def by_name(kinds: Sequence[JobKind]) -> Mapping[str, JobKind]:

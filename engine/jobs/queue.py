@@ -12,7 +12,7 @@ own connections.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple, Self
@@ -38,7 +38,7 @@ from engine.core.storage import Database
 from engine.core.writer import BatchWrite
 from engine.jobs.attempts import log_attempts
 from engine.jobs.groups import earlier_unfinished, place_in_groups, promote_waiting
-from engine.jobs.kinds import AttemptRecord, FinishHook
+from engine.jobs.kinds import AttemptRecord, Ended, FinishHook, Follower, caller_kind
 
 __all__ = [
     "FinishJob",
@@ -71,6 +71,7 @@ class NewJob(NamedTuple):
     rule_set: str | None = None
     group_key: str | None = None
     ordered: bool = False
+    caller: str | None = None  # ``<kind>:<reference>``: that kind's follower hears of its end
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Job:
     finished_at: datetime | None
     group_key: str | None = None
     ordered: bool = False
+    caller: str | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Job:
@@ -130,6 +132,7 @@ def insert_jobs(conn: Connection, new: Sequence[NewJob], now: datetime) -> None:
                 "rule_set": job.rule_set,
                 "group_key": job.group_key,
                 "ordered": job.ordered,
+                "caller": job.caller,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -287,7 +290,13 @@ _FINISHES = {
     for outcome in ("succeeded", "retry", "failed", "released", "deferred")
 }
 _LEASES = select(
-    jobs.c.id, jobs.c.lease_owner, jobs.c.attempts, jobs.c.group_key, jobs.c.ordered
+    jobs.c.id,
+    jobs.c.kind,
+    jobs.c.lease_owner,
+    jobs.c.attempts,
+    jobs.c.group_key,
+    jobs.c.ordered,
+    jobs.c.caller,
 ).where(jobs.c.id.in_(bindparam("ids", expanding=True)), jobs.c.state == "running")
 
 
@@ -299,7 +308,9 @@ class FinishJob(BatchWrite[bool]):
     unstarted job (shutdown) without counting the attempt; ``deferred`` does the
     same but not before ``due_at`` (the job did not start: a rate limit, say).
     A group's finishes take one read and one statement per outcome. An ordered
-    job that ends lets the next waiting job of its group run.
+    job that ends lets the next waiting job of its group run. A job with a
+    ``caller`` that ends for good is told to the follower of the kind it
+    names, in this transaction.
     """
 
     job_id: int
@@ -314,6 +325,7 @@ class FinishJob(BatchWrite[bool]):
     attempt: int | None = None
     record: AttemptRecord | None = None  # the attempt's entry in the attempt log
     kind: str | None = None  # the job's kind, for the metrics
+    followers: Mapping[str, Follower] | None = None  # by kind: who hears of a caller's job
 
     @classmethod
     def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[bool]:
@@ -322,6 +334,7 @@ class FinishJob(BatchWrite[bool]):
         kept: list[bool] = []
         by_outcome: dict[Outcome, list[dict[str, Any]]] = {}
         ended: dict[str, None] = {}  # ordered groups whose running job stops
+        followed: dict[str, list[Ended]] = {}  # by the kind that asked for the job
         for write in writes:
             lease = leases.pop(write.job_id, None)
             lost = lease is None or (
@@ -334,6 +347,17 @@ class FinishJob(BatchWrite[bool]):
                 # Whatever the outcome, it runs no more: a job re-opened by an
                 # operator may have waited for it (the order holds either way).
                 ended[lease.group_key] = None
+            if lease.caller is not None and write.outcome in ("succeeded", "failed"):
+                end = Ended(
+                    write.job_id,
+                    lease.kind,
+                    lease.caller,
+                    "succeeded" if write.outcome == "succeeded" else "failed",
+                    write.error,
+                    write.record,
+                    write.now,
+                )
+                followed.setdefault(caller_kind(lease.caller), []).append(end)
             by_outcome.setdefault(write.outcome, []).append(
                 {
                     "f_id": write.job_id,
@@ -349,6 +373,11 @@ class FinishJob(BatchWrite[bool]):
             promote_waiting(conn, list(ended), writes[0].now)
         log_attempts(conn, [(w.job_id, w.attempt, w.record) for w in writes if w.record])
         _apply_hooks(conn, list(zip(writes, kept, strict=True)))
+        followers = writes[0].followers or {}
+        for name, ends in followed.items():
+            follower = followers.get(name)
+            if follower is not None:
+                follower.follow(conn, ends)
         return kept
 
     def committed(self, result: bool) -> None:

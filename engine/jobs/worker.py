@@ -21,19 +21,43 @@ from engine.core.clock import Clock
 from engine.core.logs import Logger
 from engine.core.storage import Database
 from engine.core.writer import Writer
-from engine.jobs.kinds import AttemptRecord, Deferred, Failed, Handler, Result, Retry, Succeeded
+from engine.jobs.kinds import (
+    AttemptRecord,
+    Deferred,
+    Failed,
+    Follower,
+    Handler,
+    Result,
+    Retry,
+    Succeeded,
+)
 from engine.jobs.queue import FinishJob, Job, LeaseJobs, Outcome, RenewLeases
 
 __all__ = ["Waker", "Worker", "finish_for"]
 
 
-def finish_for(job: Job, result: Result, owner: str, now: datetime) -> FinishJob:
-    """The write that records ``result`` of the leased ``job``."""
+def finish_for(
+    job: Job,
+    result: Result,
+    owner: str,
+    now: datetime,
+    followers: Mapping[str, Follower] | None = None,
+) -> FinishJob:
+    """The write that records ``result`` of the leased ``job`` (``followers``, by
+    kind: who hears of the end of a job some kind asked for)."""
     hook, attempt, kind, record = result.hook, job.attempts, job.kind, result.attempt
     if isinstance(result, Deferred):
         later = now + timedelta(seconds=max(0.0, result.delay))
         return FinishJob(
-            job.id, owner, "deferred", now, due_at=later, hook=hook, attempt=attempt, kind=kind
+            job.id,
+            owner,
+            "deferred",
+            now,
+            due_at=later,
+            hook=hook,
+            attempt=attempt,
+            kind=kind,
+            followers=followers,
         )
     due: datetime | None = None
     error: str | None = None
@@ -55,6 +79,7 @@ def finish_for(job: Job, result: Result, owner: str, now: datetime) -> FinishJob
         attempt=attempt,
         record=record,
         kind=kind,
+        followers=followers,
     )
 
 
@@ -104,13 +129,16 @@ class Worker:
         max_delay_under_load: float = 30.0,
         attempts: Counter | None = None,
         finished: Counter | None = None,
+        followers: Mapping[str, Follower] | None = None,
     ) -> None:
         """``attempts`` counts attempts by kind and outcome; ``finished``, jobs that end
-        (succeeded, failed) by kind."""
+        (succeeded, failed) by kind; ``followers``, by kind, hear of the end of the
+        jobs that kind asked for."""
         self.owner = f"worker-{secrets.token_hex(6)}"
         self._database = database
         self._writer = writer
         self._handlers = dict(handlers)
+        self._followers = followers
         self._clock = clock
         self._waker = waker
         self._logger = logger.bind(worker=self.owner)
@@ -287,7 +315,7 @@ class Worker:
         await self._record(job, result)
 
     async def _record(self, job: Job, result: Result) -> None:
-        finish = finish_for(job, result, self.owner, self._clock.now())
+        finish = finish_for(job, result, self.owner, self._clock.now(), self._followers)
         try:
             kept = await self._writer.submit(finish)
         except Exception as exc:  # the lease will run out and the job run again

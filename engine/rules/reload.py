@@ -80,11 +80,18 @@ class ReloadOutcome:
         }
 
 
+Applying = Callable[[Connection, RuleSet, datetime], None]
+"""Called in the transaction that makes a rule set current (at start, at each reload
+that applies one): a capability writes what the rules ask of it (a schedule's next slot)."""
+
+
 @dataclass(frozen=True)
 class StoreRuleSet(BatchWrite[None]):
-    """Keep a rule set's IR under its version (once per version)."""
+    """Keep a rule set's IR under its version (once per version); let ``applying``
+    write what the rule set asks of them."""
 
     applied: Applied
+    applying: Sequence[Applying] = ()
 
     @classmethod
     def apply_all(cls, conn: Connection, writes: Sequence[Self]) -> list[None]:
@@ -101,6 +108,8 @@ class StoreRuleSet(BatchWrite[None]):
                         ir=write.applied.rule_set.ir.model_dump(mode="json"),
                     )
                 )
+            for callback in write.applying:
+                callback(conn, write.applied.rule_set, write.applied.applied_at)
         return [None] * len(writes)
 
 
@@ -120,6 +129,11 @@ class Rules:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Parsed files by content: a reload re-parses only the files that changed.
     _parsed: ParseCache = field(default_factory=ParseCache)
+    _applying: list[Applying] = field(default_factory=list)
+
+    def on_apply(self, callback: Applying) -> None:
+        """Call ``callback`` in the transaction that makes each rule set current."""
+        self._applying.append(callback)
 
     def rule_set(self) -> RuleSet | None:
         return self.current.rule_set if self.current is not None else None
@@ -150,7 +164,7 @@ class Rules:
                 return ReloadOutcome("unchanged", rule_set.version, now, reason)
             files = tuple(str(path) for path in rule_files(self.paths))
             applied = Applied(rule_set, now, files, await asyncio.to_thread(self._git_commit))
-            await writer.submit(StoreRuleSet(applied))
+            await writer.submit(StoreRuleSet(applied, tuple(self._applying)))
             self.current = applied
             self.last_failure = None
             self.logger.info("rules.applied", version=rule_set.version, reason=reason)

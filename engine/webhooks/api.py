@@ -147,7 +147,7 @@ async def send_test(request: web.Request) -> web.Response:
         services.bus, hooks.planner, rules_of(request), webhook.name, event, owner, services.lease
     )
     job = await services.writer.submit(write)
-    attempt, state = await attempt_now(job, owner, hooks.handler, services.writer, now)
+    attempt, state = await attempt_now(job, owner, hooks.handler, services, now)
     return json(
         {
             "delivery": str(job.id),

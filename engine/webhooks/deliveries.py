@@ -187,7 +187,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
     if reopened.job is None:
         raise error(409, "delivery_running", f"delivery {row.id} is being attempted right now")
     job = reopened.job
-    attempt, state = await attempt_now(job, owner, hooks.handler, services.writer, now)
+    attempt, state = await attempt_now(job, owner, hooks.handler, services, now)
     return json(
         {
             "delivery": str(job.id),

@@ -18,7 +18,8 @@ from typing import Any, Self
 from sqlalchemy.engine import Connection
 
 from dsl import RuleSet
-from engine.core.writer import BatchWrite, Writer
+from engine.capability import Services
+from engine.core.writer import BatchWrite
 from engine.events.bus import Bus, StoredEvent
 from engine.events.ids import new_event_id
 from engine.jobs.actions import start_now
@@ -64,12 +65,12 @@ class StartTest(BatchWrite[Job]):
 
 
 async def attempt_now(
-    job: Job, owner: str, handler: WebhookHandler, writer: Writer, now: datetime
+    job: Job, owner: str, handler: WebhookHandler, services: Services, now: datetime
 ) -> tuple[AttemptRecord, str]:
     """Send the leased ``job`` once and finish it; the attempt and the job's new state."""
     result = await handler.send(job)
-    finish = finish_for(job, result, owner, now)
-    await writer.submit(finish)
+    finish = finish_for(job, result, owner, now, services.followers)
+    await services.writer.submit(finish)
     if result.attempt is None:
         raise TypeError("a webhook attempt finishes with its record")
     state = {"succeeded": "succeeded", "failed": "failed"}.get(finish.outcome, "pending")
