@@ -71,6 +71,9 @@ class Services:
     # finished outside the workers (a redelivery) passes to ``finish_for``.
     # Filled once every capability is built.
     followers: Mapping[str, Follower]
+    # The other capabilities' runtimes by name (a workflow step sends an email
+    # through the email capability's), filled once every capability is built.
+    peers: Mapping[str, Runtime]
 
 
 class Runtime(Protocol):

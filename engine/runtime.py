@@ -85,6 +85,7 @@ class Engine:
         )
         queue = settings.config.queue
         self.followers: dict[str, Follower] = {}  # filled once the kinds are known
+        self.runtimes: dict[str, Runtime] = {}  # filled once every capability is built
         services = {
             capability.name: Services(
                 settings=settings,
@@ -101,13 +102,12 @@ class Engine:
                 lease=timedelta(seconds=queue.lease),
                 concurrency=queue.concurrency,
                 followers=self.followers,
+                peers=self.runtimes,
             )
             for capability in self.capabilities
         }
-        self.runtimes: dict[str, Runtime] = {
-            capability.name: capability.build(services[capability.name])
-            for capability in self.capabilities
-        }
+        for capability in self.capabilities:
+            self.runtimes[capability.name] = capability.build(services[capability.name])
         self.kinds: Mapping[str, JobKind] = by_name(
             [kind for runtime in self.runtimes.values() for kind in runtime.kinds]
         )

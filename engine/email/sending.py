@@ -82,6 +82,7 @@ class NewEmail:
     data: Mapping[str, Any] | None = None
     request_hash: str | None = None
     event_id: str | None = None
+    caller: str | None = None  # its job's caller: the workflow step that sends it
 
     def row(self, now: datetime) -> dict[str, Any]:
         return {
@@ -182,6 +183,7 @@ def _store(
                 due_at=now,
                 event_id=email.event_id,
                 rule_set=email.rule_set,
+                caller=email.caller,
             )
         )
         results.append(Queued(email.id, "queued"))

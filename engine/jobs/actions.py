@@ -29,6 +29,7 @@ __all__ = [
     "RECOVER_BATCH",
     "Reopened",
     "RetryNow",
+    "cancel_jobs",
     "one_off_owner",
     "recover_failed",
     "start_now",
@@ -225,3 +226,19 @@ async def recover_failed(
         total += count
         if count < RECOVER_BATCH:
             return total
+
+
+_CANCELLABLE = ("pending", "held", "waiting")
+
+
+def cancel_jobs(conn: Connection, caller: str, now: datetime) -> int:
+    """Cancel the jobs not started yet whose caller begins with ``caller`` (a run's
+    ``workflow:<run>:``); a running one ends as it will. How many were cancelled."""
+    # A range, not LIKE: SQLite's LIKE ignores case and so cannot use the index.
+    upper = caller[:-1] + chr(ord(caller[-1]) + 1)
+    statement = (
+        update(jobs)
+        .where(jobs.c.caller >= caller, jobs.c.caller < upper, jobs.c.state.in_(_CANCELLABLE))
+        .values(state="cancelled", finished_at=now, updated_at=now, last_error="cancelled")
+    )
+    return conn.execute(statement).rowcount

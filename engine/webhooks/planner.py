@@ -57,6 +57,32 @@ class WebhookPlanner:
 
     def delivery(self, rules: RuleSet, name: str, event: StoredEvent) -> NewJob:
         """The delivery of ``event`` to the webhook ``name`` of ``rules``."""
+        return self.message(
+            rules,
+            name,
+            body={
+                "id": event.id,
+                "type": event.type,
+                "created_at": event.occurred_at.isoformat(),
+                "data": event.data,
+            },
+            key=f"{KIND}:{name}:{event.id}",
+            event_id=event.id,
+        )
+
+    def message(
+        self,
+        rules: RuleSet,
+        name: str,
+        *,
+        body: dict[str, Any],
+        key: str,
+        event_id: str | None,
+        caller: str | None = None,
+        timeout: float | None = None,
+    ) -> NewJob:
+        """A delivery of ``body`` (its ``id`` names the message) to the webhook ``name``:
+        an event's, or a workflow step's (``caller``, with the step's ``timeout``)."""
         webhook = rules.webhooks[name]
         definition = self._definitions.get((rules.version, name))
         if definition is None:
@@ -64,24 +90,22 @@ class WebhookPlanner:
                 self._definitions.clear()
             definition = webhook.model_dump(mode="json", exclude={"source", "description", "when"})
             self._definitions[(rules.version, name)] = definition
+        if timeout is not None:
+            definition = {**definition, "timeout_seconds": timeout}
         return NewJob(
             kind=KIND,
             payload={
                 "webhook": webhook.name,
-                "message_id": message_id(webhook.name, event.id),
-                "event": {
-                    "id": event.id,
-                    "type": event.type,
-                    "created_at": event.occurred_at.isoformat(),
-                    "data": event.data,
-                },
+                "message_id": message_id(webhook.name, body["id"]),
+                "event": body,
                 "definition": definition,
             },
-            idempotency_key=f"{KIND}:{webhook.name}:{event.id}",
+            idempotency_key=key,
             max_attempts=webhook.retry.attempts,
             due_at=self._clock.now(),
-            event_id=event.id,
+            event_id=event_id,
             rule_set=rules.version,
             group_key=group_key(webhook.name),
             ordered=webhook.ordered,
+            caller=caller,
         )

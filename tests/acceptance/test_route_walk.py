@@ -151,6 +151,13 @@ class Shape:
     content_type: str = "application/json"
 
 
+WALK_WORKFLOW = """
+workflow walk {
+  on manual
+  set note = event.data.note
+}
+"""
+
 SHAPES: dict[tuple[str, str], list[Shape]] = {
     ("POST", "/api/events"): [
         Shape(
@@ -204,6 +211,10 @@ SHAPES: dict[tuple[str, str], list[Shape]] = {
             ("address", "category", "detail"),
         )
     ],
+    ("POST", "/api/workflows/{id}/execute"): [
+        Shape({"data": {"note": "walk"}}, ("data", "data.note"))
+    ],
+    ("POST", "/api/workflows/executions/{run}/rerun"): [Shape({"from": "note"}, ("from",))],
     ("POST", "/api/webhooks/{id}/recover"): [
         Shape(
             {"since": "2020-01-01T00:00:00Z", "until": "2030-01-01T00:00:00Z"}, ("since", "until")
@@ -260,6 +271,8 @@ def _real_kind(canonical: str, placeholder: str) -> str:
         "/api/emails/templates/": "template",
         "/api/emails/logs/": "email",
         "/api/emails/suppressions/": "address",
+        "/api/workflows/": "workflow",
+        "/api/workflows/executions/": "run",
         "/email/o/": "open",
         "/email/c/": "click",
         "/email/u/": "unsubscribe",
@@ -373,7 +386,7 @@ class Walk:
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     root: Path = tmp_path_factory.mktemp("route-walk")
     write_project(root, extra_toml=ENGINE_TOML + "[ingest]\naccept_unknown_types = true\n")
-    install_catalog(root, webhooks=RECEIVER_WEBHOOK + FILTERED_WEBHOOK)
+    install_catalog(root, webhooks=RECEIVER_WEBHOOK + FILTERED_WEBHOOK + WALK_WORKFLOW)
     install_emails(root)
     with Receiver() as receiver:
         env = {
@@ -398,6 +411,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
                 (job,) = database.execute("SELECT min(id) FROM jobs").fetchone()
                 real = {"event": "evt_walk", "job": str(job), "webhook": "receiver", "sink": "walk"}
                 real |= _email_values(process, database)
+                real |= _workflow_values(process, database)
                 yield Walk(process, real, database)
             finally:
                 database.close()
@@ -429,6 +443,17 @@ def _email_values(process: EngineProcess, database: sqlite3.Connection) -> dict[
         "click": tokens["c"],
         "unsubscribe": unsubscribe.group(1),
     }
+
+
+def _workflow_values(process: EngineProcess, database: sqlite3.Connection) -> dict[str, str]:
+    """A run started by hand, and the real values of the workflow routes' paths."""
+    conn = http.client.HTTPConnection("127.0.0.1", process.port, timeout=10)
+    body = json.dumps({"data": {"note": "walk"}}).encode()
+    status, answer = _call(conn, Sent("POST", "/api/workflows/walk/execute", body, _JSON))
+    conn.close()
+    assert status == 202, answer
+    _settle(database)
+    return {"workflow": "walk", "run": answer["id"]}
 
 
 def _send(conn: http.client.HTTPConnection, sent: Sent) -> tuple[int, str | None, bytes]:

@@ -1,0 +1,76 @@
+"""Workflow runs end to end in process: a manual clock, a real receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from engine.runtime import Engine
+from engine.workflows.tables import workflow_runs, workflow_steps
+from tests.support.inprocess import drive, running_engine, send, webhook
+from tests.support.receiver import Receiver
+
+FLOW = """
+workflow greet {
+  on investment.created
+  set double = event.data.amount * 2
+  if double > 1000 {
+    emit investment.completed {
+      investment_id: event.data.investment_id,
+      user_id: event.data.user_id,
+      deal_id: event.data.deal_id,
+      amount: event.data.amount,
+      investor: event.data.investor,
+      deal: event.data.deal,
+      completed_at: now(),
+    }
+  }
+  wait 1h
+  send_webhook receiver { amount: double, who: event.data.investor.name }
+}
+"""
+
+
+async def runs_of(engine: Engine) -> list[Any]:
+    async with engine.database.connect() as conn:
+        return list((await conn.execute(select(workflow_runs))).all())
+
+
+async def steps_of(engine: Engine) -> list[Any]:
+    async with engine.database.connect() as conn:
+        query = select(workflow_steps).order_by(workflow_steps.c.started_at)
+        return list((await conn.execute(query)).all())
+
+
+async def test_a_run_sets_branches_emits_sleeps_and_delivers(tmp_path: Path) -> None:
+    with Receiver() as receiver:
+        env = {"RECEIVER_URL": receiver.url + "/hooks"}
+        rules = (
+            webhook(body="  events = [webhook.test]\n").replace("  events = [investment.*]\n", "")
+            + FLOW
+        )
+        async with running_engine(tmp_path, rules, env) as engine:
+            await send(engine, "evt_1")
+
+            async def ended() -> bool:
+                runs = await runs_of(engine)
+                return bool(runs) and runs[0].status in ("completed", "failed")
+
+            await drive(engine, ended)
+            (run,) = await runs_of(engine)
+            assert run.status == "completed", run.error
+            steps = await steps_of(engine)
+            assert [(s.step, s.status) for s in steps] == [
+                ("double", "completed"),
+                ("s2", "completed"),
+                ("s2.b1.s1", "completed"),
+                ("s3", "completed"),
+                ("s4", "completed"),
+            ]
+            (request,) = receiver.snapshot()
+            body = json.loads(request.body)
+            assert body["id"] == f"{run.id}:s4"
+            assert body["data"] == {"amount": "5000.00", "who": "Ada"}
