@@ -35,6 +35,9 @@ def _subscribers(rules: ir.RuleSetIR) -> Iterator[tuple[str, str, Iterable[str],
         for trigger in workflow.triggers:
             if trigger.kind == "event":
                 yield "workflow", workflow.name, trigger.events, trigger.when
+            elif trigger.kind == "hook" and trigger.hook is not None:
+                # A hook's verified request is stored as an event of this type.
+                yield "workflow", workflow.name, ("hook." + trigger.hook,), trigger.when
 
 
 def _subscriptions(rules: ir.RuleSetIR) -> list[Subscription]:

@@ -1,4 +1,4 @@
-"""The HTTP server and the core API: auth, events, rules, jobs.
+"""The HTTP server and the core API: auth, events, hooks, rules, jobs.
 
 Its names are imported on first use (``engine.lazy``).
 """

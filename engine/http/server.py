@@ -14,7 +14,7 @@ from aiohttp import web
 
 from engine.core.metrics import CONTENT_TYPE
 from engine.errors import ServeError, StorageError
-from engine.http import events, jobs, rules
+from engine.http import events, hooks, jobs, rules
 from engine.http.devenv import add_sink_route
 from engine.runtime import ENGINE, Engine
 
@@ -44,6 +44,7 @@ def build_app(engine: Engine) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     events.add_routes(app)
+    hooks.add_routes(app)
     rules.add_routes(app)
     jobs.add_routes(app)
     engine.add_routes(app)

@@ -12,6 +12,8 @@ whole walk.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import io
 import json
@@ -43,6 +45,22 @@ webhook filtered {
   secret  = env("RECEIVER_SECRET")
   events  = [investment.created]
   when    event.data.created_at < now() - 1d and event.data.amount * 100 > 1
+}
+"""
+
+# An inbound hook, and a workflow whose condition reads the free-form data of its
+# requests: the walk's bodies are signed for it too, so that they get past the
+# signature to the body's checks and to matching.
+HOOK_SECRET = "walk-hook-secret"
+WALK_HOOK = """
+hook walk {
+  secret = [env("WALK_HOOK_SECRET"), env("WALK_HOOK_SECRET_NEXT", "")]
+  header = "X-Walk-Signature"
+}
+
+workflow walk_hooked {
+  on hook walk when event.data.status == "completed" and event.data.amount > 10
+  fail "walked"
 }
 """
 
@@ -221,6 +239,12 @@ SHAPES: dict[tuple[str, str], list[Shape]] = {
         )
     ],
 }
+SHAPES[("POST", "/api/hooks/{name}")] = [
+    Shape(
+        {"status": "completed", "amount": 25, "envelope": {"id": "env_walk"}},
+        ("status", "amount", "envelope"),
+    )
+]
 # Binary-mode CloudEvents: the attributes are headers, each given odd values.
 CE_HEADERS = {
     "ce-specversion": "1.0",
@@ -277,6 +301,7 @@ def _real_kind(canonical: str, placeholder: str) -> str:
         "/email/c/": "click",
         "/email/u/": "unsubscribe",
         "/dev/sink/": "sink",
+        "/api/hooks/": "hook",
     }[prefix]
 
 
@@ -361,6 +386,8 @@ def _requests(method: str, canonical: str, real: dict[str, str]) -> list[Sent]:
             for name in shape.fields
             for fragment in _fragments()
         ]
+    if canonical == "/api/hooks/{name}":
+        sent += _signed(method, first, sent)
     if canonical == "/api/events":
         data = json.dumps(investment()["data"]).encode()
         # A control character is not allowed in a header: aiohttp's parser refuses
@@ -371,6 +398,30 @@ def _requests(method: str, canonical: str, real: dict[str, str]) -> list[Sent]:
                 encoded = tuple((k, v.encode("utf-8", "surrogatepass")) for k, v in headers.items())
                 sent.append(Sent(method, first, data, (*_JSON, *encoded)))
     return sent
+
+
+def _signed(method: str, target: str, unsigned: list[Sent]) -> list[Sent]:
+    """The walk's requests with bodies to a hook, signed as its provider would sign them,
+    then one signed body with each odd value in each header a hook reads."""
+    sent = [
+        Sent(method, target, s.body, (*s.headers, ("X-Walk-Signature", _sign(s.body))))
+        for s in unsigned
+        if s.target == target and s.body is not None
+    ]
+    body = json.dumps(SHAPES[("POST", "/api/hooks/{name}")][0].body).encode()
+    odd = [v for v in ODD_VALUES if not any(ch < " " for ch in v)]
+    for name in ("Idempotency-Key", "webhook-id", "X-Walk-Signature"):
+        for value in odd:
+            headers = {
+                "X-Walk-Signature": _sign(body),
+                name: value.encode("utf-8", "surrogatepass"),
+            }
+            sent.append(Sent(method, target, body, (*_JSON, *headers.items())))
+    return sent
+
+
+def _sign(body: bytes) -> bytes:
+    return hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest().encode()
 
 
 @dataclass
@@ -386,7 +437,8 @@ class Walk:
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     root: Path = tmp_path_factory.mktemp("route-walk")
     write_project(root, extra_toml=ENGINE_TOML + "[ingest]\naccept_unknown_types = true\n")
-    install_catalog(root, webhooks=RECEIVER_WEBHOOK + FILTERED_WEBHOOK + WALK_WORKFLOW)
+    rules = RECEIVER_WEBHOOK + FILTERED_WEBHOOK + WALK_HOOK + WALK_WORKFLOW
+    install_catalog(root, webhooks=rules)
     install_emails(root)
     with Receiver() as receiver:
         env = {
@@ -394,6 +446,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
             "READ_KEY": READ_KEY,
             "RECEIVER_URL": receiver.url,
             "RECEIVER_SECRET": SECRET,
+            "WALK_HOOK_SECRET": HOOK_SECRET,
         }
         process = EngineProcess(root, env=env)
         try:
@@ -409,7 +462,13 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
                 _settle(database)
                 assert _snapshot(database) != empty, "the snapshot sees what a request writes"
                 (job,) = database.execute("SELECT min(id) FROM jobs").fetchone()
-                real = {"event": "evt_walk", "job": str(job), "webhook": "receiver", "sink": "walk"}
+                real = {
+                    "event": "evt_walk",
+                    "job": str(job),
+                    "webhook": "receiver",
+                    "sink": "walk",
+                    "hook": "walk",
+                }
                 real |= _email_values(process, database)
                 real |= _workflow_values(process, database)
                 yield Walk(process, real, database)
@@ -561,7 +620,7 @@ def test_every_answer_is_json_and_a_refusal_writes_nothing(
             if status < 400 and method not in ("GET", "HEAD"):
                 _reactivate(walk, conn)
                 _settle(walk.database)
-                if canonical == "/api/events":
+                if canonical in ("/api/events", "/api/hooks/{name}"):
                     failures += [f"{sent.label()}: {p}" for p in _read_back(conn, body)]
     finally:
         conn.close()

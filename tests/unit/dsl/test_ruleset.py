@@ -167,6 +167,24 @@ def test_match_and_accepts(rules: Rules) -> None:
         subscription.order = 3  # type: ignore[misc]
 
 
+def test_a_hook_trigger_subscribes_to_the_hook_s_event_type(rules: Rules) -> None:
+    rule_set = compiled(
+        rules,
+        "workflow countersign {\n"
+        '  on hook docusign when event.data.status == "completed"\n'
+        '  fail "x"\n'
+        "}\n",
+    )
+    (subscription,) = rule_set.match("hook.docusign")
+    assert (subscription.kind, subscription.name) == ("workflow", "countersign")
+    completed = Context({"event": {"type": "hook.docusign", "data": {"status": "completed"}}})
+    sent = Context({"event": {"type": "hook.docusign", "data": {"status": "sent"}}})
+    assert rule_set.accepts(subscription, completed)
+    assert not rule_set.accepts(subscription, sent)
+    assert rule_set.match("hook.other") == ()
+    assert rule_set.match("docusign") == ()
+
+
 def test_models_are_immutable(rules: Rules) -> None:
     rule_set = compiled(rules, WEBHOOK)
     webhook = rule_set.webhooks["crm"]
