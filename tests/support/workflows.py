@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import select
 
+from engine.core.clock import ManualClock
 from engine.events.bus import AppendEvents, StoredEvent
 from engine.runtime import Engine
 from engine.workflows.tables import workflow_runs, workflow_steps
+from tests.support.inprocess import delivery_jobs
 
 FINISHED = ("completed", "failed", "cancelled", "timed_out")
 
@@ -68,3 +71,34 @@ def all_ended(engine: Engine, count: int) -> Any:
         return len(runs) >= count and all(r.status in FINISHED for r in runs)
 
     return holds
+
+
+async def jump(engine: Engine, seconds: float) -> None:
+    """Move the clock ``seconds`` at once (a long wait's end) and let the workers look."""
+    clock = engine.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(seconds)
+    engine.waker.wake()
+
+
+async def jumping(engine: Engine, condition: Any, step: float, times: int = 200) -> None:
+    """Jump the clock ``step`` at a time until ``condition`` holds (each jump settled)."""
+    for _ in range(times):
+        if await condition():
+            return
+        await jump(engine, step)
+        await caught_up(engine)
+    raise AssertionError("condition not reached")
+
+
+async def caught_up(engine: Engine) -> None:
+    """Wait (the clock still) until no job is running or due: the workers caught up."""
+    now = engine.clock.now()
+    for _ in range(4000):
+        jobs = await delivery_jobs(engine)
+        if not any(
+            j.state == "running" or (j.state == "pending" and j.due_at <= now) for j in jobs
+        ):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the workers did not catch up")
