@@ -28,7 +28,7 @@ from prometheus_client import Counter, Histogram
 from yarl import URL
 
 from connectors import parse_secret
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, RequestError
 from connectors.webhook import Attempt, Outcome, WebhookRequest, WebhookSender
 from engine.core.clock import Clock
 from engine.core.logs import Logger
@@ -222,16 +222,22 @@ class WebhookHandler:
         payload = job.payload
         definition = payload["definition"]
         try:
+            url = self._value(definition["url"])
+            secrets = tuple(
+                parse_secret(secret)
+                for secret in (self._value(s) for s in definition["secrets"])
+                if secret  # an unset second secret (`env("X", "")`) is no rotation
+            )
+            if not secrets:  # the sender would send it unsigned
+                raise RequestError(
+                    "a webhook is signed with one secret, or two during a rotation, not 0"
+                )
             return WebhookRequest(
-                url=self._value(definition["url"]),
+                url=url,
                 message_id=payload["message_id"],
                 event_type=payload["event"]["type"],
                 body=orjson.dumps(payload["event"]),
-                secrets=tuple(
-                    parse_secret(secret)
-                    for secret in (self._value(s) for s in definition["secrets"])
-                    if secret  # an unset second secret (`env("X", "")`) is no rotation
-                ),
+                secrets=secrets,
                 timestamp=int(self._clock.now().timestamp()),
                 headers={h["name"]: self._value(h["value"]) for h in definition["headers"]},
                 timeout=float(definition["timeout_seconds"]),
