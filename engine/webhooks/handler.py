@@ -33,13 +33,7 @@ from connectors.webhook import Attempt, Outcome, WebhookRequest, WebhookSender
 from engine.core.clock import Clock
 from engine.core.logs import Logger
 from engine.jobs.kinds import AttemptRecord, Deferred, Failed, Result, Retry, Succeeded
-from engine.jobs.policy import (
-    ExponentialPolicy,
-    RetryPolicy,
-    SchedulePolicy,
-    TokenBucket,
-    next_delay,
-)
+from engine.jobs.policy import RetryPolicy, TokenBucket, next_delay, stored_policy
 from engine.jobs.queue import Job
 from engine.webhooks.health import Health
 
@@ -66,11 +60,7 @@ def record_of(attempt: Attempt) -> AttemptRecord:
 
 def policy_of(definition: Mapping[str, Any]) -> RetryPolicy:
     """The connector's retry policy for a stored webhook definition."""
-    retry = definition["retry"]
-    delays = tuple(float(d) for d in retry["delays"])
-    if retry["backoff"] == "exponential":
-        return ExponentialPolicy(retry["attempts"], delays[0], delays[-1])
-    return SchedulePolicy(retry["attempts"], delays)
+    return stored_policy(definition["retry"])
 
 
 class _MissingEnv(Exception):
