@@ -18,6 +18,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
+    query: str = ""
 
 
 # (request, nth arrival) -> the response, or a coroutine that answers it later
@@ -86,7 +88,15 @@ class Receiver:
         await runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        received = Received(request.path, dict(request.headers), await request.read(), time.time())
+        body = await request.read()
+        received = Received(
+            request.path,
+            dict(request.headers),
+            body,
+            time.time(),
+            request.method,
+            request.query_string,
+        )
         with self._lock:
             self.received.append(received)
             nth = len(self.received)
