@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from engine import email, webhooks
+from engine import email, records, webhooks
 from engine.capability import Capability
 from engine.config import Settings
 from engine.config import load_settings as _load_settings
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPABILITIES", "build_engine", "load_settings", "metadata", "migration_folders"]
 
-CAPABILITIES: tuple[Capability, ...] = (webhooks.CAPABILITY, email.CAPABILITY)
+CAPABILITIES: tuple[Capability, ...] = (webhooks.CAPABILITY, email.CAPABILITY, records.CAPABILITY)
 
 
 def load_settings(

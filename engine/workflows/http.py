@@ -148,14 +148,16 @@ def detail_of(attempt: Attempt | None) -> dict[str, Any]:
     }
 
 
-def _judged(attempt: Attempt) -> str:
+def _judged(attempt: Attempt, redirects: bool) -> str:
     """The attempt log's word for an answer (see the module docstring)."""
     if attempt.outcome is Outcome.BLOCKED:
         return "blocked"
     status = attempt.status
     if status is None or status in (408, 429) or status >= 500:
         return "failed"
-    return "succeeded" if status < 400 else "rejected"
+    if status < 300 or (status < 400 and redirects):
+        return "succeeded"
+    return "rejected"
 
 
 class Requests:
@@ -168,6 +170,8 @@ class Requests:
         clock: the engine's clock.
         logger: where each attempt is logged (``<log_name>.attempt``), its URL by origin only.
         rng: the jitter of the delays.
+        redirects: whether a 3xx answer succeeds (it is never followed); when
+            false, it fails at once.
     """
 
     def __init__(
@@ -179,6 +183,7 @@ class Requests:
         logger: Logger,
         rng: random.Random | None = None,
         log_name: str = KIND,
+        redirects: bool = True,
     ) -> None:
         self._sender = sender
         self._connect = connect
@@ -187,6 +192,7 @@ class Requests:
         self._logger = logger
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._event = f"{log_name}.attempt"
+        self._redirects = redirects
 
     async def start(self) -> None:
         if self._sender is None and self._connect is not None:
@@ -203,7 +209,7 @@ class Requests:
         if self._sender is None:
             raise RuntimeError("the requests are not started")
         attempt = await self._sender.send(request)
-        judged = _judged(attempt)
+        judged = _judged(attempt, self._redirects)
         self._logger.info(
             self._event,
             job_id=job.id,
@@ -226,6 +232,8 @@ class Requests:
         if judged == "succeeded":
             return Succeeded(attempt=record)
         error = attempt.error_message or f"HTTP {attempt.status}"
+        if attempt.outcome is Outcome.REDIRECT:
+            error += ": redirects are not followed"
         if judged == "failed":
             delay = next_delay(policy, job.attempts, self._rng, retry_after=attempt.retry_after)
             if delay is not None:

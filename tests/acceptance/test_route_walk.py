@@ -253,6 +253,8 @@ def _real_kind(canonical: str, placeholder: str) -> str:
     if placeholder == "delivery":
         return "job"
     prefix = canonical.split("{", 1)[0]
+    if prefix == "/api/records/":
+        return "record" if placeholder == "record" else "record_id"
     return {
         "/api/events/": "event",
         "/api/jobs/": "job",
@@ -372,7 +374,8 @@ class Walk:
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     root: Path = tmp_path_factory.mktemp("route-walk")
-    write_project(root, extra_toml=ENGINE_TOML + "[ingest]\naccept_unknown_types = true\n")
+    extra_toml = ENGINE_TOML + "[ingest]\naccept_unknown_types = true\n[records.investor]\n"
+    write_project(root, extra_toml=extra_toml)
     install_catalog(root, webhooks=RECEIVER_WEBHOOK + FILTERED_WEBHOOK)
     install_emails(root)
     with Receiver() as receiver:
@@ -397,6 +400,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
                 assert _snapshot(database) != empty, "the snapshot sees what a request writes"
                 (job,) = database.execute("SELECT min(id) FROM jobs").fetchone()
                 real = {"event": "evt_walk", "job": str(job), "webhook": "receiver", "sink": "walk"}
+                real |= {"record": "investor", "record_id": "inv_walk"}
                 real |= _email_values(process, database)
                 yield Walk(process, real, database)
             finally:

@@ -20,6 +20,7 @@ class Received:
     at: float
     method: str = "POST"
     query: str = ""
+    raw_path: str = ""  # as sent, percent-encoded
 
 
 # (request, nth arrival) -> the response, or a coroutine that answers it later
@@ -96,6 +97,7 @@ class Receiver:
             time.time(),
             request.method,
             request.query_string,
+            request.raw_path.split("?", 1)[0],
         )
         with self._lock:
             self.received.append(received)
