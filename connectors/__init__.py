@@ -32,6 +32,7 @@ from connectors.ssrf import (
     guarded_session,
 )
 from connectors.webhook import (
+    METHODS,
     REDACTED,
     Attempt,
     Outcome,
@@ -44,6 +45,7 @@ from connectors.webhook import (
 
 __all__ = [
     "METADATA_HOSTS",
+    "METHODS",
     "REDACTED",
     "SECRET_PREFIX",
     "SIGNATURE_HEADERS",

@@ -1,4 +1,11 @@
-"""The webhook sender: one signed POST, and a record of what happened.
+"""The webhook sender: one request, signed when it has secrets, and a record of what happened.
+
+A webhook is a signed POST. The same sender, behind the same address guard,
+makes the other outbound requests of the engine: a workflow's ``http`` step
+(any of GET, POST, PUT, PATCH, DELETE, HEAD, unsigned) and a record written to
+the platform (a signed PATCH). A request without secrets carries no
+``webhook-*`` headers: only its own headers, ``User-Agent`` and, with a body,
+``Content-Type: application/json``.
 
 ``WebhookSender.send`` makes exactly one attempt and never raises for anything
 the network or the receiver does: every result becomes an ``Attempt`` with an
@@ -35,6 +42,7 @@ from connectors.errors import BlockedRequest, BlockedUrl, RequestError
 from connectors.signing import WebhookSecret, signed_headers
 
 __all__ = [
+    "METHODS",
     "REDACTED",
     "Attempt",
     "Outcome",
@@ -46,6 +54,8 @@ __all__ = [
 ]
 
 REDACTED = "<redacted>"
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
+"""The methods a request may use."""
 _SENSITIVE_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 _SENSITIVE_PARTS = ("token", "secret", "key", "auth", "password", "session", "signature")
 _MESSAGE_LIMIT = 500
@@ -70,17 +80,21 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class WebhookRequest:
-    """One delivery attempt to make.
+    """One attempt to make.
 
     Attributes:
         url: the receiver's ``http(s)://`` URL.
-        message_id: the ``webhook-id``: the same on every retry of a delivery.
-        event_type: sent as ``X-Event-Type``.
-        body: the exact JSON bytes to send and sign.
-        secrets: one secret, or two during a rotation (current first).
+        message_id: the ``webhook-id``: the same on every retry of a delivery
+            (unused by an unsigned request).
+        event_type: sent as ``X-Event-Type`` by a signed request.
+        body: the exact JSON bytes to send and sign; empty for none.
+        secrets: one secret, or two during a rotation (current first); none
+            for an unsigned request.
         timestamp: ``webhook-timestamp``, seconds since the epoch from the caller's clock.
-        headers: extra headers; they cannot replace the signing headers.
+        headers: extra headers; they cannot replace the signing headers,
+            ``User-Agent`` or ``Content-Type``.
         timeout: seconds for the whole attempt: connect, send, answer and body.
+        method: one of ``METHODS``.
     """
 
     url: str
@@ -91,18 +105,28 @@ class WebhookRequest:
     timestamp: int
     headers: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 15.0
+    method: str = "POST"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "secrets", tuple(self.secrets))
-        if not 1 <= len(self.secrets) <= 2:
+        if len(self.secrets) > 2:
             raise RequestError(
                 f"a webhook is signed with one secret, or two during a rotation, "
                 f"not {len(self.secrets)}"
             )
-        if not self.message_id:
+        if self.secrets and not self.message_id:
             raise RequestError("a webhook request needs a message id")
         if not self.timeout > 0:
             raise RequestError(f"a webhook timeout must be positive, not {self.timeout}")
+        if self.method not in METHODS:
+            raise RequestError(
+                f"the method must be one of {', '.join(sorted(METHODS))}, not {self.method!r}"
+            )
+
+    @property
+    def signed(self) -> bool:
+        """Whether the request carries signatures (it has secrets)."""
+        return bool(self.secrets)
 
 
 @dataclass(frozen=True)
@@ -223,22 +247,8 @@ class WebhookSender:
         self._monotonic = monotonic
 
     async def send(self, request: WebhookRequest) -> Attempt:
-        """POST the request once and record what happened; never raises for the network."""
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() not in _SIGNING_NAMES
-        }
-        headers.update(
-            signed_headers(
-                secrets=request.secrets,
-                message_id=request.message_id,
-                timestamp=request.timestamp,
-                body=request.body,
-                event_type=request.event_type,
-                user_agent=self._user_agent,
-            )
-        )
+        """Send the request once and record what happened; never raises for the network."""
+        headers = self._headers(request)
         started_at = datetime.fromtimestamp(self._clock(), UTC)
         start = self._monotonic()
         error: Exception
@@ -251,9 +261,10 @@ class WebhookSender:
                 raise BlockedUrl(f"only http:// and https:// URLs are sent, not {url.scheme}://")
             if not url.host:
                 raise BlockedUrl("not a valid URL: it has no host")
-            async with self._session.post(
+            async with self._session.request(
+                request.method,
                 request.url,
-                data=request.body,
+                data=request.body if request.body or request.signed else None,
                 headers=headers,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=request.timeout),
@@ -289,6 +300,36 @@ class WebhookSender:
             error_message=_describe(error, request),
         )
 
+    def _headers(self, request: WebhookRequest) -> dict[str, str]:
+        """The request's own headers, then the sender's: signatures (when signed),
+        ``User-Agent``, and ``Content-Type`` for a body."""
+        if not request.signed:
+            headers = {
+                name: value
+                for name, value in request.headers.items()
+                if name.lower() not in _OWN_NAMES
+            }
+            headers["User-Agent"] = self._user_agent
+            if request.body:
+                headers["Content-Type"] = "application/json"
+            return headers
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() not in _SIGNING_NAMES
+        }
+        headers.update(
+            signed_headers(
+                secrets=request.secrets,
+                message_id=request.message_id,
+                timestamp=request.timestamp,
+                body=request.body,
+                event_type=request.event_type,
+                user_agent=self._user_agent,
+            )
+        )
+        return headers
+
     async def _read_body(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         chunks: list[bytes] = []
         size = 0
@@ -313,6 +354,8 @@ _SIGNING_NAMES = frozenset(
         "x-event-type",
     }
 )
+
+_OWN_NAMES = frozenset({"content-type", "user-agent"})
 
 
 def _outcome(status: int, retry_after: float | None) -> Outcome:

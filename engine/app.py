@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from engine import email, webhooks, workflows
+from engine import email, records, webhooks, workflows
 from engine.capability import Capability
 from engine.config import Settings
 from engine.config import load_settings as _load_settings
@@ -29,6 +29,7 @@ __all__ = ["CAPABILITIES", "build_engine", "load_settings", "metadata", "migrati
 CAPABILITIES: tuple[Capability, ...] = (
     webhooks.CAPABILITY,
     email.CAPABILITY,
+    records.CAPABILITY,
     workflows.CAPABILITY,
 )
 

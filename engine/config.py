@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -99,9 +99,16 @@ Bytes = Annotated[int, BeforeValidator(parse_size), Field(gt=0, le=64 * 1024 * 1
 
 
 class Section(BaseModel):
-    """A table of `ownly.toml`: unknown keys refused, values frozen."""
+    """A table of `ownly.toml`: unknown keys refused, values frozen.
+
+    A table of named tables (``[records.investor]``, ``[records.deal]``) takes
+    its names as extra keys (``extra="allow"``, ``__pydantic_extra__`` typed)
+    and says in ``entries`` what model each is, so that an error in one names
+    it as a table of its own (``[records.deal] timeout``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    entries: ClassVar[type[BaseModel] | None] = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -480,8 +487,11 @@ def _dotted(config: type[Config], loc: tuple[Any, ...]) -> str:
     index = ""
     model: Any = config
     rest = list(loc)
-    while rest and model is not None and isinstance(rest[0], str) and rest[0] in model.model_fields:
-        nested = _nested_model(model.model_fields[rest[0]].annotation)
+    while rest and model is not None and isinstance(rest[0], str):
+        if rest[0] in model.model_fields:
+            nested = _nested_model(model.model_fields[rest[0]].annotation)
+        else:
+            nested = _entries(model)
         if nested is None:
             break
         table.append(rest.pop(0))
@@ -507,10 +517,16 @@ def _fields_at(config: type[Config], loc: tuple[Any, ...]) -> list[str]:
         if isinstance(part, int):
             continue
         field = model.model_fields.get(part)
-        model = _nested_model(field.annotation) if field is not None else None
+        model = _nested_model(field.annotation) if field is not None else _entries(model)
         if model is None:
             return []
     return list(model.model_fields)
+
+
+def _entries(model: Any) -> type[BaseModel] | None:
+    """The model of each named table of a table of them (``Section.entries``), or None."""
+    entries = getattr(model, "entries", None)
+    return entries if isinstance(entries, type) and issubclass(entries, BaseModel) else None
 
 
 def _did_you_mean(word: str, candidates: Any) -> str:

@@ -16,9 +16,9 @@ Time and chance are parameters: a test of an 8-attempt backoff passes a seeded
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from connectors.errors import PolicyError
 
@@ -31,6 +31,7 @@ __all__ = [
     "TokenBucket",
     "default_policy",
     "next_delay",
+    "stored_policy",
 ]
 
 JITTER = 0.2
@@ -111,6 +112,27 @@ RetryPolicy = SchedulePolicy | ExponentialPolicy
 def default_policy() -> SchedulePolicy:
     """The Standard Webhooks schedule: 8 attempts, now then 5s, 5m, 30m, 2h, 5h, 10h, 10h."""
     return SchedulePolicy(attempts=8, delays=STANDARD_WEBHOOKS_SCHEDULE)
+
+
+def stored_policy(retry: Mapping[str, Any]) -> RetryPolicy:
+    """The policy of a retry clause as a job's payload stores it:
+    ``{"attempts", "backoff", "delays"}`` (``exponential`` from the first delay
+    to the last; ``every`` and ``schedule`` their delays in turn).
+
+    Raises:
+        PolicyError: the clause holds no policy.
+    """
+    try:
+        attempts = int(retry["attempts"])
+        delays = tuple(float(d) for d in retry["delays"])
+        exponential = retry["backoff"] == "exponential"
+    except (KeyError, TypeError, ValueError):
+        raise PolicyError(f"not a retry policy: {retry!r}") from None
+    if exponential:
+        if not delays:
+            raise PolicyError("an exponential retry range needs a first and a last delay")
+        return ExponentialPolicy(attempts, delays[0], delays[-1])
+    return SchedulePolicy(attempts, delays)
 
 
 def next_delay(

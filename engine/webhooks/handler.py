@@ -28,18 +28,12 @@ from prometheus_client import Counter, Histogram
 from yarl import URL
 
 from connectors import parse_secret
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, RequestError
 from connectors.webhook import Attempt, Outcome, WebhookRequest, WebhookSender
 from engine.core.clock import Clock
 from engine.core.logs import Logger
 from engine.jobs.kinds import AttemptRecord, Deferred, Failed, Result, Retry, Succeeded
-from engine.jobs.policy import (
-    ExponentialPolicy,
-    RetryPolicy,
-    SchedulePolicy,
-    TokenBucket,
-    next_delay,
-)
+from engine.jobs.policy import RetryPolicy, TokenBucket, next_delay, stored_policy
 from engine.jobs.queue import Job
 from engine.webhooks.health import Health
 
@@ -66,11 +60,7 @@ def record_of(attempt: Attempt) -> AttemptRecord:
 
 def policy_of(definition: Mapping[str, Any]) -> RetryPolicy:
     """The connector's retry policy for a stored webhook definition."""
-    retry = definition["retry"]
-    delays = tuple(float(d) for d in retry["delays"])
-    if retry["backoff"] == "exponential":
-        return ExponentialPolicy(retry["attempts"], delays[0], delays[-1])
-    return SchedulePolicy(retry["attempts"], delays)
+    return stored_policy(definition["retry"])
 
 
 class _MissingEnv(Exception):
@@ -222,16 +212,22 @@ class WebhookHandler:
         payload = job.payload
         definition = payload["definition"]
         try:
+            url = self._value(definition["url"])
+            secrets = tuple(
+                parse_secret(secret)
+                for secret in (self._value(s) for s in definition["secrets"])
+                if secret  # an unset second secret (`env("X", "")`) is no rotation
+            )
+            if not secrets:  # the sender would send it unsigned
+                raise RequestError(
+                    "a webhook is signed with one secret, or two during a rotation, not 0"
+                )
             return WebhookRequest(
-                url=self._value(definition["url"]),
+                url=url,
                 message_id=payload["message_id"],
                 event_type=payload["event"]["type"],
                 body=orjson.dumps(payload["event"]),
-                secrets=tuple(
-                    parse_secret(secret)
-                    for secret in (self._value(s) for s in definition["secrets"])
-                    if secret  # an unset second secret (`env("X", "")`) is no rotation
-                ),
+                secrets=secrets,
                 timestamp=int(self._clock.now().timestamp()),
                 headers={h["name"]: self._value(h["value"]) for h in definition["headers"]},
                 timeout=float(definition["timeout_seconds"]),

@@ -10,7 +10,7 @@ delivery, an email, an ``http`` request), reached through ``services.peers``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import Gauge
@@ -20,7 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from engine.capability import Services
 from engine.jobs.kinds import JobKind, Result, Succeeded
 from engine.jobs.queue import Job
+from engine.version import VERSION
 from engine.workflows import KIND
+from engine.workflows.http import KIND as HTTP_KIND
+from engine.workflows.http import HttpHandler, connect_from
+from engine.workflows.http import target as http_target
 from engine.workflows.runs import Runs, Versions
 from engine.workflows.steps import Actors, StepEffects
 from engine.workflows.tables import workflow_runs
@@ -93,11 +97,17 @@ class Workflows:
         self._peers_read = False
 
     def _http_kind(self) -> list[JobKind]:
-        try:
-            from engine.workflows.http import HttpHandler  # type: ignore[import-not-found]
-        except ImportError:
-            return []
-        return [JobKind("http", HttpHandler.from_services(self.services))]
+        services = self.services
+        connect = connect_from(
+            services.settings,
+            concurrency=services.concurrency,
+            clock=services.clock,
+            user_agent=f"Ownly/{VERSION}",
+        )
+        handler = HttpHandler(
+            connect=connect, clock=services.clock, environ=services.environ, logger=services.logger
+        )
+        return [JobKind(HTTP_KIND, handler, target=http_target)]
 
     def _connect_peers(self) -> None:
         """Find the other capabilities' ways in, once every one is built."""
@@ -138,9 +148,6 @@ class Workflows:
         self.statuses.clear()
         for status, count in rows:
             self.statuses.labels(status).set(count)
-
-    def describe(self) -> Any:
-        return self.services.rules.rule_set()
 
 
 WORKFLOWS = web.AppKey("workflows", Workflows)

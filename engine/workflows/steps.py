@@ -215,10 +215,7 @@ class StepEffects:
         config = self.actors.records
         if config is None:
             raise _Refused("update_record needs the records capability, not running here")
-        from engine.records.store import (  # type: ignore[import-not-found]
-            UnknownRecord,
-            update_record,
-        )
+        from engine.records.store import RecordError, update_record
 
         record, record_id = str(args.get("record")), str(plain(args.get("id")))
         fields = plain(args.get("fields") or {})
@@ -235,7 +232,7 @@ class StepEffects:
                 caller=caller,
                 now=walk.now,
             )
-        except UnknownRecord as exc:
+        except RecordError as exc:  # raised before anything is written
             raise _Refused(str(exc)) from None
         if update.job is not None:
             self.jobs.append(update.job)

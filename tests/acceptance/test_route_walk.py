@@ -288,6 +288,8 @@ def _real_kind(canonical: str, placeholder: str) -> str:
     if placeholder == "delivery":
         return "job"
     prefix = canonical.split("{", 1)[0]
+    if prefix == "/api/records/":
+        return "record" if placeholder == "record" else "record_id"
     return {
         "/api/events/": "event",
         "/api/jobs/": "job",
@@ -436,7 +438,8 @@ class Walk:
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     root: Path = tmp_path_factory.mktemp("route-walk")
-    write_project(root, extra_toml=ENGINE_TOML + "[ingest]\naccept_unknown_types = true\n")
+    extra_toml = ENGINE_TOML + "[ingest]\naccept_unknown_types = true\n[records.investor]\n"
+    write_project(root, extra_toml=extra_toml)
     rules = RECEIVER_WEBHOOK + FILTERED_WEBHOOK + WALK_HOOK + WALK_WORKFLOW
     install_catalog(root, webhooks=rules)
     install_emails(root)
@@ -469,6 +472,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
                     "sink": "walk",
                     "hook": "walk",
                 }
+                real |= {"record": "investor", "record_id": "inv_walk"}
                 real |= _email_values(process, database)
                 real |= _workflow_values(process, database)
                 yield Walk(process, real, database)

@@ -160,8 +160,9 @@ def test_read_only_database_is_one_line_and_exit_1(project: Path) -> None:
 def test_database_from_a_newer_version_is_refused(project: Path) -> None:
     assert ownly("migrate", cwd=project).returncode == 0
     with sqlite3.connect(project / "var" / "ownly.db") as conn:
+        # One row per head of the branches: the newer Ownly's one head replaces them.
         conn.execute("DELETE FROM alembic_version")
-        conn.execute("INSERT INTO alembic_version VALUES ('9999_future')")
+        conn.execute("INSERT INTO alembic_version (version_num) VALUES ('9999_future')")
     for command in ("run", "migrate"):
         result = ownly(command, cwd=project)
         assert result.returncode == 1

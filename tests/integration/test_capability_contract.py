@@ -69,8 +69,9 @@ async def test_a_registered_kind_is_planned_run_retried_logged_shown_and_pruned(
             heads = set(
                 (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars()
             )
-        # Each branch's head; both depend on 0004, which the core's head follows.
-        assert heads == {"e001_echo_runs", "m001_email", "0005_job_callers"}
+        # Each branch's head. Records' depends on 0005, the core's head, which
+        # so stands behind it; echo's and email's depend on 0004.
+        assert heads == {"e001_echo_runs", "m001_email", "r001_records"}
         assert await _count(engine, echo_runs) == 0
 
         await send(engine, "evt_1")  # both triggers of `greet` match: one job
@@ -170,7 +171,8 @@ async def test_an_unknown_scope_is_refused_and_a_capability_brings_its_own(tmp_p
         f"{path}:6: [echo]: unknown key",
         f"{path}:10: [api.keys][0] scopes.0: Input should be 'admin', 'events:read', "
         "'events:write', 'rules:read', 'jobs:read', 'webhooks:read', 'webhooks:write', "
-        "'emails:read', 'emails:write', 'workflows:read', 'workflows:write' "
+        "'emails:read', 'emails:write', 'records:read', 'records:write', "
+        "'workflows:read', 'workflows:write' "
         "(got 'echo:read')",
     ]
 

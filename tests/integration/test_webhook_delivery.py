@@ -181,3 +181,25 @@ async def test_during_a_rotation_both_secrets_sign_and_each_verifies_alone(
         expected = Webhook(secret).sign(request.headers["webhook-id"], stamp, request.body.decode())
         assert expected in signatures
     assert len(signatures) == 2
+
+
+async def test_a_webhook_whose_secrets_are_all_empty_is_never_sent_unsigned(
+    tmp_path: Path,
+) -> None:
+    rules = webhook().replace('secret = env("RECEIVER_SECRET")', 'secret = env("EMPTY_SECRET", "")')
+    with Receiver() as receiver:
+        env = {"RECEIVER_URL": receiver.url + "/hooks"}
+        async with running_engine(tmp_path, rules, env) as engine:
+            await send(engine, "evt_unsigned")
+
+            async def failed() -> bool:
+                return [job.state for job in await delivery_jobs(engine)] == ["failed"]
+
+            await drive(engine, failed)
+            (job,) = await delivery_jobs(engine)
+            (attempt,) = await attempts_of(engine, job.id)
+    assert receiver.snapshot() == []
+    assert (attempt.outcome, attempt.error_class) == ("blocked", "RequestError")
+    assert attempt.error_message == (
+        "a webhook is signed with one secret, or two during a rotation, not 0"
+    )

@@ -13,7 +13,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from connectors import (
+    METHODS,
     REDACTED,
     Attempt,
     Outcome,
@@ -50,6 +51,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
 
 @dataclass
@@ -67,7 +69,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver(url="")
 
     async def record(request: web.Request) -> None:
-        state.received.append(Received(request.path, dict(request.headers), await request.read()))
+        body = await request.read()
+        state.received.append(Received(request.path, dict(request.headers), body, request.method))
 
     async def ok(request: web.Request) -> web.Response:
         await record(request)
@@ -104,7 +107,14 @@ async def receiver() -> AsyncIterator[Receiver]:
         response.set_cookie("session", "receiver-cookie-6")
         return response
 
+    async def record_any(request: web.Request) -> web.Response:
+        await record(request)
+        response = web.json_response({"method": request.method})
+        response.headers["X-Trace"] = "trace-7"
+        return response
+
     app = web.Application()
+    app.router.add_route("*", "/any", record_any)
     app.router.add_post("/ok", ok)
     app.router.add_post("/status/{code}", status)
     app.router.add_post("/redirect", redirect)
@@ -345,3 +355,90 @@ async def test_the_sender_uses_the_injected_session_and_leaves_it_open(
         second = await sender.send(make_request(receiver.url + "/ok"))
         assert not session.closed
     assert [first.outcome, second.outcome] == [Outcome.DELIVERED, Outcome.DELIVERED]
+
+
+_SIGNATURE_NAMES = {"webhook-id", "webhook-timestamp", "webhook-signature", "x-webhook-signature"}
+
+
+async def test_a_signed_patch_verifies_with_standardwebhooks(
+    receiver: Receiver, sender: WebhookSender
+) -> None:
+    secret = generate_secret()
+    request = make_request(receiver.url + "/any", secret)
+    attempt = await sender.send(replace(request, method="PATCH"))
+
+    assert (attempt.outcome, attempt.status) == (Outcome.DELIVERED, 200)
+    assert json.loads(attempt.response_body) == {"method": "PATCH"}
+    [got] = receiver.received
+    assert (got.method, got.body) == ("PATCH", BODY)
+    assert Webhook(secret.reveal()).verify(got.body, got.headers)["id"] == "evt_01"
+    assert got.headers["Content-Type"] == "application/json"
+
+
+async def test_an_unsigned_get_sends_only_its_headers_and_no_body(
+    receiver: Receiver, sender: WebhookSender
+) -> None:
+    request = WebhookRequest(
+        url=receiver.url + "/any?page=2",
+        message_id="",
+        event_type="",
+        body=b"",
+        secrets=(),
+        timestamp=0,
+        headers={"Authorization": "Bearer api-token-1", "User-Agent": "mine", "Content-Type": "x"},
+        timeout=5.0,
+        method="GET",
+    )
+    attempt = await sender.send(request)
+
+    assert (attempt.outcome, attempt.status) == (Outcome.DELIVERED, 200)
+    assert json.loads(attempt.response_body) == {"method": "GET"}
+    assert dict(attempt.response_headers)["X-Trace"] == "trace-7"
+    [got] = receiver.received
+    assert (got.method, got.body) == ("GET", b"")
+    names = {name.lower() for name in got.headers}
+    assert not names & (_SIGNATURE_NAMES | {"x-event-type", "content-type"})
+    assert got.headers["User-Agent"] == USER_AGENT
+    assert got.headers["Authorization"] == "Bearer api-token-1"
+
+
+async def test_an_unsigned_patch_carries_its_json_body(
+    receiver: Receiver, sender: WebhookSender
+) -> None:
+    request = WebhookRequest(
+        url=receiver.url + "/any",
+        message_id="",
+        event_type="",
+        body=b'{"status":"funded"}',
+        secrets=(),
+        timestamp=0,
+        headers={"Idempotency-Key": "run_1:step_2"},
+        method="PATCH",
+    )
+    attempt = await sender.send(request)
+
+    assert attempt.outcome is Outcome.DELIVERED
+    [got] = receiver.received
+    assert (got.method, got.body) == ("PATCH", b'{"status":"funded"}')
+    assert got.headers["Content-Type"] == "application/json"
+    assert got.headers["Idempotency-Key"] == "run_1:step_2"
+    assert not {name.lower() for name in got.headers} & _SIGNATURE_NAMES
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+async def test_every_method_arrives_as_itself(
+    receiver: Receiver, sender: WebhookSender, method: str
+) -> None:
+    request = WebhookRequest(
+        url=receiver.url + "/any",
+        message_id="",
+        event_type="",
+        body=b"",
+        secrets=(),
+        timestamp=0,
+        method=method,
+    )
+    attempt = await sender.send(request)
+    assert (attempt.outcome, attempt.status) == (Outcome.DELIVERED, 200)
+    assert attempt.response_body == ("" if method == "HEAD" else json.dumps({"method": method}))
+    assert [r.method for r in receiver.received] == [method]

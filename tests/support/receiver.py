@@ -18,6 +18,9 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
+    query: str = ""
+    raw_path: str = ""  # as sent, percent-encoded
 
 
 # (request, nth arrival) -> the response, or a coroutine that answers it later
@@ -86,7 +89,16 @@ class Receiver:
         await runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        received = Received(request.path, dict(request.headers), await request.read(), time.time())
+        body = await request.read()
+        received = Received(
+            request.path,
+            dict(request.headers),
+            body,
+            time.time(),
+            request.method,
+            request.query_string,
+            request.raw_path.split("?", 1)[0],
+        )
         with self._lock:
             self.received.append(received)
             nth = len(self.received)

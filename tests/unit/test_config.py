@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.app import load_settings
+from engine.config import Seconds, Section
+from engine.config import load_settings as load_config
 from engine.errors import ConfigError
 
 
@@ -261,3 +265,41 @@ def test_keys_resolve_from_the_environment_and_are_redacted(tmp_path: Path) -> N
         "key": "<redacted>",
     }
     assert settings.redacted()["database"]["url"] == "postgresql://ownly:***@db.internal/ownly"
+
+
+class _Queue(Section):
+    size: int = 10
+    timeout: Seconds = 5.0
+
+
+class _Queues(Section):
+    """A table of named tables: ``[queues.<name>]``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, _Queue] = Field(init=False)
+    entries: ClassVar[type[BaseModel] | None] = _Queue
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[queues.fast]\nsize = 2\n[queues.slow]\ntimout = '1m'\n",
+            "ownly.toml:4: [queues.slow] timout: unknown key; did you mean 'timeout'?",
+        ),
+        ("[queues.fast]\nsize = 'x'\n", "ownly.toml:2: [queues.fast] size: Input should be"),
+        ("[queues]\nfast = 3\n", "ownly.toml:2: [queues.fast]: Input should be a valid"),
+    ],
+)
+def test_an_error_in_a_named_table_names_the_table(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), {}, sections={"queues": _Queues})
+    assert caught.value.message.startswith(f"{tmp_path}/{expected}"), caught.value.message
+
+
+def test_named_tables_are_read_in_the_order_of_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[queues.slow]\ntimeout = '1m'\n[queues.fast]\nsize = 2\n")
+    queues = load_config(path, {}, sections={"queues": _Queues}).section("queues")
+    assert queues.model_extra == {"slow": _Queue(timeout=60.0), "fast": _Queue(size=2)}

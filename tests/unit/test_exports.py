@@ -17,6 +17,7 @@ PACKAGES = [
     "engine.http",
     "engine.webhooks",
     "engine.email",
+    "engine.records",
     "dsl",
     "connectors",
     "connectors.email",

@@ -39,7 +39,12 @@ CORE = [p for p in MODULES if not _in(_module(p), CAPABILITY_PACKAGES)]
 
 
 def test_the_capabilities_are_found() -> None:
-    assert {"engine.webhooks", "engine.email", "engine.workflows"} == CAPABILITY_PACKAGES
+    assert {
+        "engine.webhooks",
+        "engine.email",
+        "engine.records",
+        "engine.workflows",
+    } == CAPABILITY_PACKAGES
     assert any(_module(p) == "engine.jobs.queue" for p in CORE)
 
 

@@ -14,6 +14,7 @@ from engine.jobs.policy import (
     TokenBucket,
     default_policy,
     next_delay,
+    stored_policy,
 )
 
 
@@ -113,6 +114,41 @@ def test_retry_after_does_not_extend_the_attempt_count() -> None:
 def test_an_invalid_policy_is_refused(make: object) -> None:
     with pytest.raises(PolicyError):
         make()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("retry", "policy"),
+    [
+        (
+            {"attempts": 5, "backoff": "exponential", "delays": [1, 60]},
+            ExponentialPolicy(5, 1.0, 60.0),
+        ),
+        ({"attempts": 3, "backoff": "every", "delays": [30]}, SchedulePolicy(3, (30.0,))),
+        (
+            {"attempts": 4, "backoff": "schedule", "delays": [5, 300, 1800]},
+            SchedulePolicy(4, (5.0, 300.0, 1800.0)),
+        ),
+    ],
+)
+def test_a_stored_retry_clause_is_its_policy(retry: dict[str, object], policy: object) -> None:
+    assert stored_policy(retry) == policy
+
+
+@pytest.mark.parametrize(
+    "retry",
+    [
+        {},
+        {"attempts": 3, "backoff": "exponential"},
+        {"attempts": "three", "backoff": "every", "delays": [1]},
+        {"attempts": 3, "backoff": "exponential", "delays": []},
+        {"attempts": 0, "backoff": "every", "delays": [1]},
+        {"attempts": 3, "backoff": "schedule", "delays": [-1]},
+        {"attempts": 3, "backoff": "every", "delays": None},
+    ],
+)
+def test_a_stored_retry_clause_that_is_no_policy_is_refused(retry: dict[str, object]) -> None:
+    with pytest.raises(PolicyError):
+        stored_policy(retry)
 
 
 def test_attempt_numbers_start_at_one() -> None:

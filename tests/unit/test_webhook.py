@@ -75,10 +75,12 @@ def test_outcomes_say_whether_to_retry() -> None:
 @pytest.mark.parametrize(
     ("changes", "complaint"),
     [
-        ({"secrets": ()}, "not 0"),
         ({"secrets": (generate_secret(),) * 3}, "not 3"),
         ({"message_id": ""}, "message id"),
         ({"timeout": 0}, "positive"),
+        ({"method": "TRACE"}, "not 'TRACE'"),
+        ({"method": "patch"}, "one of DELETE, GET, HEAD, PATCH, POST, PUT"),
+        ({"method": "CONNECT", "secrets": ()}, "not 'CONNECT'"),
     ],
 )
 def test_an_invalid_request_is_refused(changes: dict[str, object], complaint: str) -> None:
@@ -105,3 +107,25 @@ def test_secrets_given_as_a_list_are_kept_as_a_tuple() -> None:
         timestamp=0,
     )
     assert request.secrets == (secret,)
+
+
+def test_a_request_without_secrets_is_unsigned_and_needs_no_message_id() -> None:
+    request = WebhookRequest(
+        url="https://api.example/x",
+        message_id="",
+        event_type="",
+        body=b"",
+        secrets=(),
+        timestamp=0,
+        method="GET",
+    )
+    assert not request.signed
+    signed = WebhookRequest(
+        url="https://hooks.example/x",
+        message_id="msg_1",
+        event_type="deal.funded",
+        body=b"{}",
+        secrets=(generate_secret(),),
+        timestamp=0,
+    )
+    assert (signed.signed, signed.method) == (True, "POST")
