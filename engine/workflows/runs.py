@@ -24,6 +24,7 @@ from dsl.ir import RuleSetIR
 from dsl.payload import typed_view
 from engine.core.schema import events, rule_sets
 from engine.core.writer import after_commit
+from engine.events.bus import StoredEvent
 from engine.events.ids import new_id
 from engine.jobs.actions import cancel_jobs
 from engine.jobs.queue import NewJob, insert_jobs
@@ -113,11 +114,13 @@ class Runs:
         effects: Callable[[Connection, list[NewJob], Row[Any]], Any],
         env: Mapping[str, str],
         wake: Callable[[], None],
+        emit: Callable[[Connection, list[StoredEvent]], object] | None = None,
     ) -> None:
         self.versions = versions
         self._effects = effects  # makes the Effects of one advance
         self._env = env
         self._wake = wake
+        self._emit = emit  # the bus's: a failed run says so
 
     # ---- starting
 
@@ -316,6 +319,11 @@ class Runs:
         if step is not None:
             values["current_step"] = step
         _set(conn, run.id, now, **values)
+        # Not for a run that a failure started: a workflow that fails on
+        # workflow.failed must not start itself again and again.
+        by_failure = run.event.get("type") == "workflow.failed"
+        if status in ("failed", "timed_out") and self._emit is not None and not by_failure:
+            self._emit(conn, [_failed_event(run, error, now)])
         cancel_jobs(conn, caller_of(run.id, ""), now)
         conn.execute(delete(workflow_waits).where(workflow_waits.c.run_id == run.id))
         if run.concurrency_key is not None:
@@ -342,6 +350,25 @@ class Runs:
             return False
         self.end(conn, run, "cancelled", now, error=reason)
         return True
+
+
+def _failed_event(run: Row[Any], error: str | None, now: datetime) -> StoredEvent:
+    """``workflow.failed`` for a run that failed or timed out (its id the run's own)."""
+    data = {
+        "workflow": run.workflow,
+        "execution_id": run.id,
+        "error": error or "failed",
+        "failed_at": plain(now),
+    }
+    return StoredEvent(
+        id=f"evt_failed_{run.id}",
+        type="workflow.failed",
+        data=data,
+        occurred_at=now,
+        received_at=now,
+        source=f"workflow:{run.workflow}",
+        subject=run.id,
+    )
 
 
 def _context(

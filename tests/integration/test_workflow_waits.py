@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.inprocess import clock_of, drive, idle_for, running_engine
+from tests.support.inprocess import clock_of, drive, events_of_type, idle_for, running_engine
 from tests.support.workflows import all_ended, jump, post, runs_of, signed, steps_of, uploaded
 
 CHASE = (
@@ -87,6 +87,13 @@ async def test_without_else_a_timed_out_wait_fails_the_run(tmp_path: Path) -> No
         (run,) = await runs_of(engine)
         assert run.status == "failed"
         assert run.error == "timed out waiting for document.signed"
+        (failed,) = await events_of_type(engine, "workflow.failed")
+        assert failed.data == {
+            "workflow": "chase",
+            "execution_id": run.id,
+            "error": "timed out waiting for document.signed",
+            "failed_at": "2026-01-04T00:00:00Z",
+        }
 
 
 async def _status(engine: object, status: str) -> bool:

@@ -46,6 +46,7 @@ async def running_engine(
     webhook_settings: str = "",
     capabilities: tuple[Capability, ...] = CAPABILITIES,
     log_stream: io.StringIO | None = None,
+    clock: ManualClock | None = None,
 ) -> AsyncIterator[Engine]:
     """Started on a ``ManualClock`` without the file watcher; stopped on exit.
 
@@ -58,7 +59,7 @@ async def running_engine(
     engine = build_engine(
         settings,
         log_stream=log_stream or io.StringIO(),
-        clock=ManualClock(),
+        clock=clock or ManualClock(),
         environ=environ,
         capabilities=capabilities,
     )
