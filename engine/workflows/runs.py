@@ -115,12 +115,14 @@ class Runs:
         env: Mapping[str, str],
         wake: Callable[[], None],
         emit: Callable[[Connection, list[StoredEvent]], object] | None = None,
+        ended: Callable[[str, str], None] | None = None,
     ) -> None:
         self.versions = versions
         self._effects = effects  # makes the Effects of one advance
         self._env = env
         self._wake = wake
         self._emit = emit  # the bus's: a failed run says so
+        self._ended = ended  # (workflow, status), once the end is committed
 
     # ---- starting
 
@@ -324,6 +326,9 @@ class Runs:
         by_failure = run.event.get("type") == "workflow.failed"
         if status in ("failed", "timed_out") and self._emit is not None and not by_failure:
             self._emit(conn, [_failed_event(run, error, now)])
+        if self._ended is not None:
+            count = self._ended
+            after_commit(conn, lambda: count(run.workflow, status))
         cancel_jobs(conn, caller_of(run.id, ""), now)
         conn.execute(delete(workflow_waits).where(workflow_waits.c.run_id == run.id))
         if run.concurrency_key is not None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,6 +65,20 @@ class Workflows:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        registry = services.registry
+        self.finished = Counter(
+            "ownly_workflow_runs_finished",
+            "Workflow runs ended, by workflow and outcome (completed, failed, cancelled, ...).",
+            ["workflow", "outcome"],
+            registry=registry,
+        )
+        self.step_seconds = Histogram(
+            "ownly_workflow_step_seconds",
+            "Time from an action step's start to its job's end, by step kind.",
+            ["kind"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600, 86400),
+            registry=registry,
+        )
         self.versions = Versions(services.rules.rule_set)
         self.actors = Actors(bus=services.bus, runs=None, wake=services.wake)  # type: ignore[arg-type]
         self.runs = Runs(
@@ -73,6 +87,7 @@ class Workflows:
             services.environ,
             services.wake,
             services.bus.emit,
+            lambda workflow, outcome: self.finished.labels(workflow, outcome).inc(),
         )
         self.actors.runs = self.runs
         self.actors.composer = self._composer
@@ -85,7 +100,7 @@ class Workflows:
                 planner=RunPlanner(self.runs),
                 target=_target,
                 watcher=RunWatcher(self.runs, services.environ),
-                follower=RunFollower(self.runs, self.schedules),
+                follower=RunFollower(self.runs, self.schedules, self.step_seconds),
             ),
             *self._http_kind(),
         ]
@@ -93,7 +108,7 @@ class Workflows:
             "ownly_workflow_runs",
             "Workflow runs, by status (sleeping and waiting runs among them).",
             ["status"],
-            registry=services.registry,
+            registry=registry,
         )
         self._peers_read = False
 

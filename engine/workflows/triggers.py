@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -195,9 +196,10 @@ def _typed(rules: RuleSet, event: StoredEvent) -> dict[str, Any]:
 class RunFollower:
     """The end of a run's job advances the run; a schedule's starts the slot's run."""
 
-    def __init__(self, runs: Runs, schedules: Schedules) -> None:
+    def __init__(self, runs: Runs, schedules: Schedules, step_seconds: Any = None) -> None:
         self._runs = runs
         self._schedules = schedules
+        self._step_seconds = step_seconds  # a Histogram by step kind
 
     def follow(self, conn: Connection, ended: Sequence[Ended]) -> None:
         for end in ended:
@@ -207,12 +209,18 @@ class RunFollower:
                 continue
             if ref.startswith("step:"):
                 _, step_id, round_ = ref.rsplit(":", 2)
-                _step_ended(conn, run_id, step_id, int(round_), end)
+                timed = _step_ended(conn, run_id, step_id, int(round_), end)
+                if timed is not None and self._step_seconds is not None:
+                    observe = self._step_seconds.labels(timed[0]).observe
+                    after_commit(conn, functools.partial(observe, timed[1]))
             self._runs.advance(conn, run_id, ref, end.now)
 
 
-def _step_ended(conn: Connection, run_id: str, step_id: str, round_: int, end: Ended) -> None:
-    """Record an action step's result, unless its checkpoint was closed already."""
+def _step_ended(
+    conn: Connection, run_id: str, step_id: str, round_: int, end: Ended
+) -> tuple[str, float] | None:
+    """Record an action step's result, unless its checkpoint was closed already; its
+    kind and how long it took."""
     where = (
         workflow_steps.c.run_id == run_id,
         workflow_steps.c.step == step_id,
@@ -220,7 +228,7 @@ def _step_ended(conn: Connection, run_id: str, step_id: str, round_: int, end: E
     )
     row = conn.execute(select(workflow_steps).where(*where)).first()
     if row is None or row.status != "running":
-        return
+        return None
     point = Checkpoint(row.step, row.kind, row.status, row.name, row.input, job_key=row.job_key)
     attempts = _attempts(conn, end.job_id)
     if end.outcome == "succeeded":
@@ -233,6 +241,7 @@ def _step_ended(conn: Connection, run_id: str, step_id: str, round_: int, end: E
         .where(*where)
         .values(finished_at=end.now, duration=duration, attempts=attempts, **values)
     )
+    return row.kind, duration
 
 
 def _attempts(conn: Connection, job_id: int) -> int:

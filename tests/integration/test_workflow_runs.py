@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from engine.runtime import Engine
 from engine.workflows.tables import workflow_runs, workflow_steps
 from tests.support.inprocess import drive, running_engine, send, webhook
 from tests.support.receiver import Receiver
+from tests.support.workflows import all_ended
 
 FLOW = """
 workflow greet {
@@ -74,3 +76,20 @@ async def test_a_run_sets_branches_emits_sleeps_and_delivers(tmp_path: Path) -> 
             body = json.loads(request.body)
             assert body["id"] == f"{run.id}:s4"
             assert body["data"] == {"amount": "5000.00", "who": "Ada"}
+
+
+async def test_ended_runs_and_step_latency_are_counted(tmp_path: Path) -> None:
+    with Receiver() as receiver:
+        env = {"RECEIVER_URL": receiver.url + "/hooks"}
+        rules = (
+            webhook(body="  events = [webhook.test]\n").replace("  events = [investment.*]\n", "")
+            + FLOW
+        )
+        async with running_engine(tmp_path, rules, env) as engine:
+            await send(engine, "evt_1")
+            await drive(engine, all_ended(engine, 1))
+            await engine.refresh_gauges()
+            metrics = generate_latest(engine.metrics.registry).decode()
+    assert 'ownly_workflow_runs_finished_total{outcome="completed",workflow="greet"} 1.0' in metrics
+    assert 'ownly_workflow_step_seconds_count{kind="send_webhook"} 1.0' in metrics
+    assert 'ownly_workflow_runs{status="completed"} 1.0' in metrics
