@@ -19,15 +19,15 @@ The errors::
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from dsl.diagnostics import did_you_mean
 from engine.errors import OwnlyError
 
 __all__ = [
@@ -283,6 +283,11 @@ _TEMPLATES = (
 )
 
 
+def _hint(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def templates() -> list[Template]:
     """Every shipped workflow template, by name."""
     return sorted(_TEMPLATES, key=lambda t: t.name)
@@ -292,11 +297,9 @@ def _find(name: str) -> Template:
     for template in _TEMPLATES:
         if template.name == name:
             return template
-    hint = did_you_mean(name, [t.name for t in _TEMPLATES])
+    hint = _hint(name, (t.name for t in _TEMPLATES))
     names = ", ".join(t.name for t in templates())
-    raise UnknownTemplate(
-        f"no workflow template {name!r}" + (f" ({hint})" if hint else "") + f"; there are: {names}"
-    )
+    raise UnknownTemplate(f"no workflow template {name!r}{hint}; there are: {names}")
 
 
 def render(name: str, workflow_name: str, values: Mapping[str, str]) -> str:
@@ -315,11 +318,9 @@ def render(name: str, workflow_name: str, values: Mapping[str, str]) -> str:
     known = {p.name: p for p in template.placeholders}
     for given in values:
         if given not in known:
-            hint = did_you_mean(given, known)
             raise UnknownPlaceholder(
-                f"template {name} has no placeholder {given!r}"
-                + (f" ({hint})" if hint else "")
-                + f"; it has: {', '.join(known)}",
+                f"template {name} has no placeholder {given!r}{_hint(given, known)}; "
+                f"it has: {', '.join(known)}",
                 field=given,
             )
     filled = {"workflow": workflow_name}
