@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dsl import RuleSet, compile_rules, ir, rule_files
+from engine.workflows.api import step_graph
 from engine.workflows.graph import dot, mermaid
 from engine.workflows.program import Program
 from tests.unit.dsl.support import Rules
@@ -184,3 +186,23 @@ def test_a_workflow_whose_every_path_fails_has_no_end(tmp_path: Path) -> None:
     declared, edges = read_dot(dot(workflow))
     assert declared == {'"(start)"', '"s1"', '"(failed)"'}
     assert edges == [('"(start)"', '"s1"'), ('"s1"', '"(failed)"')]
+
+
+def _api_ids(steps: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for step in steps:
+        found.add(str(step["id"]))
+        inner = [b["steps"] for b in step.get("branches", ())]
+        inner += [step[k] for k in ("steps", "else") if k in step]
+        for block in inner:
+            found |= _api_ids(block)
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_graph_names_the_steps_as_the_api_does(name: str) -> None:
+    workflow = SHIPPED.workflows[name]
+    declared, _ = read_dot(dot(workflow))
+    steps = {key.strip('"') for key in declared} - {"(start)", "(end)", "(failed)"}
+    steps = {key for key in steps if not key.endswith(" (join)")}
+    assert steps == _api_ids(step_graph("", workflow.steps))
