@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from engine.events.bus import StoredEvent
     from engine.events.ingest import Problem
 
-__all__ = ["check", "fmt", "simulate"]
+__all__ = ["check", "configured", "fmt", "simulate"]
 
 _PATHS = click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 _TEMPLATES = click.option(
@@ -49,7 +49,7 @@ _TEMPLATES = click.option(
 )
 
 
-def _configured() -> tuple[list[Path], Path]:
+def configured() -> tuple[list[Path], Path]:
     """Rule paths and templates directory from the root `--config` file, when there is one.
 
     Only the `[rules]` and `[templates]` tables are read, so a check in CI does not
@@ -74,11 +74,11 @@ def _configured() -> tuple[list[Path], Path]:
 
 
 def _paths(paths: Sequence[Path]) -> list[Path]:
-    return list(paths) or _configured()[0]
+    return list(paths) or configured()[0]
 
 
 def _templates(templates_dir: Path | None) -> Path:
-    return templates_dir if templates_dir is not None else _configured()[1]
+    return templates_dir if templates_dir is not None else configured()[1]
 
 
 def _summary(compilation: Compilation) -> str:

@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 from engine.capability import Capability, Services
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import click
+
     from engine.capability import Runtime
 
 __all__ = ["CAPABILITY", "KIND"]
@@ -28,10 +32,17 @@ def _build(services: Services) -> Runtime:
     return Workflows(services)
 
 
+def _commands() -> Sequence[click.Command]:
+    from engine.workflows.cli import graph, new, workflows
+
+    return (workflows, graph, new)
+
+
 CAPABILITY = Capability(
     name="workflows",
     build=_build,
     scopes=("workflows:read", "workflows:write"),
     migrations=Path(__file__).parent / "migrations",
     tables="engine.workflows.tables",
+    commands=_commands,
 )

@@ -8,16 +8,19 @@ started by hand, cancelled or run again from a step.
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Self
 
 from aiohttp import web
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from dsl import RuleSet, ir
+from dsl import RuleSet, compile_rules, ir, rule_files
 from engine.core.schema import jobs
 from engine.core.writer import BatchWrite
 from engine.http.common import (
@@ -31,6 +34,7 @@ from engine.http.common import (
     require,
     rules_of,
 )
+from engine.workflows.authoring import library
 from engine.workflows.program import children, level
 from engine.workflows.runs import Runs, Trigger, caller_of
 from engine.workflows.runtime import WORKFLOWS, Workflows
@@ -57,6 +61,9 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/api/workflows/executions/{run}", get_run)
     router.add_post("/api/workflows/executions/{run}/cancel", cancel_run)
     router.add_post("/api/workflows/executions/{run}/rerun", rerun)
+    # Before /{id}: "templates" is not read as a workflow's name.
+    router.add_get("/api/workflows/templates", list_templates)
+    router.add_post("/api/workflows/from-template", from_template)
     router.add_get("/api/workflows/{id}", get_workflow)
     router.add_patch("/api/workflows/{id}", refuse)
     router.add_delete("/api/workflows/{id}", refuse)
@@ -193,6 +200,98 @@ async def refuse(request: web.Request) -> web.Response:
         where.line if where else None,
         "workflows are defined in the rule files: change them there and commit",
     )
+
+
+# ---- templates
+
+
+def _placeholder(placeholder: library.Placeholder) -> dict[str, Any]:
+    return {
+        "name": placeholder.name,
+        "description": placeholder.description,
+        "kind": placeholder.kind,
+        "default": placeholder.default,
+        "required": placeholder.default is None,
+    }
+
+
+async def list_templates(request: web.Request) -> web.Response:
+    require(request, "workflows:read")
+    listed = [
+        {
+            "name": t.name,
+            "description": t.description,
+            "placeholders": [_placeholder(p) for p in t.placeholders],
+        }
+        for t in library.templates()
+    ]
+    return json({"templates": listed})
+
+
+_FROM_TEMPLATE = 'send {"template": "<name>", "name": "<workflow>", "values": {...}}'
+
+
+async def from_template(request: web.Request) -> web.Response:
+    """The rule file a template makes, checked with the engine's rule files; nothing written."""
+    require(request, "workflows:write")
+    flows = request.app[WORKFLOWS]
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise error(422, "invalid_input", _FROM_TEMPLATE)
+    if unknown := sorted(set(body) - {"template", "name", "values"}):
+        raise error(422, "invalid_input", f"unknown field {unknown[0]!r}: {_FROM_TEMPLATE}")
+    values = body.get("values", {})
+    for field, value in (("template", body.get("template")), ("name", body.get("name"))):
+        if not isinstance(value, str):
+            raise error(422, "invalid_input", f"{field} must be a string", field=field)
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise error(422, "invalid_input", "values must be an object of strings", field="values")
+    try:
+        text = library.render(body["template"], body["name"], values)
+    except library.UnknownTemplate as exc:
+        raise error(404, exc.code, exc.message, field="template") from None
+    except library.LibraryError as exc:
+        field = "name" if isinstance(exc, library.InvalidName) else f"values.{exc.field}"
+        raise error(422, exc.code, exc.message, field=field) from None
+    rules = flows.services.rules
+    folder = next((p for p in rules.paths if p.is_dir()), rules.paths[0].parent)
+    target = folder / f"{body['name']}.ownly"
+    shown = _shown(target, flows.services.settings.base_dir)
+    if target.exists():
+        raise error(409, "file_exists", f"{shown} exists", file=shown)
+    async with flows.checking:
+        ok, diagnostics = await asyncio.to_thread(
+            _check, rules.paths, rules.templates_dir, target.name, text, shown
+        )
+    answer = {"file": shown, "text": text, "diagnostics": diagnostics}
+    if not ok:
+        raise error(422, "does_not_compile", f"{shown} does not compile", **answer)
+    return json(answer)
+
+
+def _shown(path: Path, base: Path) -> str:
+    """A rule file's path as the project names it: relative to ``ownly.toml``'s folder."""
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _check(
+    paths: Sequence[Path], templates_dir: Path, file_name: str, text: str, shown: str
+) -> tuple[bool, list[dict[str, object]]]:
+    """Compile ``text`` as ``file_name`` beside the rule files; diagnostics name it ``shown``."""
+    with tempfile.TemporaryDirectory(prefix="ownly-template-") as folder:
+        made = Path(folder) / file_name
+        made.write_text(text, encoding="utf-8")
+        compilation = compile_rules([*rule_files(paths), made], templates_dir=templates_dir)
+        diagnostics = []
+        for diagnostic in compilation.diagnostics:
+            found = diagnostic.as_dict()
+            if Path(diagnostic.span.file).resolve() == made.resolve():
+                found["file"] = shown
+            diagnostics.append(found)
+    return compilation.ok, diagnostics
 
 
 # ---- writes

@@ -9,6 +9,7 @@ delivery, an email, an ``http`` request), reached through ``services.peers``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -111,6 +112,8 @@ class Workflows:
             registry=registry,
         )
         self._peers_read = False
+        # One rule-file check at a time (POST /api/workflows/from-template).
+        self.checking = asyncio.Lock()
 
     def _http_kind(self) -> list[JobKind]:
         services = self.services

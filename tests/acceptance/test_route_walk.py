@@ -233,6 +233,12 @@ SHAPES: dict[tuple[str, str], list[Shape]] = {
         Shape({"data": {"note": "walk"}}, ("data", "data.note"))
     ],
     ("POST", "/api/workflows/executions/{run}/rerun"): [Shape({"from": "note"}, ("from",))],
+    ("POST", "/api/workflows/from-template"): [
+        Shape(
+            {"template": "payout_notice", "name": "walk_notice", "values": {"concurrency": "2"}},
+            ("template", "name", "values", "values.concurrency"),
+        )
+    ],
     ("POST", "/api/webhooks/{id}/recover"): [
         Shape(
             {"since": "2020-01-01T00:00:00Z", "until": "2030-01-01T00:00:00Z"}, ("since", "until")
