@@ -11,6 +11,7 @@ cancelled with it and the next queued run of its concurrency key starts.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from dsl.ir import RuleSetIR
 from dsl.payload import typed_view
 from engine.core.schema import events, rule_sets
 from engine.core.writer import after_commit
+from engine.events.bus import StoredEvent
 from engine.events.ids import new_id
 from engine.jobs.actions import cancel_jobs
 from engine.jobs.queue import NewJob, insert_jobs
@@ -41,6 +43,7 @@ from engine.workflows.values import dump, load, plain
 __all__ = ["MAX_ROUNDS", "Runs", "Trigger", "caller_of", "envelope_of"]
 
 MAX_ROUNDS = 100  # retry_from rounds a run may take, within its timeout
+FAILED_EVENT = "workflow.failed"
 # Holding a concurrency slot: started, or about to be.
 _HOLDING = ("pending", "running", "sleeping", "waiting")
 
@@ -113,11 +116,13 @@ class Runs:
         effects: Callable[[Connection, list[NewJob], Row[Any]], Any],
         env: Mapping[str, str],
         wake: Callable[[], None],
+        emit: Callable[[Connection, list[StoredEvent]], Any] | None = None,
     ) -> None:
         self.versions = versions
         self._effects = effects  # makes the Effects of one advance
         self._env = env
         self._wake = wake
+        self._emit = emit  # the bus's emit: a failed run is announced as workflow.failed
 
     # ---- starting
 
@@ -309,13 +314,18 @@ class Runs:
         output: Any = None,
         step: str | None = None,
     ) -> None:
-        """End the run: its pending jobs cancelled, its waits dropped, its slot passed on."""
+        """End the run: its pending jobs cancelled, its waits dropped, its slot passed on;
+        a failed run emits ``workflow.failed`` in the same transaction."""
         values: dict[str, Any] = {"status": status, "finished_at": now, "error": error}
         if output is not None:
             values["output"] = output
         if step is not None:
             values["current_step"] = step
         _set(conn, run.id, now, **values)
+        # A run started by a workflow.failed announces nothing: a failing alert would
+        # otherwise start itself again without end.
+        if status == "failed" and self._emit is not None and run.event["type"] != FAILED_EVENT:
+            self._emit(conn, [_failed_event(run, error, now)])
         cancel_jobs(conn, caller_of(run.id, ""), now)
         conn.execute(delete(workflow_waits).where(workflow_waits.c.run_id == run.id))
         if run.concurrency_key is not None:
@@ -398,6 +408,18 @@ def _debouncing(conn: Connection, key: str) -> Any:
             workflow_runs.c.debounce_key == key, workflow_runs.c.status == "debouncing"
         )
     ).first()
+
+
+def _failed_event(run: Row[Any], error: str | None, now: datetime) -> StoredEvent:
+    data = {
+        "workflow": run.workflow,
+        "execution_id": run.id,
+        "error": error or "the run failed",
+        "failed_at": plain(now),
+    }
+    event_id = "evt_" + hashlib.sha256(f"{run.id}:{FAILED_EVENT}".encode()).hexdigest()[:32]
+    source = f"workflow:{run.workflow}"
+    return StoredEvent(event_id, FAILED_EVENT, data, now, now, source=source, subject=run.id)
 
 
 def _holding(conn: Connection, key: str) -> int:

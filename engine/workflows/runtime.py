@@ -72,6 +72,7 @@ class Workflows:
             lambda conn, jobs, run: StepEffects(self.actors, conn, jobs, run),
             services.environ,
             services.wake,
+            services.bus.emit,
         )
         self.actors.runs = self.runs
         self.actors.composer = self._composer
