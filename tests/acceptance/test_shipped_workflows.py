@@ -275,7 +275,7 @@ def test_webhook_disabled_alert_tells_ops_and_pages(shipped: Any) -> None:
 
 
 def test_collect_investment_fails_without_the_payments_capability(shipped: Any) -> None:
-    api, _, _ = shipped
+    api, _, receiver = shipped
     data = {
         "investment_id": "inv_collect",
         "user_id": "usr_collect",
@@ -293,6 +293,10 @@ def test_collect_investment_fails_without_the_payments_capability(shipped: Any) 
     (payment,) = run["steps"]
     assert (payment["step"], payment["status"]) == ("payment", "failed")
     assert "charge() needs the payments capability" in payment["error"]
+    # ops_alerts subscribes to workflow.failed.
+    alerts = _deliveries(receiver, "/ops", lambda b: b["type"] == "workflow.failed")
+    assert [json.loads(r.body)["data"]["execution_id"] for r in alerts] == [run["id"]]
+    assert json.loads(alerts[0].body)["data"]["workflow"] == "collect_investment"
 
 
 def test_ops_daily_digest_is_scheduled_but_not_run_here(shipped: Any) -> None:
