@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import generate_latest
 from sqlalchemy import select
 
+from engine.core.schema import events
 from engine.runtime import Engine
 from engine.workflows.tables import workflow_runs, workflow_steps
 from tests.support.inprocess import drive, running_engine, send, webhook
@@ -93,3 +94,45 @@ async def test_ended_runs_and_step_latency_are_counted(tmp_path: Path) -> None:
     assert 'ownly_workflow_runs_finished_total{outcome="completed",workflow="greet"} 1.0' in metrics
     assert 'ownly_workflow_step_seconds_count{kind="send_webhook"} 1.0' in metrics
     assert 'ownly_workflow_runs{status="completed"} 1.0' in metrics
+
+
+FAILING = """
+workflow collect {
+  on investment.created
+  fail "no payment for " + event.data.investment_id
+}
+
+workflow alert {
+  on workflow.failed
+  fail "the alert failed too"
+}
+"""
+
+
+async def test_a_failed_run_emits_workflow_failed_and_a_failed_alert_does_not(
+    tmp_path: Path,
+) -> None:
+    with Receiver() as receiver:
+        env = {"RECEIVER_URL": receiver.url + "/hooks"}
+        rules = webhook(body="").replace("[investment.*]", "[workflow.failed]") + FAILING
+        async with running_engine(tmp_path, rules, env) as engine:
+            await send(engine, "evt_1")
+
+            async def ended() -> bool:
+                runs = await runs_of(engine)
+                return len(runs) == 2 and all(r.status == "failed" for r in runs)
+
+            await drive(engine, ended)
+            runs = {run.workflow: run for run in await runs_of(engine)}
+            async with engine.database.connect() as conn:
+                failed = (
+                    await conn.execute(select(events).where(events.c.type == "workflow.failed"))
+                ).all()
+            (request,) = receiver.wait_for(1)
+    (event,) = failed
+    assert event.subject == runs["collect"].id
+    assert event.data["workflow"] == "collect"
+    assert event.data["execution_id"] == runs["collect"].id
+    assert event.data["error"] == "no payment for inv_1"
+    assert runs["alert"].event_id == event.id
+    assert json.loads(request.body)["id"] == event.id

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.core.clock import ManualClock
 from tests.support.inprocess import running_engine
+from tests.support.receiver import Receiver
+from tests.support.rules import ROOT
 from tests.support.workflows import caught_up, jump, runs_of
 
 DAILY = """
@@ -43,3 +47,27 @@ async def test_each_slot_runs_once_across_a_dst_change_and_a_restart(tmp_path: P
     slots = [r.output["slot"] for r in runs]
     assert slots[4:] == ["2026-03-11T06:30:00Z", "2026-03-14T06:30:00Z"]
     assert [r.status for r in runs] == ["completed"] * 6
+
+
+async def test_the_shipped_digest_posts_on_weekday_mornings_in_new_york(tmp_path: Path) -> None:
+    shipped = (ROOT / "rules" / "workflows.ownly").read_text(encoding="utf-8")
+    found = re.search(r"workflow ops_daily_digest \{.*?\n\}\n", shipped, re.S)
+    assert found is not None
+    # Friday 2 January 2026, noon UTC: 08:00 in New York is 13:00Z.
+    clock = ManualClock(datetime(2026, 1, 2, 12, tzinfo=UTC))
+    with Receiver() as receiver:
+        env = {"OPS_DIGEST_URL": receiver.url + "/digest"}
+        async with running_engine(tmp_path, found.group(0), env, clock=clock) as engine:
+            for _ in range(4 * 24):  # to Tuesday noon
+                await jump(engine, 3600)
+                await caught_up(engine)
+            runs = await runs_of(engine)
+        requests = receiver.snapshot()
+    # Friday's and Monday's mornings; not Saturday's or Sunday's.
+    assert [r.output for r in runs] == [{}, {}]
+    assert [r.created_at for r in runs] == [
+        datetime(2026, 1, 2, 13, tzinfo=UTC),
+        datetime(2026, 1, 5, 13, tzinfo=UTC),
+    ]
+    assert [json.loads(r.body) for r in requests] == [{"kind": "daily_digest"}] * 2
+    assert [r.headers["Idempotency-Key"] for r in requests] == [f"{r.id}:s1" for r in runs]
