@@ -62,6 +62,7 @@ import httpx  # noqa: E402
 import uvloop  # noqa: E402
 
 from bench import results  # noqa: E402
+from bench.procs import cpu_seconds, proc_status  # noqa: E402
 from bench.smtp_sink import start as start_sink  # noqa: E402
 from bench.smtp_sink import taken  # noqa: E402
 from connectors.email.message import OutgoingEmail  # noqa: E402
@@ -120,22 +121,6 @@ def engine(root: Path) -> EngineProcess:
         process.kill()
         raise
     return process
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid``, in KiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0])
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user and system) the process ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def post_all(

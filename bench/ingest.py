@@ -36,6 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procs import cpu_seconds  # noqa: E402
 from bench.receiver import start as start_receiver  # noqa: E402
 from tests.support.process import free_port  # noqa: E402
 
@@ -124,12 +125,6 @@ def deliveries(base: str, limit: float = 300.0) -> dict[str, float]:
     drained = time.monotonic() - started
     ingested = _metric(base, "ownly_events_ingested_total")  # requests in flight have landed
     return {"during": during, "drain": drained, "ingested": ingested, "left": queued}
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user and system) the process ``pid`` has used so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_up(url: str, path: str = "/", timeout: float = 30) -> None:

@@ -57,6 +57,7 @@ import uvloop  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bench import results  # noqa: E402
+from bench.procs import cpu_seconds, proc_status  # noqa: E402
 from tests.support.process import EngineProcess, write_project  # noqa: E402
 from tests.support.rules import install_catalog  # noqa: E402
 
@@ -158,21 +159,6 @@ def engine(root: Path, receiver_url: str = "http://127.0.0.1:9/") -> EngineProce
         process.kill()
         raise
     return process
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid``, in KiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0])
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_runs(root: Path, workflow: str, status: str) -> int:
