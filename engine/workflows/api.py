@@ -351,7 +351,7 @@ class StartRun(BatchWrite[str | None]):
                     .where(workflow_runs.c.id == run_id)
                     .values(rerun_of=write.copy_from[0])
                 )
-            write.runs._insert(conn, list(new), write.now)
+            write.runs.insert(conn, list(new), write.now)
             started.append(run_id)
         return started
 

@@ -39,7 +39,7 @@ from engine.workflows.tables import (
 )
 from engine.workflows.values import dump, load, plain
 
-__all__ = ["MAX_ROUNDS", "Runs", "Trigger", "caller_of", "envelope_of"]
+__all__ = ["MAX_ROUNDS", "Runs", "Trigger", "caller_of", "envelope_of", "typed_event"]
 
 MAX_ROUNDS = 100  # retry_from rounds a run may take, within its timeout
 # Holding a concurrency slot: started, or about to be.
@@ -255,7 +255,7 @@ class Runs:
                 run_id=run.id,
                 rules=rules,
                 program=program,
-                event=_event(rules, run.event),
+                event=typed_event(rules, run.event),
                 variables={k: load(v) for k, v in (run.variables or {}).items()},
                 checkpoints=checkpoints,
                 round=round_,
@@ -268,7 +268,7 @@ class Runs:
             except RetryFrom as again:
                 _save(conn, walk, run, now)
                 if round_ >= MAX_ROUNDS:
-                    self._insert(conn, jobs, now)
+                    self.insert(conn, jobs, now)
                     self.end(conn, run, "failed", now, error=f"retried {MAX_ROUNDS} times")
                     return
                 _supersede(conn, run.id, program.from_step(again.step))
@@ -279,12 +279,12 @@ class Runs:
                 continue
             except Failure as failure:
                 _save(conn, walk, run, now)
-                self._insert(conn, jobs, now)
+                self.insert(conn, jobs, now)
                 self.end(conn, run, "failed", now, error=failure.message, step=failure.step)
                 return
             break
         _save(conn, walk, run, now)
-        self._insert(conn, jobs, now)
+        self.insert(conn, jobs, now)
         if progress == "done":
             output = {k: plain(v) for k, v in walk.variables.items()}
             self.end(conn, run, "completed", now, output=output)
@@ -295,7 +295,8 @@ class Runs:
         started = run.started_at or now
         _set(conn, run.id, now, status=status, current_step=walk.current, started_at=started)
 
-    def _insert(self, conn: Connection, jobs: list[NewJob], now: datetime) -> None:
+    def insert(self, conn: Connection, jobs: list[NewJob], now: datetime) -> None:
+        """Insert the jobs a run caused; the workers are woken after the commit."""
         if jobs:
             insert_jobs(conn, jobs, now)
             after_commit(conn, self._wake)
@@ -346,7 +347,7 @@ class Runs:
         _set(conn, following.id, now, status="pending")
         rules = self.versions.get(conn, following.version)
         if rules is not None:
-            self._insert(conn, [self.move(following.id, "start:next", now, rules)], now)
+            self.insert(conn, [self.move(following.id, "start:next", now, rules)], now)
 
     def cancel(self, conn: Connection, run_id: str, now: datetime, reason: str) -> bool:
         """Cancel a run that has not ended; False when it had."""
@@ -379,11 +380,12 @@ def _failed_event(run: Row[Any], error: str | None, now: datetime) -> StoredEven
 def _context(
     rules: RuleSet, event: dict[str, Any], now: datetime, env: Mapping[str, str]
 ) -> Context:
-    return Context(values={"event": _event(rules, event)}, now=now, env=env)
+    return Context(values={"event": typed_event(rules, event)}, now=now, env=env)
 
 
-def _event(rules: RuleSet, stored: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's `event` as expressions see it: time a datetime, data typed by the catalog."""
+def typed_event(rules: RuleSet, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """An event envelope as expressions see it (a run's `event`, an awaited or a
+    cancelling one): its time a datetime, its data typed by the catalog."""
     event = dict(stored)
     time = event.get("time")
     if isinstance(time, str):

@@ -22,14 +22,13 @@ from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.engine import Connection, Row
 
 from dsl import ir, truthy
-from dsl.payload import typed_view
 from engine.core.schema import events
 from engine.core.writer import after_commit
 from engine.events.bus import Bus, StoredEvent
 from engine.jobs.kinds import Ended
 from engine.jobs.queue import NewJob
 from engine.workflows.program import Checkpoint, Walk
-from engine.workflows.runs import Runs, caller_of
+from engine.workflows.runs import Runs, caller_of, typed_event
 from engine.workflows.tables import workflow_waits
 from engine.workflows.values import dump, plain
 
@@ -292,16 +291,15 @@ class _Refused(Exception):
 
 def envelope(walk: Walk, row: Any) -> dict[str, Any]:
     """A stored event as a step's expressions see it."""
-    spec = walk.rules.events.get(row.type)
-    data = typed_view(spec, row.data) if spec is not None else row.data
-    return {
+    stored = {
         "id": row.id,
         "type": row.type,
         "time": row.occurred_at,
         "source": row.source,
         "subject": row.subject,
-        "data": data,
+        "data": row.data,
     }
+    return typed_event(walk.rules, stored)
 
 
 def _env_ref(expression: str) -> dict[str, Any] | None:

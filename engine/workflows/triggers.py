@@ -24,15 +24,16 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from dsl import Context, RuleSet, Subscription, truthy
+from engine.core.schema import jobs as job_table
 from engine.core.writer import after_commit
 from engine.events.bus import StoredEvent
 from engine.jobs.kinds import Ended
 from engine.jobs.queue import NewJob, insert_jobs
 from engine.workflows import KIND
 from engine.workflows.program import Checkpoint
-from engine.workflows.runs import Runs, Trigger, _event
+from engine.workflows.runs import Runs, Trigger, typed_event
 from engine.workflows.schedule import Slot, next_slot
-from engine.workflows.steps import result_of
+from engine.workflows.steps import matches, result_of
 from engine.workflows.tables import (
     FINISHED,
     workflow_runs,
@@ -40,7 +41,7 @@ from engine.workflows.tables import (
     workflow_steps,
     workflow_waits,
 )
-from engine.workflows.values import dump
+from engine.workflows.values import dump, load
 
 __all__ = ["RunFollower", "RunPlanner", "RunWatcher", "Schedules", "event_trigger"]
 
@@ -90,7 +91,7 @@ class RunWatcher:
         resumed: set[str] = set()
         for event in events:
             for wait in waits:
-                if wait.run_id in resumed or not _matches(wait.pattern, event.type):
+                if wait.run_id in resumed or not matches(wait.pattern, event.type):
                     continue
                 if self._resume(conn, wait, event, now, jobs):
                     resumed.add(wait.run_id)
@@ -111,10 +112,10 @@ class RunWatcher:
             return False
         step = program.steps.get(wait.step)
         where = getattr(step, "where", None)
-        incoming = _typed(rules, event)
+        incoming = typed_event(rules, event.envelope())
         if where is not None:
-            values = {k: _load(v) for k, v in (run.variables or {}).items()}
-            values["event"] = _event(rules, run.event)
+            values = {k: load(v) for k, v in (run.variables or {}).items()}
+            values["event"] = typed_event(rules, run.event)
             values[step.name or ""] = incoming  # type: ignore[union-attr]
             if not truthy(rules.evaluate(where, Context(values=values, now=now, env=self._env))):
                 return False
@@ -142,7 +143,7 @@ class RunWatcher:
     def _cancel(self, conn: Connection, rules: RuleSet, event: StoredEvent, now: datetime) -> None:
         for workflow in rules.workflows.values():
             if not any(
-                any(_matches(p, event.type) for p in trigger.events)
+                any(matches(p, event.type) for p in trigger.events)
                 for trigger in workflow.cancel_on
             ):
                 continue
@@ -161,36 +162,15 @@ class RunWatcher:
         workflow = rules.workflows.get(run.workflow) if rules else None
         if rules is None or workflow is None:
             return False
-        values = {"event": _event(rules, run.event), "incoming": _typed(rules, event)}
+        incoming = typed_event(rules, event.envelope())
+        values = {"event": typed_event(rules, run.event), "incoming": incoming}
         context = Context(values=values, now=now, env=self._env)
         for trigger in workflow.cancel_on:
-            if not any(_matches(p, event.type) for p in trigger.events):
+            if not any(matches(p, event.type) for p in trigger.events):
                 continue
             if trigger.when is None or truthy(rules.evaluate(trigger.when, context)):
                 return True
         return False
-
-
-def _matches(pattern: str, event_type: str) -> bool:
-    from engine.workflows.steps import matches
-
-    return matches(pattern, event_type)
-
-
-def _load(value: Any) -> Any:
-    from engine.workflows.values import load
-
-    return load(value)
-
-
-def _typed(rules: RuleSet, event: StoredEvent) -> dict[str, Any]:
-    envelope = event.envelope()
-    spec = rules.events.get(event.type)
-    if spec is not None:
-        from dsl.payload import typed_view
-
-        envelope["data"] = typed_view(spec, event.data)
-    return envelope
 
 
 class RunFollower:
@@ -245,9 +225,7 @@ def _step_ended(
 
 
 def _attempts(conn: Connection, job_id: int) -> int:
-    from engine.core.schema import jobs
-
-    return int(conn.scalar(select(jobs.c.attempts).where(jobs.c.id == job_id)) or 0)
+    return int(conn.scalar(select(job_table.c.attempts).where(job_table.c.id == job_id)) or 0)
 
 
 class Schedules:
@@ -261,7 +239,7 @@ class Schedules:
     def apply(self, conn: Connection, rules: RuleSet, now: datetime) -> None:
         """Give every schedule of ``rules`` its next slot, unless it has one."""
         known = {(r.workflow, r.cron, r.timezone) for r in conn.execute(select(workflow_schedules))}
-        jobs: list[NewJob] = []
+        planned: list[NewJob] = []
         for workflow in rules.workflows.values():
             for trigger in workflow.triggers:
                 if trigger.kind != "schedule" or trigger.cron is None:
@@ -270,9 +248,9 @@ class Schedules:
                 if (workflow.name, trigger.cron, zone) in known:
                     continue
                 slot = next_slot(trigger.cron, zone, now)
-                jobs.append(self._plan(conn, workflow.name, trigger.cron, zone, slot, rules))
-        if jobs:
-            insert_jobs(conn, jobs, now)
+                planned.append(self._plan(conn, workflow.name, trigger.cron, zone, slot, rules))
+        if planned:
+            insert_jobs(conn, planned, now)
             after_commit(conn, self._wake)
 
     def _plan(
@@ -312,9 +290,7 @@ class Schedules:
 
     def fire(self, conn: Connection, job_id: int, now: datetime) -> None:
         """A slot has come: its run starts (unless the schedule is gone), the next is planned."""
-        from engine.core.schema import jobs
-
-        payload = conn.scalar(select(jobs.c.payload).where(jobs.c.id == job_id))
+        payload = conn.scalar(select(job_table.c.payload).where(job_table.c.id == job_id))
         if not isinstance(payload, dict) or "schedule" not in payload:
             return
         schedule = payload["schedule"]
