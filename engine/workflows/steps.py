@@ -24,16 +24,17 @@ from sqlalchemy.engine import Connection, Row
 from dsl import ir, truthy
 from engine.core.schema import events
 from engine.core.writer import after_commit
+from engine.email.sending import ComposeError, Composer, queue_emails
 from engine.events.bus import Bus, StoredEvent
 from engine.jobs.kinds import Ended
 from engine.jobs.queue import NewJob
+from engine.records.store import RecordError, update_record
 from engine.workflows.program import Checkpoint, Walk
 from engine.workflows.runs import Runs, caller_of, typed_event
 from engine.workflows.tables import workflow_waits
 from engine.workflows.values import dump, plain
 
 if TYPE_CHECKING:
-    from engine.email.sending import Composer
     from engine.webhooks.planner import WebhookPlanner
 
 __all__ = ["LOOKBACK", "Actors", "StepEffects", "matches", "result_of", "step_key"]
@@ -143,8 +144,6 @@ class StepEffects:
         caller: str,
         point: Checkpoint,
     ) -> None:
-        from engine.email.sending import ComposeError, queue_emails
-
         composer = self.actors.composer()
         if composer is None:
             raise _Refused("send_email needs the email capability, not running here")
@@ -214,8 +213,6 @@ class StepEffects:
         config = self.actors.records
         if config is None:
             raise _Refused("update_record needs the records capability, not running here")
-        from engine.records.store import RecordError, update_record
-
         record, record_id = str(args.get("record")), str(plain(args.get("id")))
         fields = plain(args.get("fields") or {})
         point.input = {"record": record, "id": record_id, "fields": fields}
